@@ -1,0 +1,26 @@
+"""Run the Stripe emulator: ``python -m stripe_emulator [--port 12111]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from werkzeug.serving import run_simple
+
+from . import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stripe_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--db", help="SQLite file (default instance/stripe-emulator.sqlite3)")
+    parser.add_argument("--reset", action="store_true", help="forget every object first")
+    args = parser.parse_args(argv)
+    config = {"EMULATOR_DB": args.db} if args.db else {}
+    config["EMULATOR_RESET"] = args.reset
+    app = create_app(config)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
