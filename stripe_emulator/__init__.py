@@ -10,28 +10,87 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask
+from flask import Flask, g, jsonify, request
+
+from . import core
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the emulator's WSGI app."""
     app = Flask(__name__, instance_path=os.path.abspath("instance"))
     app.config.from_mapping(
-        EMULATOR_DB=os.path.join(app.instance_path, "stripe-emulator.sqlite3"),
-        EMULATOR_SECRET_KEY=None,  # None: any sk_test_... key is accepted
-        EMULATOR_PUBLISHABLE_KEY=None,  # None: any pk_test_... key is accepted
-        EMULATOR_WEBHOOK_FAULT=None,  # default fault mode for every endpoint
+        EMULATOR_DB=os.environ.get("STRIPE_EMULATOR_DB")
+        or os.path.join(app.instance_path, "stripe-emulator.sqlite3"),
+        # None: any sk_test_... / pk_test_... key is accepted.
+        EMULATOR_SECRET_KEY=os.environ.get("STRIPE_EMULATOR_SECRET_KEY"),
+        EMULATOR_PUBLISHABLE_KEY=os.environ.get("STRIPE_EMULATOR_PUBLISHABLE_KEY"),
+        # Default webhook fault mode for every endpoint: duplicate|shuffle|late|drop_first.
+        EMULATOR_WEBHOOK_FAULT=os.environ.get("STRIPE_EMULATOR_WEBHOOK_FAULT"),
+        EMULATOR_RESET=False,
     )
     if config:
         app.config.from_mapping(config)
+    os.makedirs(os.path.dirname(os.path.abspath(app.config["EMULATOR_DB"])), exist_ok=True)
+    core.init_store(app.config["EMULATOR_DB"], reset=app.config["EMULATOR_RESET"])
 
     from . import api, browser
 
     app.register_blueprint(api.bp)
     app.register_blueprint(browser.bp)
 
+    @app.before_request
+    def _start():
+        g.request_id = core.new_id("req", 14)
+        if request.method == "OPTIONS":
+            return app.response_class(status=204)
+        if request.path.startswith("/v1/"):
+            return core.idempotency_lookup()
+        return None
+
+    @app.after_request
+    def _finish(response):
+        if request.path.startswith("/v1/"):
+            core.idempotency_store(response)
+            response.headers["Request-Id"] = g.get("request_id", "")
+            # Stripe.js calls the API from the merchant's pages, as with api.stripe.com.
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key, Stripe-Version"
+            )
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        return response
+
+    @app.errorhandler(core.StripeError)
+    def _stripe_error(err: core.StripeError):
+        return jsonify({"error": err.body}), err.status
+
+    @app.errorhandler(404)
+    def _not_found(_err):
+        if request.path.startswith("/v1/"):
+            body = {
+                "type": "invalid_request_error",
+                "message": f"Unrecognized request URL ({request.method}: {request.path}).",
+            }
+            return jsonify({"error": body}), 404
+        return "Not found", 404
+
+    @app.errorhandler(405)
+    def _bad_method(_err):
+        body = {
+            "type": "invalid_request_error",
+            "message": f"Unrecognized request URL ({request.method}: {request.path}).",
+        }
+        return jsonify({"error": body}), 404
+
     @app.get("/healthz")
     def healthz():
         return {"ok": True}
+
+    @app.post("/_emulator/reset")
+    def reset():
+        """Forget every object (tests and `make run --reset` use this)."""
+        core.authenticate()
+        core.reset_store()
+        return {"reset": True}
 
     return app

@@ -1,0 +1,518 @@
+"""Shared machinery of the emulator: object store, request parsing, auth, errors, events.
+
+Every Stripe object is stored as its JSON in one SQLite table, keyed by id.  The
+API modules build plain dicts shaped like Stripe's objects and save them here;
+nested objects are stored by id and expanded on the way out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+
+API_VERSION = "2026-10-28.endive"
+
+_local = threading.local()
+_write_lock = threading.RLock()
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StripeError(Exception):
+    """An error answered in Stripe's format: ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        decline_code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"type": type, "message": message}
+        if code:
+            self.body["code"] = code
+        if param:
+            self.body["param"] = param
+        if decline_code:
+            self.body["decline_code"] = decline_code
+        if extra:
+            self.body.update(extra)
+
+
+def not_found(obj_id: str, param: str = "id") -> StripeError:
+    return StripeError(
+        f"No such {param}: '{obj_id}'", status=404, code="resource_missing", param=param
+    )
+
+
+def missing(param: str) -> StripeError:
+    return StripeError(
+        f"Missing required param: {param}.", code="parameter_missing", param=param
+    )
+
+
+def invalid(param: str, message: str | None = None) -> StripeError:
+    return StripeError(
+        message or f"Invalid value for {param}.", code="parameter_invalid", param=param
+    )
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _db_path() -> str:
+    return current_app.config["EMULATOR_DB"]
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def db() -> sqlite3.Connection:
+    """One connection per thread and database file."""
+    path = _db_path()
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    if path not in conns:
+        conns[path] = connect(path)
+    return conns[path]
+
+
+def init_store(path: str, reset: bool = False) -> None:
+    conn = connect(path)
+    if reset:
+        conn.executescript("DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;")
+    conn.close()
+
+
+def reset_store() -> None:
+    with _write_lock:
+        db().executescript(
+            "DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;"
+        )
+
+
+@contextmanager
+def transaction() -> Iterator[sqlite3.Connection]:
+    """Serialise writers: read-modify-write of objects happens under one lock."""
+    with _write_lock:
+        conn = db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+
+def now() -> int:
+    return int(time.time()) + clock_offset()
+
+
+def clock_offset() -> int:
+    """Seconds the emulator's clock runs ahead (moved by test helpers)."""
+    row = db().execute("SELECT value FROM counters WHERE name='clock_offset'").fetchone()
+    return row[0] if row else 0
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return prefix + "_" + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _next_seq(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES ('seq', 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+    )
+    return conn.execute("SELECT value FROM counters WHERE name='seq'").fetchone()[0]
+
+
+def save(obj: dict[str, Any]) -> dict[str, Any]:
+    """Insert or replace a stored object (keeps its original order in lists)."""
+    with _write_lock:
+        conn = db()
+        row = conn.execute("SELECT seq FROM objects WHERE id=?", (obj["id"],)).fetchone()
+        seq = row[0] if row else _next_seq(conn)
+        conn.execute(
+            "INSERT OR REPLACE INTO objects (id, type, created, seq, data) VALUES (?,?,?,?,?)",
+            (obj["id"], obj["object"], obj.get("created") or now(), seq, json.dumps(obj)),
+        )
+    return obj
+
+
+def get(obj_id: str | None, type: str | None = None) -> dict[str, Any] | None:
+    if not obj_id or not isinstance(obj_id, str):
+        return None
+    row = db().execute("SELECT type, data FROM objects WHERE id=?", (obj_id,)).fetchone()
+    if row is None or (type is not None and row[0] != type):
+        return None
+    return json.loads(row[1])
+
+
+def get_or_404(obj_id: str, type: str, param: str = "id") -> dict[str, Any]:
+    obj = get(obj_id, type)
+    if obj is None:
+        raise not_found(obj_id, param)
+    return obj
+
+
+def delete(obj_id: str) -> None:
+    with _write_lock:
+        db().execute("DELETE FROM objects WHERE id=?", (obj_id,))
+
+
+def all_of(type: str, where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict]:
+    """Every stored object of a type, newest first (Stripe's list order)."""
+    rows = db().execute(
+        "SELECT data FROM objects WHERE type=? ORDER BY seq DESC", (type,)
+    ).fetchall()
+    objs = [json.loads(r[0]) for r in rows]
+    return [o for o in objs if where is None or where(o)]
+
+
+def base_object(prefix: str, object_name: str, **fields: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {"id": new_id(prefix), "object": object_name}
+    obj.update(fields)
+    obj.setdefault("created", now())
+    obj.setdefault("livemode", False)
+    return obj
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Turn Stripe's form encoding (``a[b][0][c]=v``, ``expand[]=x``) into nested data.
+
+    Integer-keyed dicts become lists; ``""`` stays as the empty string (Stripe uses it
+    to unset a field).
+    """
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = [key.split("[", 1)[0]]
+        if "[" in key:
+            parts += [p.rstrip("]") for p in key.split("[", 1)[1].split("[")]
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part == "":  # ``a[]=`` appends
+                part = str(len(node))
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if isinstance(node, dict):
+        node = {k: _listify(v) for k, v in node.items()}
+        if node and all(k.isdigit() for k in node):
+            return [node[k] for k in sorted(node, key=int)]
+    return node
+
+
+def params() -> dict[str, Any]:
+    """The request's parameters: query string for GET/DELETE, form body otherwise."""
+    if "params" not in g:
+        pairs = list(request.args.items(multi=True))
+        if request.method not in ("GET", "DELETE"):
+            pairs += list(request.form.items(multi=True))
+        g.params = parse_form(pairs)
+    return g.params
+
+
+def to_int(value: Any, param: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid(param, f"Invalid integer: {value}") from None
+
+
+def to_bool(value: Any) -> bool:
+    return str(value).lower() in ("true", "1", "yes", "on")
+
+
+def metadata_from(p: dict[str, Any], current: dict[str, str] | None = None) -> dict[str, str]:
+    """Merge ``metadata[...]`` like Stripe: ``""`` removes a key or clears all."""
+    md = dict(current or {})
+    value = p.get("metadata")
+    if value == "":
+        return {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if v == "":
+                md.pop(k, None)
+            else:
+                md[k] = str(v)
+    return md
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def request_key() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:].strip()
+    if request.authorization and request.authorization.type == "basic":
+        return request.authorization.username
+    return None
+
+
+def authenticate(allow_publishable: bool = False) -> str:
+    """Check the API key; returns ``"secret"`` or ``"publishable"``."""
+    key = request_key()
+    if not key:
+        raise StripeError(
+            "You did not provide an API key. Provide it in the Authorization header "
+            "(Authorization: Bearer YOUR_SECRET_KEY).",
+            status=401,
+        )
+    if key.startswith(("sk_live_", "pk_live_", "rk_live_")):
+        raise StripeError(
+            "The Stripe emulator refuses live-mode keys; use a sk_test_/pk_test_ key.",
+            status=401,
+        )
+    cfg = current_app.config
+    if key.startswith("sk_test_"):
+        expected = cfg.get("EMULATOR_SECRET_KEY")
+        if expected and key != expected:
+            raise StripeError(f"Invalid API Key provided: {key[:12]}***", status=401)
+        return "secret"
+    if key.startswith("pk_test_"):
+        expected = cfg.get("EMULATOR_PUBLISHABLE_KEY")
+        if expected and key != expected:
+            raise StripeError(f"Invalid API Key provided: {key[:12]}***", status=401)
+        if not allow_publishable:
+            raise StripeError(
+                "This API call cannot be made with a publishable API key. "
+                "Please use a secret API key.",
+                status=401,
+            )
+        return "publishable"
+    raise StripeError(f"Invalid API Key provided: {key[:12]}***", status=401)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def expand(obj: Any, paths: list[str]) -> Any:
+    """Replace ids by their objects along dotted ``expand[]`` paths (``data.`` for lists)."""
+    for path in paths:
+        obj = _expand_path(obj, path.split("."))
+    return obj
+
+
+def _expand_path(node: Any, parts: list[str]) -> Any:
+    if not parts or node is None:
+        return node
+    if isinstance(node, dict) and node.get("object") == "list" and parts[0] == "data":
+        node = dict(node)
+        node["data"] = [_expand_path(item, parts[1:]) for item in node["data"]]
+        return node
+    if not isinstance(node, dict):
+        return node
+    head, rest = parts[0], parts[1:]
+    node = dict(node)
+    value = node.get(head)
+    if isinstance(value, str):
+        loaded = get(value)
+        if loaded is not None:
+            value = present(loaded)
+    elif value is None and head == "line_items" and node.get("object") == "checkout.session":
+        value = present_hook("line_items", node)
+    node[head] = _expand_path(value, rest)
+    return node
+
+
+# Modules can register computed views of an object (e.g. a session's line_items list).
+_present_hooks: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+
+def present_hook(name: str, obj: dict[str, Any]) -> Any:
+    fn = _present_hooks.get(name)
+    return fn(obj) if fn else None
+
+
+def register_present_hook(name: str, fn: Callable[[dict[str, Any]], Any]) -> None:
+    _present_hooks[name] = fn
+
+
+# Per-type presenters turn a stored object into its API form (e.g. refresh derived fields).
+_presenters: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def register_presenter(object_name: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    _presenters[object_name] = fn
+
+
+def present(obj: dict[str, Any]) -> dict[str, Any]:
+    fn = _presenters.get(obj.get("object", ""))
+    return fn(obj) if fn else obj
+
+
+def respond(obj: dict[str, Any], status: int = 200):
+    """JSON answer for one object, honouring ``expand[]``."""
+    paths = params().get("expand") or []
+    if isinstance(paths, str):
+        paths = [paths]
+    body = expand(present(obj), paths)
+    return jsonify(body), status
+
+
+def list_response(objs: list[dict[str, Any]], url: str):
+    """A Stripe list object with ``limit``, ``starting_after`` and ``ending_before``."""
+    p = params()
+    limit = to_int(p.get("limit", 10), "limit")
+    if not 1 <= limit <= 100:
+        raise invalid("limit", "limit must be between 1 and 100.")
+    start = p.get("starting_after")
+    end = p.get("ending_before")
+    ids = [o["id"] for o in objs]
+    if start:
+        if start not in ids:
+            raise not_found(start, "starting_after")
+        objs = objs[ids.index(start) + 1 :]
+    elif end:
+        if end not in ids:
+            raise not_found(end, "ending_before")
+        objs = objs[: ids.index(end)][-limit:]
+    page = objs[:limit]
+    paths = [x[len("data.") :] for x in (p.get("expand") or []) if x.startswith("data.")]
+    data = [expand(present(o), paths) for o in page]
+    return jsonify(
+        {"object": "list", "data": data, "has_more": len(objs) > limit, "url": url}
+    )
+
+
+def list_of(objs: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    """An embedded list object (e.g. ``line_items`` inside a session)."""
+    return {"object": "list", "data": objs, "has_more": False, "url": url}
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def idempotency_lookup() -> Any | None:
+    """Replay a stored answer for a repeated ``Idempotency-Key`` (POST only)."""
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return None
+    fingerprint = hashlib.sha256(
+        (request.path + "?" + request.get_data(as_text=True)).encode()
+    ).hexdigest()
+    g.idempotency = (key, fingerprint)
+    row = db().execute(
+        "SELECT fingerprint, status, body FROM idempotency WHERE key=?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != fingerprint:
+        raise StripeError(
+            "Keys for idempotent requests can only be used with the same parameters they "
+            f"were first used with. Try using a key other than '{key}' if you meant to "
+            "execute a different request.",
+            type="idempotency_error",
+        )
+    response = current_app.response_class(row[2], status=row[1], mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotency_store(response) -> None:
+    stored = g.get("idempotency")
+    # Stripe replays results, including errors, except 5xx/429 which may be retried.
+    if not stored or response.status_code >= 500 or response.status_code == 429:
+        return
+    key, fingerprint = stored
+    with _write_lock:
+        db().execute(
+            "INSERT OR IGNORE INTO idempotency (key, fingerprint, status, body, created) "
+            "VALUES (?,?,?,?,?)",
+            (key, fingerprint, response.status_code, response.get_data(as_text=True), now()),
+        )
+
+
+# --------------------------------------------------------------------------- events
+
+# The webhook module registers the function that queues an event for delivery.
+_event_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+
+def on_event(fn: Callable[[dict[str, Any]], None]) -> None:
+    _event_listeners.append(fn)
+
+
+def record_event(
+    type: str, obj: dict[str, Any], previous_attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Store an Event for a state change and hand it to webhook delivery."""
+    data: dict[str, Any] = {"object": present(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
+    req_id = g.get("request_id") if _in_request() else None
+    idem = request.headers.get("Idempotency-Key") if _in_request() else None
+    event = base_object(
+        "evt",
+        "event",
+        api_version=API_VERSION,
+        data=data,
+        pending_webhooks=0,
+        request={"id": req_id, "idempotency_key": idem},
+        type=type,
+        context=None,
+    )
+    event.pop("context")
+    save(event)
+    for listener in _event_listeners:
+        listener(event)
+    return event
+
+
+def _in_request() -> bool:
+    from flask import has_request_context
+
+    return has_request_context()
