@@ -81,9 +81,7 @@ def not_found(obj_id: str, param: str = "id") -> StripeError:
 
 
 def missing(param: str) -> StripeError:
-    return StripeError(
-        f"Missing required param: {param}.", code="parameter_missing", param=param
-    )
+    return StripeError(f"Missing required param: {param}.", code="parameter_missing", param=param)
 
 
 def invalid(param: str, message: str | None = None) -> StripeError:
@@ -126,9 +124,7 @@ def init_store(path: str, reset: bool = False) -> None:
 
 def reset_store() -> None:
     with _write_lock:
-        db().executescript(
-            "DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;"
-        )
+        db().executescript("DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;")
 
 
 @contextmanager
@@ -205,9 +201,9 @@ def delete(obj_id: str) -> None:
 
 def all_of(type: str, where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict]:
     """Every stored object of a type, newest first (Stripe's list order)."""
-    rows = db().execute(
-        "SELECT data FROM objects WHERE type=? ORDER BY seq DESC", (type,)
-    ).fetchall()
+    rows = (
+        db().execute("SELECT data FROM objects WHERE type=? ORDER BY seq DESC", (type,)).fetchall()
+    )
     objs = [json.loads(r[0]) for r in rows]
     return [o for o in objs if where is None or where(o)]
 
@@ -423,9 +419,7 @@ def list_response(objs: list[dict[str, Any]], url: str):
     page = objs[:limit]
     paths = [x[len("data.") :] for x in (p.get("expand") or []) if x.startswith("data.")]
     data = [expand(present(o), paths) for o in page]
-    return jsonify(
-        {"object": "list", "data": data, "has_more": len(objs) > limit, "url": url}
-    )
+    return jsonify({"object": "list", "data": data, "has_more": len(objs) > limit, "url": url})
 
 
 def list_of(objs: list[dict[str, Any]], url: str) -> dict[str, Any]:
@@ -445,9 +439,11 @@ def idempotency_lookup() -> Any | None:
         (request.path + "?" + request.get_data(as_text=True)).encode()
     ).hexdigest()
     g.idempotency = (key, fingerprint)
-    row = db().execute(
-        "SELECT fingerprint, status, body FROM idempotency WHERE key=?", (key,)
-    ).fetchone()
+    row = (
+        db()
+        .execute("SELECT fingerprint, status, body FROM idempotency WHERE key=?", (key,))
+        .fetchone()
+    )
     if row is None:
         return None
     if row[0] != fingerprint:
