@@ -33,10 +33,11 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(os.path.dirname(os.path.abspath(app.config["EMULATOR_DB"])), exist_ok=True)
     core.init_store(app.config["EMULATOR_DB"], reset=app.config["EMULATOR_RESET"])
 
-    from . import api, browser
+    from . import api, billing, browser, webhooks
 
-    app.register_blueprint(api.bp)
-    app.register_blueprint(browser.bp)
+    for module in (api, billing, webhooks, browser):
+        app.register_blueprint(module.bp)
+    webhooks.start_delivery(app) if hasattr(webhooks, "start_delivery") else None
 
     @app.before_request
     def _start():
