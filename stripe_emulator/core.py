@@ -358,13 +358,15 @@ def _expand_path(node: Any, parts: list[str]) -> Any:
         loaded = get(value)
         if loaded is not None:
             value = present(loaded)
-    elif value is None and head == "line_items" and node.get("object") == "checkout.session":
-        value = present_hook("line_items", node)
+    elif value is None and head in _present_hooks:
+        # Includable fields that are not stored (a session's line_items, an invoice's payments).
+        value = present_hook(head, node)
     node[head] = _expand_path(value, rest)
     return node
 
 
-# Modules can register computed views of an object (e.g. a session's line_items list).
+# Modules can register computed views of an object (e.g. a session's line_items list);
+# a hook gets the parent object and returns None when it does not apply to its type.
 _present_hooks: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
 
