@@ -129,9 +129,16 @@ def reset_store() -> None:
 
 @contextmanager
 def transaction() -> Iterator[sqlite3.Connection]:
-    """Serialise writers: read-modify-write of objects happens under one lock."""
+    """Serialise writers: read-modify-write of objects happens under one lock.
+
+    Re-entrant: a nested ``transaction()`` (e.g. billing calling payment functions that
+    open their own) joins the outer one, which alone commits or rolls back.
+    """
     with _write_lock:
         conn = db()
+        if conn.in_transaction:
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
