@@ -37,7 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     for module in (api, billing, webhooks, browser):
         app.register_blueprint(module.bp)
-    webhooks.start_delivery(app) if hasattr(webhooks, "start_delivery") else None
+    webhooks.init_app(app)  # delivery tables, test helpers, resumes pending webhooks
 
     @app.before_request
     def _start():
