@@ -1,0 +1,644 @@
+"""Checkout Sessions and the API behind the hosted payment page.
+
+A session is created ``open``/``unpaid`` with ``url`` = ``<base>/c/pay/<cs_id>`` (the page
+lives in ``browser.py``).  The page reads ``GET /v1/payment_pages/<cs_id>`` and pays with
+``POST /v1/payment_pages/<cs_id>/confirm``: in payment mode a PaymentIntent is created and
+confirmed; in subscription mode a customer is found or created, the card attached and the
+first invoice charged before the subscription is started.  A card that needs 3-D Secure
+answers ``requires_action``; the session completes when that PaymentIntent later succeeds
+(``payment_intent.succeeded`` listener).  Line items are not stored on the session's public
+fields but computed for ``expand[]=line_items``, as Stripe does.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from . import billing, core
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("checkout", __name__)
+
+MIN_EXPIRY = 30 * 60
+MAX_EXPIRY = 24 * 3600
+SESSION_ID_LENGTH = 58
+# Private bookkeeping kept on the stored session, never shown in the API.
+_PRIVATE_PREFIX = "_"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _base_url() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _present_session(session: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in session.items() if not k.startswith(_PRIVATE_PREFIX)}
+
+
+core.register_presenter("checkout.session", _present_session)
+
+
+def _line_items_hook(session: dict[str, Any]) -> dict[str, Any] | None:
+    if session.get("object") != "checkout.session":
+        return None
+    stored = core.get(session["id"], "checkout.session") or {}
+    items = stored.get("_line_items") or []
+    return core.list_of(items, f"/v1/checkout/sessions/{session['id']}/line_items")
+
+
+core.register_present_hook("line_items", _line_items_hook)
+
+
+def redirect_url(session: dict[str, Any]) -> str:
+    """``success_url`` with ``{CHECKOUT_SESSION_ID}`` filled in, as Checkout redirects."""
+    return (session.get("success_url") or "").replace("{CHECKOUT_SESSION_ID}", session["id"])
+
+
+def expire_if_due(session: dict[str, Any]) -> dict[str, Any]:
+    """Sessions past ``expires_at`` expire when next read (Stripe does it in the background)."""
+    if session["status"] == "open" and session["expires_at"] <= core.now():
+        session = _expire(session)
+    return session
+
+
+def _expire(session: dict[str, Any]) -> dict[str, Any]:
+    session["status"] = "expired"
+    session.pop("_pending_pi", None)
+    session.pop("_pending_details", None)
+    core.save(session)
+    core.record_event("checkout.session.expired", session)
+    return session
+
+
+def _session_or_404(cs_id: str) -> dict[str, Any]:
+    return core.get_or_404(cs_id, "checkout.session")
+
+
+# --------------------------------------------------------------------------- line items
+
+
+def _inline_price(data: Any, param: str, mode: str) -> dict[str, Any]:
+    """Create the hidden Price (and Product) that ``price_data`` describes."""
+    from . import payments
+
+    if not isinstance(data, dict):
+        raise core.invalid(param)
+    currency = str(data.get("currency") or "").lower()
+    if not currency:
+        raise core.missing(f"{param}[currency]")
+    if "unit_amount" not in data:
+        raise core.missing(f"{param}[unit_amount]")
+    unit_amount = core.to_int(data["unit_amount"], f"{param}[unit_amount]")
+    if unit_amount < 0:
+        raise core.invalid(
+            f"{param}[unit_amount]", "This value must be greater than or equal to 0."
+        )
+    product_id = data.get("product")
+    product_data = data.get("product_data")
+    if product_id and product_data:
+        raise core.invalid(
+            param, "You may only specify one of these parameters: product, product_data."
+        )
+    if product_id:
+        if core.get(product_id, "product") is None:
+            raise core.StripeError(
+                f"No such product: '{product_id}'",
+                code="resource_missing",
+                param=f"{param}[product]",
+            )
+    elif isinstance(product_data, dict):
+        if not product_data.get("name"):
+            raise core.missing(f"{param}[product_data][name]")
+        product_params: dict[str, Any] = {"name": product_data["name"]}
+        for key in ("description", "metadata", "images"):
+            if key in product_data:
+                product_params[key] = product_data[key]
+        product_id = payments.create_product(product_params)["id"]
+    else:
+        raise core.missing(f"{param}[product_data]")
+    recurring = data.get("recurring")
+    if mode == "subscription" and not isinstance(recurring, dict):
+        raise core.missing(f"{param}[recurring]")
+    price_params: dict[str, Any] = {
+        "currency": currency,
+        "unit_amount": unit_amount,
+        "product": product_id,
+    }
+    if isinstance(recurring, dict):
+        if not recurring.get("interval"):
+            raise core.missing(f"{param}[recurring][interval]")
+        price_params["recurring"] = recurring
+    price = payments.create_price(price_params)
+    # Stripe hides ad-hoc prices from the catalogue.
+    price["active"] = False
+    return core.save(price)
+
+
+def _build_line_items(p: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    raw_items = p.get("line_items")
+    if not raw_items:
+        raise core.missing("line_items")
+    if not isinstance(raw_items, list):
+        raise core.invalid("line_items")
+    items: list[dict[str, Any]] = []
+    for i, raw in enumerate(raw_items):
+        param = f"line_items[{i}]"
+        if not isinstance(raw, dict):
+            raise core.invalid(param)
+        if raw.get("price") and raw.get("price_data"):
+            raise core.invalid(
+                param, "You may only specify one of these parameters: price, price_data."
+            )
+        if raw.get("price"):
+            price = core.get(raw["price"], "price")
+            if price is None:
+                raise core.StripeError(
+                    f"No such price: '{raw['price']}'",
+                    code="resource_missing",
+                    param=f"{param}[price]",
+                )
+            if not price.get("active", True):
+                raise core.invalid(
+                    f"{param}[price]",
+                    f"The price `{price['id']}` is not available to be "
+                    "purchased because it is not active.",
+                )
+        elif raw.get("price_data"):
+            price = _inline_price(raw["price_data"], f"{param}[price_data]", mode)
+        else:
+            raise core.missing(f"{param}[price]")
+        if "quantity" not in raw:
+            raise core.missing(f"{param}[quantity]")
+        quantity = core.to_int(raw["quantity"], f"{param}[quantity]")
+        if not 1 <= quantity <= 999_999:
+            raise core.invalid(f"{param}[quantity]", "Quantity must be between 1 and 999999.")
+        recurring = price.get("type") == "recurring"
+        if mode == "payment" and recurring:
+            raise core.invalid(
+                f"{param}[price]",
+                "You specified `payment` mode but passed a recurring price. Either switch to "
+                "`subscription` mode or use only one-time prices.",
+            )
+        if mode == "subscription" and not recurring:
+            # Stripe allows one-time extras on the first invoice; the emulator does not.
+            raise core.invalid(
+                f"{param}[price]",
+                "The emulator only supports recurring prices in `subscription` mode.",
+            )
+        amount = (price.get("unit_amount") or 0) * quantity
+        product = core.get(price.get("product"), "product") or {}
+        items.append(
+            {
+                "id": core.new_id("li"),
+                "object": "item",
+                "adjustable_quantity": None,
+                "amount_discount": 0,
+                "amount_subtotal": amount,
+                "amount_tax": 0,
+                "amount_total": amount,
+                "currency": price["currency"],
+                "description": product.get("name"),
+                "metadata": {},
+                "price": price,
+                "quantity": quantity,
+            }
+        )
+    currencies = {item["currency"] for item in items}
+    if len(currencies) > 1:
+        raise core.invalid(
+            "line_items",
+            "All line items must have the same currency; got "
+            + ", ".join(sorted(currencies))
+            + ".",
+        )
+    if mode == "subscription":
+        intervals = {
+            (i["price"]["recurring"]["interval"], i["price"]["recurring"].get("interval_count", 1))
+            for i in items
+        }
+        if len(intervals) > 1:
+            raise core.invalid(
+                "line_items", "All recurring prices must have the same billing interval."
+            )
+    return items
+
+
+# --------------------------------------------------------------------------- sessions API
+
+
+def _check_url(p: dict[str, Any], name: str, required: bool) -> str | None:
+    url = p.get(name)
+    if not url:
+        if required:
+            raise core.missing(name)
+        return None
+    if not str(url).startswith(("http://", "https://")):
+        raise core.invalid(name, "Not a valid URL")
+    return str(url)
+
+
+@bp.post("/checkout/sessions")
+def create_session():
+    """Create an open Checkout Session (payment or subscription mode)."""
+    core.authenticate()
+    p = core.params()
+    mode = p.get("mode")
+    if not mode:
+        raise core.missing("mode")
+    if mode not in ("payment", "subscription"):
+        raise core.invalid(
+            "mode", f"Invalid mode: {mode}; the emulator supports payment and subscription."
+        )
+    ui_mode = p.get("ui_mode") or "hosted_page"
+    if ui_mode not in ("hosted_page", "hosted"):
+        raise core.invalid("ui_mode", "The emulator only serves the hosted Checkout page.")
+    success_url = _check_url(p, "success_url", required=True)
+    cancel_url = _check_url(p, "cancel_url", required=False)
+    if p.get("customer") and p.get("customer_email"):
+        raise core.invalid(
+            "customer_email",
+            "You may only specify one of these parameters: customer, customer_email.",
+        )
+    customer_id = p.get("customer") or None
+    if customer_id and core.get(customer_id, "customer") is None:
+        raise core.StripeError(
+            f"No such customer: '{customer_id}'", code="resource_missing", param="customer"
+        )
+    customer_email = p.get("customer_email") or None
+    if customer_email and "@" not in customer_email:
+        raise core.invalid("customer_email", "Invalid email address: " + customer_email)
+    if mode != "payment" and p.get("payment_intent_data"):
+        raise core.invalid(
+            "payment_intent_data",
+            "You can not pass `payment_intent_data` in `subscription` mode.",
+        )
+    if mode != "subscription" and p.get("subscription_data"):
+        raise core.invalid(
+            "subscription_data", "You can not pass `subscription_data` in `payment` mode."
+        )
+    pi_data = p.get("payment_intent_data") or {}
+    sub_data = p.get("subscription_data") or {}
+    if not isinstance(pi_data, dict):
+        raise core.invalid("payment_intent_data")
+    if not isinstance(sub_data, dict):
+        raise core.invalid("subscription_data")
+    created = core.now()
+    expires_at = created + MAX_EXPIRY
+    if p.get("expires_at"):
+        expires_at = core.to_int(p["expires_at"], "expires_at")
+        if not created + MIN_EXPIRY <= expires_at <= created + MAX_EXPIRY:
+            raise core.invalid(
+                "expires_at",
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+                "Checkout Session creation.",
+            )
+    client_reference_id = p.get("client_reference_id") or None
+    if client_reference_id and len(client_reference_id) > 200:
+        raise core.invalid("client_reference_id", "client_reference_id is too long (max 200).")
+    items = _build_line_items(p, mode)
+    subtotal = sum(i["amount_subtotal"] for i in items)
+
+    cs_id = core.new_id("cs_test", SESSION_ID_LENGTH)
+    session = core.base_object(
+        "cs_test",
+        "checkout.session",
+        adaptive_pricing={"enabled": False},
+        after_expiration=None,
+        allow_promotion_codes=None,
+        amount_subtotal=subtotal,
+        amount_total=subtotal,
+        automatic_tax={"enabled": False, "liability": None, "provider": None, "status": None},
+        billing_address_collection=None,
+        cancel_url=cancel_url,
+        client_reference_id=client_reference_id,
+        client_secret=None,
+        collected_information=None,
+        consent=None,
+        consent_collection=None,
+        created=created,
+        currency=items[0]["currency"],
+        currency_conversion=None,
+        custom_fields=[],
+        custom_text={
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        customer=customer_id,
+        customer_account=None,
+        customer_creation=None
+        if customer_id
+        else ("if_required" if mode == "payment" else "always"),
+        customer_details=None,
+        customer_email=customer_email,
+        discounts=[],
+        expires_at=expires_at,
+        invoice=None,
+        invoice_creation=(
+            {
+                "enabled": False,
+                "invoice_data": {
+                    "account_tax_ids": None,
+                    "custom_fields": None,
+                    "description": None,
+                    "footer": None,
+                    "issuer": None,
+                    "metadata": {},
+                    "rendering_options": None,
+                },
+            }
+            if mode == "payment"
+            else None
+        ),
+        locale=None,
+        metadata=core.metadata_from(p),
+        mode=mode,
+        origin_context=None,
+        payment_intent=None,
+        payment_link=None,
+        payment_method_collection="if_required" if mode == "payment" else "always",
+        payment_method_configuration_details=None,
+        payment_method_options={"card": {"request_three_d_secure": "automatic"}},
+        payment_method_types=["card"],
+        payment_status="unpaid",
+        phone_number_collection={"enabled": False},
+        recovered_from=None,
+        saved_payment_method_options=None,
+        setup_intent=None,
+        shipping_address_collection=None,
+        shipping_cost=None,
+        shipping_options=[],
+        status="open",
+        submit_type=None,
+        subscription=None,
+        success_url=success_url,
+        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        ui_mode="hosted_page",
+        url=f"{_base_url()}/c/pay/{cs_id}",
+        wallet_options=None,
+    )
+    session["id"] = cs_id
+    session["_line_items"] = items
+    session["_pi_data"] = {
+        "metadata": core.metadata_from(pi_data),
+        "description": pi_data.get("description") or None,
+        "receipt_email": pi_data.get("receipt_email") or None,
+    }
+    session["_sub_data"] = {"metadata": core.metadata_from(sub_data)}
+    core.save(session)
+    log.info("checkout session %s created (%s)", cs_id, mode)
+    return core.respond(session)
+
+
+@bp.get("/checkout/sessions/<cs_id>")
+def retrieve_session(cs_id: str):
+    core.authenticate()
+    with billing.serialised():
+        session = expire_if_due(_session_or_404(cs_id))
+    return core.respond(session)
+
+
+@bp.get("/checkout/sessions")
+def list_sessions():
+    core.authenticate()
+    p = core.params()
+    with billing.serialised():
+        for session in core.all_of("checkout.session", lambda s: s["status"] == "open"):
+            expire_if_due(session)
+    filters = {k: p.get(k) for k in ("payment_intent", "customer", "status", "subscription")}
+
+    def match(session: dict[str, Any]) -> bool:
+        return all(not v or session.get(k) == v for k, v in filters.items())
+
+    return core.list_response(core.all_of("checkout.session", match), "/v1/checkout/sessions")
+
+
+@bp.get("/checkout/sessions/<cs_id>/line_items")
+def list_line_items(cs_id: str):
+    core.authenticate()
+    session = _session_or_404(cs_id)
+    return core.list_response(session.get("_line_items") or [], request.path)
+
+
+@bp.post("/checkout/sessions/<cs_id>/expire")
+def expire_session(cs_id: str):
+    core.authenticate()
+    with billing.serialised():
+        session = expire_if_due(_session_or_404(cs_id))
+        if session["status"] != "open":
+            raise core.StripeError(
+                f'Only Checkout Sessions with a status in ["open"] can be expired. This '
+                f'Checkout Session has a status of "{session["status"]}".',
+                code="checkout_session_expired" if session["status"] == "expired" else None,
+            )
+        session = _expire(session)
+    return core.respond(session)
+
+
+# --------------------------------------------------------------------------- hosted page API
+
+
+@bp.get("/payment_pages/<cs_id>")
+def payment_page(cs_id: str):
+    """What the hosted page shows (no key: the session id in the URL is the secret)."""
+    with billing.serialised():
+        session = expire_if_due(_session_or_404(cs_id))
+    return jsonify(core.expand(core.present(session), ["line_items"]))
+
+
+def _form_details(session: dict[str, Any]) -> dict[str, Any]:
+    p = core.params()
+    email = (p.get("email") or session.get("customer_email") or "").strip()
+    if not email and session.get("customer"):
+        email = (core.get(session["customer"], "customer") or {}).get("email") or ""
+    if not email:
+        raise core.missing("email")
+    if "@" not in email or len(email) > 512:
+        raise core.invalid("email", "Your email address is invalid.")
+    name = (p.get("billing_name") or "").strip() or None
+    card = p.get("card")
+    if not isinstance(card, dict) or not card.get("number"):
+        raise core.missing("card[number]")
+    return {"email": email, "name": name, "card": card}
+
+
+@bp.post("/payment_pages/<cs_id>/confirm")
+def confirm_payment_page(cs_id: str):
+    """Pay a session with the card typed into the hosted page."""
+    from . import payments
+
+    with billing.serialised():
+        session = expire_if_due(_session_or_404(cs_id))
+        if session["status"] == "complete":
+            # A second click on "Pay": nothing more to charge.
+            return jsonify({"status": "complete", "redirect_url": redirect_url(session)})
+        if session["status"] != "open":
+            raise core.StripeError(
+                "This Checkout Session is no longer active.", code="checkout_session_expired"
+            )
+        details = _form_details(session)
+        pm = payments.create_payment_method_from_card(
+            details["card"], {"email": details["email"], "name": details["name"]}
+        )
+        if session["mode"] == "payment":
+            pi = _payment_mode_intent(session, pm, details)
+        else:
+            pi = _subscription_mode_intent(session, pm, details)
+        session["_pending_pi"] = pi["id"]
+        session["_pending_details"] = {"email": details["email"], "name": details["name"]}
+        core.save(session)
+        # This request finishes the session itself; the listener is for 3-D Secure later.
+        g.checkout_confirming = pi["id"]
+        try:
+            pi = payments.confirm_payment_intent(
+                pi, {"payment_method": pm["id"], "return_url": session["url"]}
+            )
+        finally:
+            g.checkout_confirming = None
+        session = core.get(cs_id, "checkout.session")
+        if pi["status"] == "succeeded":
+            session = complete_session(session, pi)
+            return jsonify({"status": "complete", "redirect_url": redirect_url(session)})
+        if pi["status"] == "requires_action":
+            action = (pi.get("next_action") or {}).get("redirect_to_url") or {}
+            return jsonify(
+                {
+                    "status": "requires_action",
+                    "redirect_url": action.get("url"),
+                    "payment_intent": pi["id"],
+                    "client_secret": pi.get("client_secret"),
+                }
+            )
+    # Anything else (e.g. processing) is not something a card payment here can end in.
+    raise core.StripeError(
+        f"The payment could not be completed (status {pi['status']}).",
+        status=402,
+        type="card_error",
+        code="payment_intent_unexpected_state",
+    )
+
+
+def _payment_mode_intent(
+    session: dict[str, Any], pm: dict[str, Any], details: dict[str, Any]
+) -> dict[str, Any]:
+    from . import payments
+
+    pi_data = session.get("_pi_data") or {}
+    params: dict[str, Any] = {
+        "amount": session["amount_total"],
+        "currency": session["currency"],
+        "payment_method": pm["id"],
+        "payment_method_types": ["card"],
+        "metadata": pi_data.get("metadata") or {},
+        "receipt_email": pi_data.get("receipt_email") or details["email"],
+    }
+    if pi_data.get("description"):
+        params["description"] = pi_data["description"]
+    if session.get("customer"):
+        params["customer"] = session["customer"]
+    return payments.create_payment_intent(params)
+
+
+def _subscription_mode_intent(
+    session: dict[str, Any], pm: dict[str, Any], details: dict[str, Any]
+) -> dict[str, Any]:
+    """Find or create the customer, attach the card, and prepare the first invoice's charge."""
+    from . import payments
+
+    customer_id = session.get("customer") or session.get("_customer")
+    if not customer_id:
+        customer = payments.create_customer({"email": details["email"], "name": details["name"]})
+        customer_id = customer["id"]
+        # Kept so that a retry after a declined card reuses the same customer.
+        session["_customer"] = customer_id
+        core.save(session)
+    payments.attach_payment_method(pm, customer_id)
+    return payments.create_payment_intent(
+        {
+            "amount": session["amount_total"],
+            "currency": session["currency"],
+            "customer": customer_id,
+            "payment_method": pm["id"],
+            "payment_method_types": ["card"],
+            "setup_future_usage": "off_session",
+            "description": "Subscription creation",
+        }
+    )
+
+
+def complete_session(session: dict[str, Any], pi: dict[str, Any]) -> dict[str, Any]:
+    """The session's payment succeeded: start the subscription if any, then complete it."""
+    details = session.get("_pending_details") or {}
+    customer_id = session.get("customer") or session.get("_customer")
+    session.update(
+        customer_details={
+            "address": None,
+            "business_name": None,
+            "email": details.get("email"),
+            "individual_name": None,
+            "name": details.get("name"),
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        },
+        payment_status="paid",
+        status="complete",
+    )
+    if session["mode"] == "payment":
+        session["payment_intent"] = pi["id"]
+        session["customer"] = session.get("customer") or pi.get("customer")
+    else:
+        pm_id = pi["payment_method"]
+        _set_default_payment_method(customer_id, pm_id)
+        items = [(i["price"], i["quantity"]) for i in session["_line_items"]]
+        sub, invoice = billing.start_subscription(
+            customer_id,
+            items,
+            default_payment_method=pm_id,
+            payment_intent=pi,
+            metadata=(session.get("_sub_data") or {}).get("metadata"),
+        )
+        session.update(customer=customer_id, subscription=sub["id"], invoice=invoice["id"])
+    session.pop("_pending_pi", None)
+    core.save(session)
+    core.record_event("checkout.session.completed", session)
+    log.info("checkout session %s completed", session["id"])
+    return session
+
+
+def _set_default_payment_method(customer_id: str, pm_id: str) -> None:
+    from . import payments
+
+    customer = core.get(customer_id, "customer")
+    if customer is None:
+        return
+    previous = copy.deepcopy(customer.get("invoice_settings"))
+    settings = dict(previous or {})
+    if settings.get("default_payment_method") == pm_id:
+        return
+    settings["default_payment_method"] = pm_id
+    payments.update_customer(customer, {"invoice_settings": settings})
+
+
+def _on_payment_intent_succeeded(event: dict[str, Any]) -> None:
+    """Complete the open session waiting for this PaymentIntent (after 3-D Secure)."""
+    if event["type"] != "payment_intent.succeeded":
+        return
+    pi = event["data"]["object"]
+    if g.get("checkout_confirming") == pi["id"]:
+        return
+    with billing.serialised():
+        for session in core.all_of("checkout.session", lambda s: s.get("_pending_pi") == pi["id"]):
+            if session["status"] == "open":
+                complete_session(session, core.get(pi["id"], "payment_intent") or pi)
+
+
+core.on_event(_on_payment_intent_succeeded)
