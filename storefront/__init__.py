@@ -1,0 +1,74 @@
+"""Fernwood Coffee Co.: a Flask + Stripe storefront."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .config import load_settings, production_problem
+from .extensions import csrf, db, migrate
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure the shop."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_settings(app.instance_path))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+    if not app.debug and not app.testing:
+        problem = production_problem(app.config)
+        if problem:
+            raise SystemExit(f"Refusing to start in production: {problem}.")
+
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=os.path.join(app.root_path, "..", "migrations"), render_as_batch=True
+    )
+    csrf.init_app(app)
+
+    from . import cart, catalog, checkout, cli, orders, payments, webhooks
+
+    payments.init_app(app)
+    for module in (catalog, cart, checkout, orders, webhooks):
+        app.register_blueprint(module.bp)
+    cli.init_app(app)
+
+    from .money import format_money
+
+    app.jinja_env.filters["money"] = format_money
+    app.context_processor(cart.template_context)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(err: CSRFError):
+        return render_template(
+            "errors/400.html",
+            reason="Your session expired or the form was stale. Please try again.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        if request.is_json or request.accept_mimetypes.best == "application/json":
+            return {"error": err.description}, err.code
+        template = "errors/404.html" if err.code == 404 else "errors/400.html"
+        return render_template(template, reason=err.description, code=err.code), err.code
+
+    return app

@@ -1,0 +1,268 @@
+"""The cart: kept in the signed session cookie as ids and quantities only.
+
+Every page recomputes lines and totals from the database, so a cookie can never
+carry a price. Bad input gets a clear message and leaves the cart unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Price, Product
+
+bp = Blueprint("cart", __name__, url_prefix="/cart")
+
+MAX_QUANTITY = 99
+
+
+class CartError(ValueError):
+    """A cart rule was broken; the message is shown to the customer."""
+
+
+@dataclass
+class Line:
+    product: Product
+    price: Price
+    quantity: int
+
+    @property
+    def total(self) -> int:
+        return self.price.unit_amount * self.quantity
+
+
+@dataclass
+class Cart:
+    currency: str
+    items: dict[str, int] = field(default_factory=dict)  # price id (str) -> quantity
+
+    @staticmethod
+    def currencies() -> list[str]:
+        return [c.strip().lower() for c in current_app.config["SHOP_CURRENCIES"].split(",")]
+
+    @classmethod
+    def load(cls) -> Cart:
+        raw = session.get("cart") or {}
+        currency = raw.get("currency")
+        if currency not in cls.currencies():
+            currency = cls.currencies()[0]
+        items: dict[str, int] = {}
+        for key, qty in (raw.get("items") or {}).items():
+            if isinstance(key, str) and key.isdigit() and isinstance(qty, int) and qty > 0:
+                items[key] = min(qty, MAX_QUANTITY)
+        return cls(currency=currency, items=items)
+
+    def save(self) -> None:
+        session["cart"] = {"currency": self.currency, "items": dict(self.items)}
+
+    def lines(self) -> list[Line]:
+        """Lines recomputed from the database; items no longer for sale drop out."""
+        if not self.items:
+            return []
+        ids = [int(k) for k in self.items]
+        prices = db.session.scalars(select(Price).where(Price.id.in_(ids))).all()
+        by_id = {p.id: p for p in prices}
+        result = []
+        for key, qty in self.items.items():
+            price = by_id.get(int(key))
+            if price is None or not _sellable(price) or price.currency != self.currency:
+                continue
+            result.append(Line(product=price.product, price=price, quantity=qty))
+        return result
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines())
+
+    def total(self) -> int:
+        return sum(line.total for line in self.lines())
+
+    def clear(self) -> None:
+        self.items = {}
+
+    # ---- rules -----------------------------------------------------------
+
+    def add(self, price_id: Any, quantity: Any) -> Price:
+        price = _price_for_cart(price_id)
+        qty = parse_quantity(quantity)
+        if price.currency != self.currency:
+            raise CartError(
+                f"{price.product.name} is priced in {price.currency.upper()} but your cart is "
+                f"in {self.currency.upper()}. Switch currency first."
+            )
+        new_qty = self.items.get(str(price.id), 0) + qty
+        if new_qty > MAX_QUANTITY:
+            raise CartError(f"You can order at most {MAX_QUANTITY} of one item.")
+        if price.product.stock is not None and new_qty > price.product.stock:
+            raise CartError(f"Sorry, only {price.product.stock} of {price.product.name} left.")
+        self.items[str(price.id)] = new_qty
+        return price
+
+    def update(self, price_id: Any, quantity: Any) -> Price:
+        key = _cart_key(price_id)
+        if key not in self.items:
+            raise CartError("That item is not in your cart.")
+        price = _price_for_cart(price_id)
+        qty = parse_quantity(quantity)
+        if price.product.stock is not None and qty > price.product.stock:
+            raise CartError(f"Sorry, only {price.product.stock} of {price.product.name} left.")
+        self.items[key] = qty
+        return price
+
+    def remove(self, price_id: Any) -> None:
+        key = _cart_key(price_id)
+        if key not in self.items:
+            raise CartError("That item is not in your cart.")
+        del self.items[key]
+
+    def switch_currency(self, currency: Any) -> None:
+        """Switch currency; every item moves to the same product's price in it."""
+        if not isinstance(currency, str) or currency.lower() not in self.currencies():
+            raise CartError("We do not sell in that currency.")
+        currency = currency.lower()
+        moved: dict[str, int] = {}
+        for line in self.lines():
+            price = line.product.price_in(currency)
+            if price is None:
+                raise CartError(
+                    f"{line.product.name} is not sold in {currency.upper()}; "
+                    "remove it to switch currency."
+                )
+            moved[str(price.id)] = line.quantity
+        self.currency = currency
+        self.items = moved
+
+
+def _sellable(price: Price) -> bool:
+    return price.active and price.product.active and not price.is_recurring
+
+
+def _cart_key(price_id: Any) -> str:
+    if not isinstance(price_id, str) or not price_id.isdigit():
+        raise CartError("Please choose a product.")
+    return str(int(price_id))
+
+
+def _price_for_cart(price_id: Any) -> Price:
+    key = _cart_key(price_id)
+    price = db.session.get(Price, int(key))
+    if price is None or not price.active or not price.product.active:
+        raise CartError("Sorry, that product is not available.")
+    if price.is_recurring:
+        raise CartError("Memberships are not cart items: subscribe on the Membership page instead.")
+    return price
+
+
+def parse_quantity(value: Any) -> int:
+    """An integer from 1 to 99, or a ``CartError`` saying so."""
+    text = str(value).strip() if value is not None else ""
+    if not text.lstrip("-").isdigit():
+        raise CartError("Quantity must be a whole number from 1 to 99.")
+    qty = int(text)
+    if not 1 <= qty <= MAX_QUANTITY:
+        raise CartError("Quantity must be a whole number from 1 to 99.")
+    return qty
+
+
+def template_context() -> dict[str, Any]:
+    """Header data on every page: the cart count and currency."""
+    if request.endpoint == "static":
+        return {}
+    cart = Cart.load()
+    return {
+        "cart_count": cart.count,
+        "cart_currency": cart.currency,
+        "currencies": Cart.currencies(),
+    }
+
+
+# --------------------------------------------------------------------------- views
+
+
+def _is_form_request() -> bool:
+    return request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _data() -> dict[str, Any]:
+    if _is_form_request():
+        return request.form.to_dict()
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            return {k: (str(v) if isinstance(v, int | str) else v) for k, v in body.items()}
+    abort(400, "Send the cart change as a form or a JSON object.")
+
+
+def _safe_next(default: str) -> str:
+    target = request.form.get("next", "")
+    # Only same-site paths: never redirect to another host.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def _apply(change, success: str):
+    cart = Cart.load()
+    try:
+        change(cart, _data())
+    except CartError as err:
+        if not _is_form_request():
+            return {"error": str(err)}, 400
+        flash(str(err), "error")
+        return redirect(_safe_next(url_for("cart.view")), code=303)
+    cart.save()
+    if not _is_form_request():
+        return {"count": cart.count, "total": cart.total(), "currency": cart.currency}
+    flash(success, "success")
+    return redirect(_safe_next(url_for("cart.view")), code=303)
+
+
+@bp.get("/")
+def view():
+    cart = Cart.load()
+    lines = cart.lines()
+    return render_template(
+        "cart/view.html", cart=cart, lines=lines, total=sum(line.total for line in lines)
+    )
+
+
+@bp.post("/add")
+def add():
+    return _apply(
+        lambda cart, data: cart.add(data.get("price_id"), data.get("quantity", "1")),
+        "Added to your cart.",
+    )
+
+
+@bp.post("/update")
+def update():
+    return _apply(
+        lambda cart, data: cart.update(data.get("price_id"), data.get("quantity")),
+        "Cart updated.",
+    )
+
+
+@bp.post("/remove")
+def remove():
+    return _apply(lambda cart, data: cart.remove(data.get("price_id")), "Removed from your cart.")
+
+
+@bp.post("/currency")
+def currency():
+    return _apply(
+        lambda cart, data: cart.switch_currency(data.get("currency")), "Currency switched."
+    )

@@ -1,0 +1,92 @@
+"""Command-line commands: ``flask serve``, ``flask catalog ...`` and friends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+EMULATOR_KEYS = {
+    "STRIPE_SECRET_KEY": "sk_test_emulator",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_emulator",
+}
+
+
+def init_app(app: Flask) -> None:
+    from .catalog import catalog_cli
+
+    app.cli.add_command(catalog_cli)
+    app.cli.add_command(serve_command)
+
+
+def wait_for(url: str, timeout: float = 15.0) -> None:
+    """Poll ``url`` until it answers 200, or raise ClickException."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise click.ClickException(f"{url} did not come up within {timeout:.0f}s")
+
+
+def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
+    """Start ``python -m stripe_emulator`` as a child process (never imported here)."""
+    db_path = os.path.join(instance_path, "stripe-emulator.sqlite3")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path]
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+    except click.ClickException:
+        proc.terminate()
+        raise
+    return proc
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--emulator-port", default=12111, show_default=True)
+@with_appcontext
+def serve_command(host: str, port: int, emulator_port: int) -> None:
+    """Serve the shop; without STRIPE_SECRET_KEY, start the Stripe emulator beside it.
+
+    Against the emulator it also syncs the catalog to it and registers a webhook
+    endpoint pointing at this shop, through the same API calls a deploy makes
+    against Stripe. Ctrl-C stops both.
+    """
+    from . import create_app, payments
+    from .catalog import sync_catalog
+
+    emulator = None
+    if not current_app.config.get("STRIPE_SECRET_KEY"):
+        click.echo(f"No STRIPE_SECRET_KEY: starting the Stripe emulator on port {emulator_port}")
+        emulator = start_emulator(emulator_port, current_app.instance_path)
+        base = f"http://127.0.0.1:{emulator_port}"
+        os.environ.update(EMULATOR_KEYS)
+        os.environ["STRIPE_API_BASE"] = base
+        os.environ["STRIPE_JS_URL"] = f"{base}/v3/"
+    try:
+        app = create_app()
+        with app.app_context():
+            if emulator is not None:
+                sync_catalog(echo=click.echo)
+                secret = payments.register_webhook_endpoint(f"http://{host}:{port}/webhooks/stripe")
+                app.config["STRIPE_WEBHOOK_SECRET"] = secret
+                click.echo("Webhook endpoint registered with the emulator.")
+        click.echo(f"Shop: http://{host}:{port}")
+        app.run(host=host, port=port, debug=app.debug, use_reloader=False, threaded=True)
+    finally:
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(timeout=10)

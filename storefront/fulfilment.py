@@ -1,0 +1,123 @@
+"""Order state changes and exactly-once fulfilment, shared by webhooks and pages."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import url_for
+from sqlalchemy import case, update
+
+from .extensions import db
+from .models import (
+    PAYABLE_STATUSES,
+    Order,
+    OrderStatus,
+    OutboxMessage,
+    Product,
+    utcnow,
+)
+from .money import format_money
+
+log = logging.getLogger(__name__)
+
+
+def set_status(order: Order, status: str, *, error: str | None = None) -> bool:
+    """Move an order along the state machine; returns False (and changes nothing)
+    when the move would go backwards, e.g. ``failed`` after ``paid``.
+
+    The caller commits. ``paid`` is not set here: use ``fulfil_order``.
+    """
+    if status == order.status and status != OrderStatus.PARTIALLY_REFUNDED:
+        return False
+    if not order.can_become(status):
+        log.info("order %s: ignoring %s -> %s", order.public_id, order.status, status)
+        return False
+    order.status = status
+    if status == OrderStatus.FAILED:
+        order.last_payment_error = error
+    elif status in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        order.last_payment_error = None
+    return True
+
+
+def fulfil_order(order: Order) -> bool:
+    """Mark the order paid and fulfil it, exactly once.
+
+    The guarded UPDATE is the lock: of any number of concurrent callers (webhook,
+    order page, reconcile) only the one whose UPDATE matched the row does the work
+    (stock, confirmation email). Returns True for that caller. Commits.
+    """
+    now = utcnow()
+    result = db.session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.fulfilled_at.is_(None),
+            Order.status.in_([str(s) for s in PAYABLE_STATUSES]),
+        )
+        .values(
+            status=OrderStatus.PAID,
+            fulfilled_at=now,
+            updated_at=now,
+            last_payment_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(order)
+        return False
+
+    for item in order.items:
+        if item.product_id is None:
+            continue
+        # Stock never goes below zero; an oversold item is logged for a person to handle.
+        db.session.execute(
+            update(Product)
+            .where(Product.id == item.product_id, Product.stock.is_not(None))
+            .values(
+                stock=case((Product.stock >= item.quantity, Product.stock - item.quantity), else_=0)
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if order.email:
+        db.session.add(_confirmation_email(order))
+    db.session.commit()
+    db.session.refresh(order)
+    log.info(
+        "order %s fulfilled: %s %s",
+        order.public_id,
+        order.amount_total,
+        order.currency,
+    )
+    return True
+
+
+def _confirmation_email(order: Order) -> OutboxMessage:
+    lines = [
+        f"{item.quantity} x {item.product_name}  {format_money(item.line_total, order.currency)}"
+        for item in order.items
+    ]
+    try:
+        link = url_for("orders.show", public_id=order.public_id, _external=True)
+    except RuntimeError:  # outside a request (e.g. `flask stripe reconcile`)
+        link = f"/orders/{order.public_id}"
+    body = "\n".join(
+        [
+            "Thank you for your order!",
+            "",
+            *lines,
+            "",
+            f"Total: {format_money(order.amount_total, order.currency)}",
+            f"Order status: {link}",
+        ]
+    )
+    log.info("outbox: order confirmation for order %s", order.public_id)
+    return OutboxMessage(
+        kind="order_confirmation",
+        to_email=order.email or "",
+        subject=f"Your order {order.public_id[:8]} is confirmed",
+        body=body,
+        dedup_key=f"order-confirmation:{order.public_id}",
+        order_id=order.id,
+    )

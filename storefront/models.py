@@ -1,0 +1,221 @@
+"""Database models: catalog, orders, webhook events, outbox, customers, subscriptions."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_public_id() -> str:
+    """An order id safe to show in URLs: 128 random bits, not guessable."""
+    return secrets.token_urlsafe(16)
+
+
+class Product(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    # None means stock is not tracked for this product.
+    stock: Mapped[int | None] = mapped_column(default=None)
+    stripe_product_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    prices: Mapped[list[Price]] = relationship(back_populates="product", order_by="Price.id")
+
+    def price_in(self, currency: str) -> Price | None:
+        """The active one-time price in a currency, if any."""
+        for price in self.prices:
+            if price.active and price.currency == currency and not price.is_recurring:
+                return price
+        return None
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock is None or self.stock > 0
+
+
+class Price(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    unit_amount: Mapped[int]  # minor units of `currency`
+    # None for one-time prices; "day" | "week" | "month" | "year" for recurring ones.
+    recurring_interval: Mapped[str | None] = mapped_column(String(10))
+    lookup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    product: Mapped[Product] = relationship(back_populates="prices")
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.recurring_interval is not None
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+# The payment state machine: a status only moves forward along these edges, so a
+# late or replayed event can never undo a later state (e.g. `failed` after `paid`).
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.PROCESSING, OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.CANCELED}
+    ),
+    OrderStatus.PROCESSING: frozenset({OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.CANCELED}),
+    # A failed attempt is retryable: a new attempt puts the order back to pending.
+    OrderStatus.FAILED: frozenset(
+        {OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.PAID, OrderStatus.CANCELED}
+    ),
+    OrderStatus.PAID: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
+    OrderStatus.PARTIALLY_REFUNDED: frozenset(
+        {OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}
+    ),
+    OrderStatus.REFUNDED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
+}
+
+# Statuses from which a successful payment may still mark the order paid.
+PAYABLE_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.FAILED})
+
+
+class Order(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    email: Mapped[str | None] = mapped_column(String(320))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_total: Mapped[int]  # minor units, computed from the database's prices
+    status: Mapped[str] = mapped_column(String(20), default=OrderStatus.PENDING, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    last_payment_error: Mapped[str | None] = mapped_column(Text)
+    amount_refunded: Mapped[int] = mapped_column(default=0)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(default=None)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
+    )
+    customer: Mapped[Customer | None] = relationship(back_populates="orders")
+
+    def can_become(self, status: str) -> bool:
+        return OrderStatus(status) in TRANSITIONS[OrderStatus(self.status)]
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status in (
+            OrderStatus.PAID,
+            OrderStatus.PARTIALLY_REFUNDED,
+            OrderStatus.REFUNDED,
+        )
+
+
+class OrderItem(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    # Links back to the catalog (kept nullable: the snapshot below is what was sold).
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id", ondelete="SET NULL"))
+    price_id: Mapped[int | None] = mapped_column(ForeignKey("price.id", ondelete="SET NULL"))
+    product_name: Mapped[str] = mapped_column(String(200))
+    price_lookup_key: Mapped[str] = mapped_column(String(200))
+    unit_amount: Mapped[int]
+    quantity: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="items")
+    product: Mapped[Product | None] = relationship()
+    price: Mapped[Price | None] = relationship()
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_amount * self.quantity
+
+
+class WebhookEvent(db.Model):
+    """Every verified Stripe event, stored once (the unique event id decides)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    object_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_created: Mapped[int]  # the event's `created` (unix seconds)
+    api_version: Mapped[str | None] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # None while being processed; then "processed" | "ignored" | "failed".
+    outcome: Mapped[str | None] = mapped_column(String(20), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class OutboxMessage(db.Model):
+    """Mail the shop would send; sending real mail is out of scope, so it is kept here."""
+
+    __table_args__ = (UniqueConstraint("dedup_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    to_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    # Guards against writing the same message twice (e.g. "order-confirmation:<order>").
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Customer(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="customer")
+
+
+class Subscription(db.Model):
+    """A Stripe subscription as last reported by webhooks."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    price_id: Mapped[int | None] = mapped_column(ForeignKey("price.id"))
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(30))
+    current_period_end: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    # Unix time of the newest Stripe object applied, so older events cannot win.
+    stripe_updated: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="subscriptions")
+    price: Mapped[Price | None] = relationship()
+
+    @property
+    def grants_access(self) -> bool:
+        # past_due keeps access while Stripe retries the payment (Stripe's smart retries).
+        return self.status in ("active", "trialing", "past_due")

@@ -1,0 +1,267 @@
+"""The one module that talks to Stripe (or the bundled emulator: same code, other base URL).
+
+It builds a ``StripeClient`` from config, with the SDK's own network retries, and
+gives every create an idempotency key derived from our own ids. Stripe errors are
+turned into ``PaymentError`` with a message fit for a customer; the log gets ids
+and request ids, never keys, client secrets or card data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "Payments are temporarily unavailable; you have not been charged. Please try again."
+GENERIC = "We could not process your payment. You have not been charged."
+NOT_CONFIGURED = "Payments are not configured on this shop yet."
+
+
+class PaymentError(Exception):
+    """A Stripe failure, carrying what the customer may be told."""
+
+    def __init__(self, user_message: str, *, kind: str, code: str | None = None) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.kind = kind  # "card" | "unavailable" | "invalid" | "not_configured"
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    secret_key: str
+    publishable_key: str | None
+    api_base: str | None
+    max_network_retries: int
+
+
+def init_app(app: Flask) -> None:
+    """Build the client lazily on first use (config may be changed by tests first)."""
+    app.extensions["stripe_client"] = None
+
+
+def is_configured() -> bool:
+    return bool(current_app.config.get("STRIPE_SECRET_KEY"))
+
+
+def client() -> stripe.StripeClient:
+    """The app's ``StripeClient``; ``STRIPE_API_BASE`` points it at the emulator."""
+    existing = current_app.extensions.get("stripe_client")
+    if existing is not None:
+        return existing
+    cfg = current_app.config
+    if not cfg.get("STRIPE_SECRET_KEY"):
+        raise PaymentError(NOT_CONFIGURED, kind="not_configured")
+    kwargs: dict[str, Any] = {}
+    if cfg.get("STRIPE_API_BASE"):
+        base = cfg["STRIPE_API_BASE"].rstrip("/")
+        kwargs["base_addresses"] = {
+            "api": base,
+            "files": base,
+            "connect": base,
+            "meter_events": base,
+        }
+    new = stripe.StripeClient(
+        cfg["STRIPE_SECRET_KEY"],
+        max_network_retries=int(cfg.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
+        **kwargs,
+    )
+    current_app.extensions["stripe_client"] = new
+    return new
+
+
+def idempotency_key(*parts: object) -> str:
+    """A key derived from our own ids, so a retried request can never create twice."""
+    return "storefront:" + ":".join(str(p) for p in parts)
+
+
+DECLINE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds. Try another card.",
+    "lost_card": "Your card was reported lost or stolen. Try another card.",
+    "stolen_card": "Your card was reported lost or stolen. Try another card.",
+    "expired_card": "Your card has expired. Check the date or use another card.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "An error occurred while processing your card. Try again in a moment.",
+    "generic_decline": "Your card was declined. Try another card.",
+    "card_declined": "Your card was declined. Try another card.",
+    "incorrect_number": "Your card number is incorrect.",
+}
+
+
+def decline_message(code: str | None, decline_code: str | None, fallback: str | None) -> str:
+    """Plain words for a card decline (decline code first, then error code)."""
+    for key in (decline_code, code):
+        if key and key in DECLINE_MESSAGES:
+            return DECLINE_MESSAGES[key]
+    return fallback or DECLINE_MESSAGES["generic_decline"]
+
+
+def translate(err: stripe.StripeError, action: str) -> PaymentError:
+    """Map an SDK error to a ``PaymentError`` and log it (ids only)."""
+    request_id = getattr(err, "request_id", None)
+    if isinstance(err, stripe.CardError):
+        log.info("card declined during %s: code=%s request_id=%s", action, err.code, request_id)
+        decline = getattr(err, "error", None)
+        decline_code = getattr(decline, "decline_code", None) if decline else None
+        return PaymentError(
+            decline_message(err.code, decline_code, err.user_message),
+            kind="card",
+            code=decline_code or err.code,
+        )
+    if isinstance(err, stripe.RateLimitError | stripe.APIConnectionError | stripe.APIError):
+        log.warning(
+            "Stripe unavailable during %s: %s request_id=%s",
+            action,
+            type(err).__name__,
+            request_id,
+        )
+        return PaymentError(UNAVAILABLE, kind="unavailable")
+    log.error(
+        "Stripe rejected %s: %s code=%s request_id=%s",
+        action,
+        type(err).__name__,
+        getattr(err, "code", None),
+        request_id,
+    )
+    return PaymentError(GENERIC, kind="invalid")
+
+
+def call(action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one SDK call, turning any Stripe error into a ``PaymentError``."""
+    try:
+        return fn(*args, **kwargs)
+    except stripe.StripeError as err:
+        raise translate(err, action) from err
+
+
+# --------------------------------------------------------------------------- catalog sync
+
+
+def find_price_by_lookup_key(lookup_key: str) -> stripe.Price | None:
+    prices = call(
+        "price lookup",
+        client().v1.prices.list,
+        params={"lookup_keys": [lookup_key], "expand": ["data.product"], "limit": 1},
+    )
+    return prices.data[0] if prices.data else None
+
+
+def sync_product(product: Any) -> tuple[str, list[tuple[str, str]]]:
+    """Create or update a Product and its Prices in Stripe, by lookup key.
+
+    Returns the Stripe product id and ``(lookup_key, action)`` pairs where action is
+    "created", "updated" or "unchanged". Prices are immutable in Stripe, so a changed
+    amount makes a new Price that takes over the lookup key.
+    """
+    sc = client()
+    results: list[tuple[str, str]] = []
+    stripe_product_id = product.stripe_product_id
+    existing = {p.lookup_key: find_price_by_lookup_key(p.lookup_key) for p in product.prices}
+    if not stripe_product_id:
+        for found in existing.values():
+            if found is not None:
+                prod = found.product
+                stripe_product_id = prod if isinstance(prod, str) else prod.id
+                break
+    product_fields = {
+        "name": product.name,
+        "description": product.description or None,
+        "active": product.active,
+        "metadata": {"slug": product.slug},
+    }
+    if stripe_product_id:
+        call("product update", sc.v1.products.update, stripe_product_id, params=product_fields)
+    else:
+        created = call(
+            "product create",
+            sc.v1.products.create,
+            params=product_fields,
+            options={"idempotency_key": idempotency_key("product", product.slug)},
+        )
+        stripe_product_id = created.id
+    product.stripe_product_id = stripe_product_id
+
+    for price in product.prices:
+        found = existing[price.lookup_key]
+        same = (
+            found is not None
+            and found.unit_amount == price.unit_amount
+            and found.currency == price.currency
+            and (found.recurring.interval if found.recurring else None) == price.recurring_interval
+        )
+        if same:
+            if found.active != price.active:
+                call("price update", sc.v1.prices.update, found.id, params={"active": price.active})
+                results.append((price.lookup_key, "updated"))
+            else:
+                results.append((price.lookup_key, "unchanged"))
+            price.stripe_price_id = found.id
+            continue
+        params: dict[str, Any] = {
+            "product": stripe_product_id,
+            "currency": price.currency,
+            "unit_amount": price.unit_amount,
+            "lookup_key": price.lookup_key,
+            "transfer_lookup_key": True,
+            "active": price.active,
+        }
+        if price.recurring_interval:
+            params["recurring"] = {"interval": price.recurring_interval}
+        created = call(
+            "price create",
+            sc.v1.prices.create,
+            params=params,
+            options={
+                "idempotency_key": idempotency_key(
+                    "price", price.lookup_key, price.currency, price.unit_amount
+                )
+            },
+        )
+        price.stripe_price_id = created.id
+        results.append((price.lookup_key, "created" if found is None else "updated"))
+    return stripe_product_id, results
+
+
+# --------------------------------------------------------------------------- webhook endpoints
+
+# The events the shop handles; a deploy registers its endpoint for exactly these.
+WEBHOOK_EVENTS = [
+    "payment_intent.succeeded",
+    "payment_intent.processing",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+]
+
+
+def register_webhook_endpoint(url: str) -> str:
+    """Point a webhook endpoint at ``url`` (replacing older ones there); returns its secret."""
+    sc = client()
+    existing = call("webhook endpoint list", sc.v1.webhook_endpoints.list, params={"limit": 100})
+    for endpoint in existing.data:
+        if endpoint.url == url:
+            call("webhook endpoint delete", sc.v1.webhook_endpoints.delete, endpoint.id)
+    created = call(
+        "webhook endpoint create",
+        sc.v1.webhook_endpoints.create,
+        params={
+            "url": url,
+            "enabled_events": WEBHOOK_EVENTS,  # type: ignore[typeddict-item]
+            "description": "Fernwood storefront",
+        },
+    )
+    log.info("webhook endpoint %s -> %s", created.id, url)
+    return created.secret

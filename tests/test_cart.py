@@ -1,0 +1,219 @@
+import pytest
+from sqlalchemy import select
+
+from storefront.extensions import db
+from storefront.models import Price, Product
+
+
+def price_id(app, lookup_key):
+    with app.app_context():
+        return db.session.scalar(select(Price.id).where(Price.lookup_key == lookup_key))
+
+
+def cart_items(client):
+    with client.session_transaction() as session:
+        return dict((session.get("cart") or {}).get("items", {}))
+
+
+@pytest.fixture
+def usd(app):
+    return price_id(app, "ethiopia-yirgacheffe-usd")
+
+
+def test_add_to_cart_shows_line_and_total(app, client, usd):
+    response = client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/cart/")
+    page = client.get("/cart/").get_data(as_text=True)
+    assert "Ethiopia Yirgacheffe" in page
+    with app.app_context():
+        amount = db.session.get(Price, usd).unit_amount
+    assert f"${amount * 2 / 100:,.2f}" in page
+    assert cart_items(client) == {str(usd): 2}
+
+
+def test_cart_cookie_holds_only_ids_and_quantities(client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    with client.session_transaction() as session:
+        assert session["cart"] == {"currency": "usd", "items": {str(usd): 1}}
+
+
+def test_adding_again_adds_up(client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    client.post("/cart/add", data={"price_id": usd, "quantity": "3"})
+    assert cart_items(client) == {str(usd): 5}
+
+
+def test_update_quantity(client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    client.post("/cart/update", data={"price_id": usd, "quantity": "7"})
+    assert cart_items(client) == {str(usd): 7}
+
+
+def test_remove(client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    client.post("/cart/remove", data={"price_id": usd})
+    assert cart_items(client) == {}
+    assert "Your cart is empty" in client.get("/cart/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("quantity", ["0", "100", "-1", "2.5", "abc", ""])
+def test_bad_quantity_is_refused_and_cart_unchanged(client, usd, quantity):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    response = client.post(
+        "/cart/update", data={"price_id": usd, "quantity": quantity}, follow_redirects=True
+    )
+    assert "Quantity must be a whole number from 1 to 99." in response.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 1}
+
+
+def test_total_quantity_above_99_is_refused(app, client):
+    with app.app_context():
+        product = db.session.scalar(select(Product).where(Product.stock.is_(None)))
+        usd = product.price_in("usd").id
+    client.post("/cart/add", data={"price_id": usd, "quantity": "60"})
+    response = client.post(
+        "/cart/add", data={"price_id": usd, "quantity": "50"}, follow_redirects=True
+    )
+    assert "at most 99" in response.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 60}
+
+
+@pytest.mark.parametrize("bad_id", ["999999", "x", ""])
+def test_unknown_price_is_refused(client, bad_id):
+    response = client.post(
+        "/cart/add", data={"price_id": bad_id, "quantity": "1"}, follow_redirects=True
+    )
+    page = response.get_data(as_text=True)
+    assert "not available" in page or "Please choose a product" in page
+    assert cart_items(client) == {}
+
+
+def test_inactive_price_is_refused(app, client, usd):
+    with app.app_context():
+        db.session.get(Price, usd).active = False
+        db.session.commit()
+    response = client.post(
+        "/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True
+    )
+    assert "not available" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_inactive_product_is_refused(app, client, usd):
+    with app.app_context():
+        db.session.get(Price, usd).product.active = False
+        db.session.commit()
+    response = client.post(
+        "/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True
+    )
+    assert "not available" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_price_in_another_currency_is_refused(app, client):
+    eur = price_id(app, "ethiopia-yirgacheffe-eur")
+    response = client.post(
+        "/cart/add", data={"price_id": eur, "quantity": "1"}, follow_redirects=True
+    )
+    assert "Switch currency first" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_recurring_price_is_not_a_cart_item(app, client):
+    monthly = price_id(app, "coffee-club-monthly-usd")
+    response = client.post(
+        "/cart/add", data={"price_id": monthly, "quantity": "1"}, follow_redirects=True
+    )
+    assert "Memberships are not cart items" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_switching_currency_moves_items_to_that_currency(app, client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    client.post("/cart/currency", data={"currency": "eur"})
+    eur = price_id(app, "ethiopia-yirgacheffe-eur")
+    assert cart_items(client) == {str(eur): 2}
+    assert "€" in client.get("/cart/").get_data(as_text=True)
+
+
+def test_unknown_currency_is_refused(client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    response = client.post("/cart/currency", data={"currency": "xyz"}, follow_redirects=True)
+    assert "We do not sell in that currency." in response.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 2}
+
+
+def test_stock_limits_quantity(app, client):
+    with app.app_context():
+        product = db.session.scalar(select(Product).where(Product.stock.is_not(None)))
+        product.stock = 3
+        db.session.commit()
+        pid = product.price_in("usd").id
+    response = client.post(
+        "/cart/add", data={"price_id": pid, "quantity": "4"}, follow_redirects=True
+    )
+    assert "only 3" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_json_request_gets_400_with_reason(client, usd):
+    response = client.post("/cart/add", json={"price_id": str(usd), "quantity": 0})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Quantity must be a whole number from 1 to 99."}
+    assert cart_items(client) == {}
+
+
+def test_json_request_succeeds(client, usd):
+    response = client.post("/cart/add", json={"price_id": str(usd), "quantity": 2})
+    assert response.status_code == 200
+    assert response.get_json()["count"] == 2
+
+
+def test_non_form_body_is_400(client):
+    response = client.post("/cart/add", data="garbage", content_type="text/plain")
+    assert response.status_code == 400
+
+
+def test_items_that_stop_being_sold_drop_out_of_the_cart(app, client, usd):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "2"})
+    with app.app_context():
+        db.session.get(Price, usd).active = False
+        db.session.commit()
+    page = client.get("/cart/").get_data(as_text=True)
+    assert "Your cart is empty" in page
+
+
+def test_tampered_cookie_items_are_ignored(client, usd):
+    with client.session_transaction() as session:
+        session["cart"] = {"currency": "usd", "items": {str(usd): "lots", "abc": 3}}
+    assert client.get("/cart/").status_code == 200
+    assert "Your cart is empty" in client.get("/cart/").get_data(as_text=True)
+
+
+def test_next_redirect_stays_on_site(client, usd):
+    response = client.post(
+        "/cart/add", data={"price_id": usd, "quantity": "1", "next": "//evil.example/"}
+    )
+    assert response.headers["Location"].endswith("/cart/")
+
+
+def test_cart_posts_require_csrf_token(csrf_app, usd):
+    client = csrf_app.test_client()
+    response = client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    assert response.status_code == 400
+    assert "Please try again" in response.get_data(as_text=True)
+    assert cart_items(client) == {}
+
+
+def test_cart_post_with_csrf_token_works(csrf_app, usd):
+    import re
+
+    client = csrf_app.test_client()
+    page = client.get("/products/ethiopia-yirgacheffe").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post(
+        "/cart/add", data={"price_id": usd, "quantity": "1", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert cart_items(client) == {str(usd): 1}

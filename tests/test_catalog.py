@@ -1,0 +1,110 @@
+from sqlalchemy import func, select
+
+from storefront.catalog import load_catalog_file, seed_catalog
+from storefront.extensions import db
+from storefront.models import Price, Product
+from storefront.money import format_money
+
+
+def test_home_lists_seeded_products_with_prices(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Ethiopia Yirgacheffe" in page
+    assert "Gooseneck Kettle".lower() in page.lower()
+    assert "$" in page
+    # The membership is sold through its own page, not the grid.
+    assert "Coffee Club membership" not in page
+
+
+def test_category_filter_shows_only_that_category(client):
+    page = client.get("/?category=ceramics").get_data(as_text=True)
+    assert "Stoneware" in page
+    assert "Ethiopia Yirgacheffe" not in page
+
+
+def test_unknown_category_is_404(client):
+    response = client.get("/?category=spaceships")
+    assert response.status_code == 404
+    assert "no category" in response.get_data(as_text=True)
+
+
+def test_product_page(client):
+    response = client.get("/products/ethiopia-yirgacheffe")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Ethiopia Yirgacheffe" in page
+    assert "Add to cart" in page
+
+
+def test_missing_product_is_404_in_shop_style(client):
+    response = client.get("/products/no-such-thing")
+    assert response.status_code == 404
+    assert "We could not find that product" in response.get_data(as_text=True)
+
+
+def test_inactive_product_is_404(app, client):
+    with app.app_context():
+        product = db.session.scalar(select(Product).where(Product.slug == "stoneware-mug"))
+        product.active = False
+        db.session.commit()
+    assert client.get("/products/stoneware-mug").status_code == 404
+    assert "Stoneware" not in client.get("/").get_data(as_text=True)
+
+
+def test_prices_follow_the_cart_currency(client):
+    client.post("/cart/currency", data={"currency": "eur"})
+    page = client.get("/").get_data(as_text=True)
+    assert "€" in page
+
+
+def test_seeding_twice_changes_nothing(app):
+    with app.app_context():
+        before = (
+            db.session.scalar(select(func.count(Product.id))),
+            db.session.scalar(select(func.count(Price.id))),
+        )
+        counts = seed_catalog(load_catalog_file())
+        after = (
+            db.session.scalar(select(func.count(Product.id))),
+            db.session.scalar(select(func.count(Price.id))),
+        )
+    assert before == after
+    assert set(counts.values()) == {0}
+
+
+def test_seed_command_prints_what_it_did(runner):
+    result = runner.invoke(args=["catalog", "seed"])
+    assert result.exit_code == 0
+    assert "0 products created" in result.output
+
+
+def test_catalog_file_has_the_required_shape():
+    products = load_catalog_file()
+    one_time = [p for p in products if p["category"] != "membership"]
+    assert len(one_time) >= 8
+    assert len({p["category"] for p in one_time}) in (2, 3)
+    for product in one_time:
+        currencies = {price["currency"] for price in product["prices"]}
+        assert {"usd", "eur"} <= currencies, product["slug"]
+    membership = [p for p in products if p["category"] == "membership"]
+    intervals = {price["recurring"]["interval"] for price in membership[0]["prices"]}
+    assert intervals == {"month", "year"}
+
+
+def test_every_product_has_its_own_svg_picture(app):
+    import os
+
+    for product in load_catalog_file():
+        path = os.path.join(app.static_folder, product["image"])
+        assert product["image"].endswith(".svg")
+        with open(path, encoding="utf-8") as fh:
+            assert "<svg" in fh.read()
+
+
+def test_money_is_formatted_per_currency_minor_units():
+    assert format_money(1800, "usd") == "$18.00"
+    assert format_money(1750, "eur") == "€17.50"
+    assert format_money(1800, "jpy") == "¥1,800"
+    assert format_money(123456, "usd") == "$1,234.56"
+    assert format_money(1000, "kwd") == "1.000 KWD"

@@ -1,0 +1,61 @@
+import pytest
+
+from storefront import create_app
+from storefront.config import DEV_SECRET_KEY, load_settings
+
+PRODUCTION = {
+    "SECRET_KEY": "a-real-secret",
+    "STRIPE_SECRET_KEY": "sk_test_123",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_123",
+    "STRIPE_WEBHOOK_SECRET": "whsec_123",
+}
+
+
+def test_testing_config(app):
+    assert app.testing
+    assert not create_app({"SECRET_KEY": "x", "DEBUG": True, "DATABASE_URL": "sqlite://"}).testing
+
+
+def test_production_refuses_the_development_secret_key(tmp_path):
+    config = dict(PRODUCTION, SECRET_KEY=DEV_SECRET_KEY, DATABASE_URL="sqlite://")
+    with pytest.raises(SystemExit) as excinfo:
+        create_app(config)
+    message = str(excinfo.value)
+    assert "SECRET_KEY" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "missing", ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"]
+)
+def test_production_refuses_missing_stripe_settings(missing):
+    config = dict(PRODUCTION, DATABASE_URL="sqlite://")
+    config[missing] = None
+    with pytest.raises(SystemExit) as excinfo:
+        create_app(config)
+    assert missing in str(excinfo.value)
+    # Never print a secret in the reason.
+    assert "sk_test_123" not in str(excinfo.value)
+    assert "whsec_123" not in str(excinfo.value)
+
+
+def test_production_starts_with_everything_set():
+    app = create_app(dict(PRODUCTION, DATABASE_URL="sqlite://"))
+    assert not app.debug and not app.testing
+
+
+def test_settings_come_from_env_file_then_environment(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SHOP_NAME=From file\nSTRIPE_API_BASE=http://127.0.0.1:1\n")
+    monkeypatch.setenv("SHOP_NAME", "From environment")
+    settings = load_settings(str(tmp_path), env_file)
+    assert settings["SHOP_NAME"] == "From environment"
+    assert settings["STRIPE_API_BASE"] == "http://127.0.0.1:1"
+    assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'storefront.sqlite3'}"
+
+
+def test_default_database_is_sqlite_in_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = load_settings(str(tmp_path), tmp_path / "missing.env")
+    assert settings["DATABASE_URL"].startswith("sqlite:///")
+    assert settings["STRIPE_JS_URL"] == "https://js.stripe.com/v3/"
