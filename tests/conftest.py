@@ -8,6 +8,8 @@ from storefront import create_app
 from storefront.catalog import load_catalog_file, seed_catalog
 from storefront.extensions import db
 
+pytest_plugins = ["tests.live"]
+
 TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret",

@@ -1,0 +1,187 @@
+"""Integration fixtures: the Stripe emulator and the shop served over HTTP, and Chromium.
+
+Loaded as a pytest plugin from ``tests/conftest.py``. The shop reaches the emulator
+only through the official SDK and the Stripe.js URL, exactly as it would reach Stripe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from storefront.catalog import sync_catalog
+from storefront.extensions import db
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+class Server:
+    """A WSGI app served on a free loopback port in a daemon thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+        self.server.server_close()
+
+
+@dataclass
+class Emulator:
+    url: str
+    app: Flask
+
+
+@dataclass
+class LiveShop:
+    url: str
+    app: Flask
+    emulator: Emulator
+
+    def order_status(self, public_id: str) -> str | None:
+        from storefront.models import Order
+
+        with self.app.app_context():
+            order = db.session.scalar(db.select(Order).where(Order.public_id == public_id))
+            return order.status if order else None
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
+    """Poll until ``predicate()`` is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def emulator(tmp_path) -> Iterator[Emulator]:
+    """A fresh Stripe emulator on a free port, with quick webhook retries."""
+    from stripe_emulator import create_app
+
+    app = create_app(
+        {
+            "EMULATOR_DB": str(tmp_path / "stripe-emulator.sqlite3"),
+            "TESTING": True,
+            "EMULATOR_WEBHOOK_RETRY_DELAYS": [0.2, 0.5, 1, 2],
+        }
+    )
+    server = Server(app)
+    yield Emulator(url=server.url, app=app)
+    server.stop()
+
+
+def emulator_config(emulator: Emulator) -> dict:
+    return {
+        "STRIPE_SECRET_KEY": "sk_test_emulator",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_emulator",
+        "STRIPE_API_BASE": emulator.url,
+        "STRIPE_JS_URL": emulator.url + "/v3/",
+    }
+
+
+@pytest.fixture
+def stripe_app(tmp_path, emulator) -> Iterator[Flask]:
+    """The shop (not served) configured against the emulator, catalog synced to it."""
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path, **emulator_config(emulator))
+    with app.app_context():
+        sync_catalog(echo=lambda *_: None)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def live_shop(tmp_path, emulator) -> Iterator[LiveShop]:
+    """The shop served over HTTP against the emulator, with a registered webhook endpoint."""
+    from storefront import payments
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, **emulator_config(emulator))
+    server = Server(app)
+    with app.app_context():
+        sync_catalog(echo=lambda *_: None)
+        secret = payments.register_webhook_endpoint(server.url + "/webhooks/stripe")
+    app.config["STRIPE_WEBHOOK_SECRET"] = secret
+    yield LiveShop(url=server.url, app=app, emulator=emulator)
+    server.stop()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (or $CHROMIUM_PATH); None lets Playwright use its own build."""
+    explicit = os.environ.get("CHROMIUM_PATH")
+    if explicit:
+        return explicit
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context and page; a screenshot is saved when the test fails."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
