@@ -431,7 +431,12 @@ def _customer_fields(p: dict[str, Any], customer: dict[str, Any]) -> None:
 @bp.post("/customers")
 def create_customer():
     core.authenticate()
-    p = core.params()
+    return core.respond(new_customer(core.params()))
+
+
+def new_customer(p: dict[str, Any]) -> dict[str, Any]:
+    """Create a customer from parsed params (records ``customer.created``); also used by
+    Checkout in subscription mode."""
     with core.transaction():
         customer = core.base_object(
             "cus",
@@ -470,7 +475,7 @@ def create_customer():
         _customer_fields(p, customer)
         core.save(customer)
         core.record_event("customer.created", customer)
-    return core.respond(customer)
+    return customer
 
 
 @bp.get("/customers/<cid>")
