@@ -1,0 +1,377 @@
+/* The hosted Checkout page: loads the session from /v1/payment_pages/<id>, shows the order
+ * summary, collects email + card, and confirms through /v1/payment_pages/<id>/confirm. */
+(function () {
+  "use strict";
+
+  var C = window.StripeEmuCard;
+  var body = document.body;
+  var sessionId = body.getAttribute("data-session");
+  var defaultKey = body.getAttribute("data-default-key");
+  var business = body.getAttribute("data-business");
+  var base = "/v1/payment_pages/" + encodeURIComponent(sessionId);
+  var session = null;
+
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+  var form = $("payment-form");
+  var fields = {
+    email: $("email"),
+    number: $("cardNumber"),
+    expiry: $("cardExpiry"),
+    cvc: $("cardCvc"),
+    name: $("billingName"),
+  };
+  var button = $("submit-button");
+  var touched = {};
+
+  // ------------------------------------------------------------------ API
+
+  function call(method, path, params, key) {
+    var init = { method: method, headers: {}, credentials: "omit" };
+    if (key) init.headers.Authorization = "Bearer " + key;
+    if (params) {
+      init.headers["Content-Type"] = "application/x-www-form-urlencoded";
+      init.body = C.formEncode(params);
+    }
+    return fetch(path, init).then(
+      function (resp) {
+        return resp
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (json) {
+            return { status: resp.status, body: json };
+          });
+      },
+      function () {
+        return {
+          status: 0,
+          body: {
+            error: {
+              type: "api_connection_error",
+              message: "We could not reach the payment service. Please try again.",
+            },
+          },
+        };
+      }
+    );
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  function money(amount) {
+    return C.formatAmount(amount || 0, session.currency);
+  }
+
+  function interval(recurring) {
+    if (!recurring) return "";
+    var n = recurring.interval_count || 1;
+    return n === 1 ? "per " + recurring.interval : "every " + n + " " + recurring.interval + "s";
+  }
+
+  function productName(item) {
+    var product = item.price && item.price.product;
+    if (product && typeof product === "object" && product.name) return product.name;
+    return item.description || "Item";
+  }
+
+  function showStatus(text, kind) {
+    var el = $("status-message");
+    el.hidden = false;
+    el.className = "notice" + (kind ? " notice--" + kind : "");
+    el.textContent = "";
+    var p = document.createElement("p");
+    p.textContent = text;
+    el.appendChild(p);
+    return el;
+  }
+
+  function renderSummary() {
+    var items = (session.line_items && session.line_items.data) || [];
+    var subscription = session.mode === "subscription";
+    var recurring = null;
+    items.forEach(function (it) {
+      if (it.price && it.price.recurring && !recurring) recurring = it.price.recurring;
+    });
+    $("summary-label").textContent = subscription
+      ? "Subscribe to " + (items.length ? productName(items[0]) : business)
+      : "Pay " + business;
+    $("summary-total").textContent = money(session.amount_total);
+    if (subscription && recurring) {
+      $("summary-interval").hidden = false;
+      $("summary-interval").textContent = interval(recurring);
+    }
+    var list = $("line-items");
+    list.textContent = "";
+    items.forEach(function (it) {
+      var li = document.createElement("li");
+      li.className = "line-item";
+      var left = document.createElement("div");
+      var name = document.createElement("p");
+      name.className = "line-item__name";
+      name.textContent = productName(it);
+      left.appendChild(name);
+      var meta = document.createElement("p");
+      meta.className = "line-item__meta muted";
+      var unit = it.price && it.price.unit_amount != null ? it.price.unit_amount : null;
+      var metaText = "Qty " + (it.quantity || 1);
+      if (unit !== null && (it.quantity || 1) > 1) metaText += " · " + money(unit) + " each";
+      if (it.price && it.price.recurring) {
+        metaText += " · Billed " + interval(it.price.recurring).replace("per ", "") + "ly";
+        metaText = metaText.replace("dayly", "daily");
+      }
+      meta.textContent = metaText;
+      left.appendChild(meta);
+      var amount = document.createElement("p");
+      amount.className = "line-item__amount";
+      amount.textContent = money(it.amount_total != null ? it.amount_total : it.amount_subtotal);
+      li.appendChild(left);
+      li.appendChild(amount);
+      list.appendChild(li);
+    });
+    $("subtotal").textContent = money(
+      session.amount_subtotal != null ? session.amount_subtotal : session.amount_total
+    );
+    $("total").textContent = money(session.amount_total);
+    $("total-label").textContent = subscription ? "Total due today" : "Total due";
+    $("totals").hidden = false;
+    $("summary-body").setAttribute("aria-busy", "false");
+  }
+
+  function renderForm() {
+    var email = session.customer_email || (session.customer_details || {}).email;
+    if (session.customer_email) {
+      fields.email.value = session.customer_email;
+      fields.email.readOnly = true;
+      fields.email.classList.add("is-readonly");
+    } else if (email) {
+      fields.email.value = email;
+    }
+    $("submit-label").textContent = session.mode === "subscription" ? "Subscribe" : "Pay";
+    if (session.cancel_url && safeUrl(session.cancel_url)) {
+      var back = $("back-link");
+      back.href = session.cancel_url;
+      back.hidden = false;
+    }
+    form.hidden = false;
+  }
+
+  function safeUrl(url) {
+    try {
+      var u = new URL(url, location.href);
+      return u.protocol === "http:" || u.protocol === "https:" ? u.toString() : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function successUrl() {
+    var url = String(session.success_url || "").split("{CHECKOUT_SESSION_ID}").join(session.id);
+    return safeUrl(url);
+  }
+
+  // ------------------------------------------------------------------ validation
+
+  var CHECKS = {
+    email: function () {
+      return C.checkEmail(fields.email.value);
+    },
+    number: function () {
+      return C.checkNumber(fields.number.value);
+    },
+    expiry: function () {
+      return C.checkExpiry(fields.expiry.value);
+    },
+    cvc: function () {
+      return C.checkCvc(fields.cvc.value, fields.number.value);
+    },
+    name: function () {
+      var v = fields.name.value.trim();
+      return v
+        ? { complete: true, empty: false }
+        : { complete: false, empty: true, incompleteError: C.error("incomplete_name") };
+    },
+  };
+  var ERROR_BOX = { email: "email-error", number: "card-error", expiry: "card-error",
+    cvc: "card-error", name: "name-error" };
+
+  /* Show errors; `all` on submit. Answers the first field with an error (or null). */
+  function validate(all) {
+    var shown = {};
+    var first = null;
+    ["email", "number", "expiry", "cvc", "name"].forEach(function (f) {
+      var r = CHECKS[f]();
+      var err = r.error || ((all || touched[f]) && !r.complete ? r.incompleteError : null);
+      fields[f].setAttribute("aria-invalid", err ? "true" : "false");
+      var box = ERROR_BOX[f];
+      if (err && !shown[box]) shown[box] = err.message;
+      if (err && !first) first = f;
+    });
+    ["email-error", "card-error", "name-error"].forEach(function (box) {
+      $(box).textContent = shown[box] || "";
+    });
+    var brand = C.info(fields.number.value).brand;
+    $("card-brand").setAttribute("data-brand", brand);
+    $("card-brand").textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+    return first;
+  }
+
+  function wire(field, formatter) {
+    var el = fields[field];
+    el.addEventListener("input", function (e) {
+      if (formatter) {
+        var deleting = e.inputType && e.inputType.indexOf("delete") === 0;
+        var atEnd = el.selectionStart === el.value.length;
+        var formatted = formatter(el.value, deleting);
+        if (formatted !== el.value) {
+          el.value = formatted;
+          if (atEnd) el.setSelectionRange(formatted.length, formatted.length);
+        }
+      }
+      validate(false);
+    });
+    el.addEventListener("blur", function () {
+      if (el.value) touched[field] = true;
+      validate(false);
+    });
+  }
+  wire("email");
+  wire("number", C.formatNumber);
+  wire("expiry", C.formatExpiry);
+  wire("cvc", function (v) {
+    return C.formatCvc(v, fields.number.value);
+  });
+  wire("name");
+
+  // ------------------------------------------------------------------ submit
+
+  function setBusy(value) {
+    button.disabled = value;
+    button.classList.toggle("is-loading", value);
+    button.setAttribute("aria-busy", value ? "true" : "false");
+    Object.keys(fields).forEach(function (f) {
+      if (!(f === "email" && session && session.customer_email)) fields[f].disabled = value;
+    });
+  }
+
+  function formError(message) {
+    var el = $("form-error");
+    el.hidden = !message;
+    el.textContent = message || "";
+  }
+
+  /* After 3-D Secure the session completes in the background; wait for it briefly. */
+  function waitForComplete(tries) {
+    return call("GET", base).then(function (res) {
+      if (res.body && res.body.status === "complete") return true;
+      if (tries <= 0) return false;
+      return new Promise(function (r) {
+        setTimeout(r, 250);
+      }).then(function () {
+        return waitForComplete(tries - 1);
+      });
+    });
+  }
+
+  function go(url) {
+    var target = safeUrl(url);
+    if (target) location.assign(target);
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    formError(null);
+    var bad = validate(true);
+    if (bad) {
+      fields[bad].focus();
+      return;
+    }
+    setBusy(true);
+    var exp = C.parseExpiry(fields.expiry.value);
+    call("POST", base + "/confirm", {
+      email: fields.email.value.trim(),
+      billing_name: fields.name.value.trim(),
+      card: {
+        number: C.digits(fields.number.value),
+        exp_month: exp.month,
+        exp_year: exp.year,
+        cvc: C.digits(fields.cvc.value),
+      },
+    }).then(function (res) {
+      var data = res.body || {};
+      if (res.status === 200 && data.status === "complete") {
+        go(data.redirect_url || successUrl());
+        return;
+      }
+      if (res.status === 200 && data.status === "requires_action" && data.redirect_url) {
+        return window.StripeEmuChallenge.open(data.redirect_url, null).then(function (outcome) {
+          if (!outcome.closed && ["succeeded", "processing"].indexOf(outcome.status) !== -1) {
+            return waitForComplete(20).then(function () {
+              go(successUrl());
+            });
+          }
+          if (outcome.closed && data.payment_intent && data.client_secret) {
+            // Closing the modal abandons the authentication, as on Stripe.
+            call("POST", "/v1/payment_intents/" + encodeURIComponent(data.payment_intent) +
+              "/authenticate", { client_secret: data.client_secret, result: "fail" }, defaultKey);
+          }
+          formError(
+            "We are unable to authenticate your payment method. Please choose a different " +
+              "payment method and try again."
+          );
+          setBusy(false);
+        });
+      }
+      var err = data.error || {};
+      formError(err.message || "Something went wrong. Please try again.");
+      setBusy(false);
+    });
+  });
+
+  // ------------------------------------------------------------------ load
+
+  call("GET", base).then(function (res) {
+    if (res.status !== 200 || !res.body || res.body.error) {
+      $("summary-label").textContent = "Checkout unavailable";
+      showStatus(
+        res.status === 404
+          ? "This checkout page does not exist. Please return to the shop and try again."
+          : (res.body && res.body.error && res.body.error.message) ||
+              "This checkout page could not be loaded.",
+        "error"
+      );
+      return;
+    }
+    session = res.body;
+    renderSummary();
+    if (session.status === "complete") {
+      var box = showStatus("This payment has already been completed. Thank you!", "success");
+      var url = successUrl();
+      if (url) {
+        var a = document.createElement("a");
+        a.href = url;
+        a.textContent = "Continue";
+        a.className = "button button--primary";
+        box.appendChild(a);
+      }
+      return;
+    }
+    if (session.status === "expired") {
+      var ebox = showStatus(
+        "This checkout session has expired. Please return to the shop and start again.",
+        "error"
+      );
+      if (session.cancel_url && safeUrl(session.cancel_url)) {
+        var back = document.createElement("a");
+        back.href = session.cancel_url;
+        back.textContent = "← Back";
+        back.className = "button button--secondary";
+        ebox.appendChild(back);
+      }
+      return;
+    }
+    renderForm();
+  });
+})();

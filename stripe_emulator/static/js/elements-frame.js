@@ -1,0 +1,461 @@
+/* Inside the element iframe: card inputs, validation, and the API calls that need card data
+ * (create the PaymentMethod, confirm the PaymentIntent), so the card number never leaves
+ * this frame.  Talks to the merchant page (parent) only by postMessage. */
+(function () {
+  "use strict";
+
+  var C = window.StripeEmuCard;
+  var body = document.body;
+  var kind = body.getAttribute("data-kind");
+  var parentOrigin = body.getAttribute("data-parent-origin");
+  var frameId = body.getAttribute("data-frame");
+  var key = null;
+  var options = {};
+  var busy = false;
+  var lastSent = null;
+
+  var NAMES =
+    kind === "payment"
+      ? { number: "number", expiry: "expiry", cvc: "cvc", postal: "postalCode", country: "country" }
+      : { number: "cardnumber", expiry: "exp-date", cvc: "cvc", postal: "postal" };
+  var ORDER = ["number", "expiry", "cvc", "postal"];
+
+  function input(field) {
+    return NAMES[field] ? document.querySelector('[name="' + NAMES[field] + '"]') : null;
+  }
+  var inputs = {
+    number: input("number"),
+    expiry: input("expiry"),
+    cvc: input("cvc"),
+    postal: input("postal"),
+    country: input("country"),
+  };
+  var touched = {};
+
+  function send(message) {
+    message.__stripeEmu = true;
+    message.frame = frameId;
+    window.parent.postMessage(message, parentOrigin);
+  }
+
+  function postalShown() {
+    if (kind === "card") return !options.hidePostalCode;
+    var address = (((options.fields || {}).billingDetails || {}).address);
+    return address !== "never" && (address || {}).postalCode !== "never";
+  }
+
+  function country() {
+    return inputs.country ? inputs.country.value : "US";
+  }
+
+  function checks() {
+    var number = inputs.number.value;
+    var res = {
+      number: C.checkNumber(number),
+      expiry: C.checkExpiry(inputs.expiry.value),
+      cvc: C.checkCvc(inputs.cvc.value, number),
+    };
+    if (postalShown()) res.postal = C.checkPostal(inputs.postal.value, country());
+    return res;
+  }
+
+  /* Errors shown: "can never be valid" at once; "incomplete" after blur, or all on submit. */
+  function render(all) {
+    var res = checks();
+    var first = null;
+    ORDER.forEach(function (field) {
+      var r = res[field];
+      if (!r) return;
+      var err = r.error || ((all || touched[field]) && !r.complete ? r.incompleteError : null);
+      var el = inputs[field];
+      el.setAttribute("aria-invalid", err ? "true" : "false");
+      var msg = el.id ? document.getElementById(el.id.replace("Input", "Error")) : null;
+      if (msg) msg.textContent = err ? err.message : "";
+      if (err && !first) first = err;
+    });
+    var brand = res.number.brand;
+    Array.prototype.forEach.call(document.querySelectorAll(".brand"), function (b) {
+      b.setAttribute("data-brand", brand);
+      b.textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+    });
+    var fields = ORDER.filter(function (f) {
+      return res[f];
+    });
+    return {
+      error: first,
+      complete: fields.every(function (f) {
+        return res[f].complete;
+      }),
+      empty: fields.every(function (f) {
+        return res[f].empty;
+      }),
+      brand: brand,
+    };
+  }
+
+  function changeEvent(all) {
+    var s = render(all);
+    var event = { elementType: kind, complete: s.complete, empty: s.empty };
+    if (kind === "payment") {
+      event.collapsed = false;
+      event.value = { type: "card" };
+    } else {
+      event.brand = s.brand;
+      event.value = { postalCode: inputs.postal.value };
+    }
+    if (s.error) event.error = s.error;
+    return event;
+  }
+
+  function emitChange(all) {
+    var event = changeEvent(all);
+    var serial = JSON.stringify(event);
+    if (serial === lastSent) return event;
+    lastSent = serial;
+    send({ type: "change", event: event });
+    return event;
+  }
+
+  function focusNext(field) {
+    var i = ORDER.indexOf(field);
+    for (var j = i + 1; j < ORDER.length; j++) {
+      var next = inputs[ORDER[j]];
+      if (next && next.offsetParent !== null) {
+        next.focus();
+        return;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ input handling
+
+  function onInput(field, formatter) {
+    var el = inputs[field];
+    el.addEventListener("input", function (e) {
+      var deleting = e.inputType && e.inputType.indexOf("delete") === 0;
+      var atEnd = el.selectionStart === el.value.length;
+      var formatted = formatter(el.value, deleting);
+      if (formatted !== el.value) {
+        el.value = formatted;
+        if (atEnd) el.setSelectionRange(formatted.length, formatted.length);
+      }
+      emitChange(false);
+      var r = checks()[field];
+      if (!deleting && atEnd && r && r.complete && field !== "postal") focusNext(field);
+    });
+    el.addEventListener("blur", function () {
+      if (el.value) touched[field] = true;
+      emitChange(false);
+    });
+  }
+
+  onInput("number", function (v) {
+    return C.formatNumber(v);
+  });
+  onInput("expiry", function (v, deleting) {
+    return C.formatExpiry(v, deleting);
+  });
+  onInput("cvc", function (v) {
+    return C.formatCvc(v, inputs.number.value);
+  });
+  onInput("postal", function (v) {
+    return v.slice(0, 10);
+  });
+  if (inputs.country) {
+    inputs.country.addEventListener("change", function () {
+      var us = inputs.country.value === "US";
+      document.getElementById("Field-postalCodeLabel").textContent = us ? "ZIP" : "Postal code";
+      inputs.postal.placeholder = us ? "12345" : "";
+      emitChange(false);
+    });
+  }
+
+  var hasFocus = false;
+  document.addEventListener("focusin", function () {
+    if (!hasFocus) {
+      hasFocus = true;
+      send({ type: "focus" });
+    }
+  });
+  document.addEventListener("focusout", function (e) {
+    if (!e.relatedTarget) {
+      hasFocus = false;
+      send({ type: "blur" });
+    }
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") send({ type: "escape" });
+  });
+  document.querySelector("form").addEventListener("submit", function (e) {
+    e.preventDefault();
+  });
+
+  // ------------------------------------------------------------------ appearance / options
+
+  var VARIABLES = [
+    "colorPrimary",
+    "colorBackground",
+    "colorText",
+    "colorDanger",
+    "fontFamily",
+    "fontSizeBase",
+    "borderRadius",
+    "spacingUnit",
+  ];
+
+  function applyAppearance(appearance) {
+    if (!appearance) return;
+    var root = document.documentElement.style;
+    if (appearance.theme === "night") {
+      root.setProperty("--colorBackground", "#30313d");
+      root.setProperty("--colorText", "#ffffff");
+      root.setProperty("--colorBorder", "#424353");
+    } else if (appearance.theme === "flat") {
+      root.setProperty("--colorBorder", "#f6f8fa");
+    }
+    var vars = appearance.variables || {};
+    VARIABLES.forEach(function (name) {
+      if (typeof vars[name] === "string" && /^[^;{}<>]*$/.test(vars[name])) {
+        root.setProperty("--" + name, vars[name]);
+      }
+    });
+  }
+
+  /* The Card Element's `style` option: {base: {color, fontSize, fontFamily}, invalid: {color}}. */
+  function applyCardStyle(style) {
+    if (!style) return;
+    var root = document.documentElement.style;
+    var base = style.base || {};
+    var map = { color: "--colorText", fontSize: "--fontSizeBase", fontFamily: "--fontFamily" };
+    Object.keys(map).forEach(function (k) {
+      if (typeof base[k] === "string" && /^[^;{}<>]*$/.test(base[k])) {
+        root.setProperty(map[k], base[k]);
+      }
+    });
+    if (style.invalid && typeof style.invalid.color === "string") {
+      root.setProperty("--colorDanger", style.invalid.color);
+    }
+  }
+
+  var countryDefaulted = false;
+
+  function applyOptions(opts) {
+    Object.keys(opts || {}).forEach(function (k) {
+      options[k] = opts[k];
+    });
+    body.classList.toggle("hide-postal", !postalShown());
+    var disabled = !!options.disabled || busy;
+    Object.keys(inputs).forEach(function (f) {
+      if (inputs[f]) inputs[f].disabled = disabled;
+    });
+    applyCardStyle(options.style);
+    var defaults = ((options.defaultValues || {}).billingDetails || {}).address || {};
+    if (inputs.country && defaults.country && !countryDefaulted) {
+      countryDefaulted = true;
+      inputs.country.value = String(defaults.country).toUpperCase();
+      inputs.country.dispatchEvent(new Event("change"));
+    }
+    if (defaults.postal_code && !inputs.postal.value) inputs.postal.value = defaults.postal_code;
+    if (options.value && options.value.postalCode && !inputs.postal.value) {
+      inputs.postal.value = options.value.postalCode;
+    }
+  }
+
+  function setBusy(value) {
+    busy = value;
+    applyOptions({});
+  }
+
+  // ------------------------------------------------------------------ resizing
+
+  var root = document.getElementById("root");
+  var lastHeight = 0;
+  function reportHeight() {
+    var h = Math.ceil(root.getBoundingClientRect().height);
+    if (h && h !== lastHeight) {
+      lastHeight = h;
+      send({ type: "resize", height: h });
+    }
+  }
+  if (window.ResizeObserver) new ResizeObserver(reportHeight).observe(root);
+  window.addEventListener("load", reportHeight);
+
+  // ------------------------------------------------------------------ API calls
+
+  function api(method, path, params) {
+    return fetch(path, {
+      method: method,
+      headers: {
+        Authorization: "Bearer " + key,
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
+      body: method === "GET" ? undefined : C.formEncode(params),
+      credentials: "omit",
+    }).then(
+      function (resp) {
+        return resp.json().catch(function () {
+          return { error: { type: "api_error", message: "Unexpected response from the API." } };
+        });
+      },
+      function () {
+        return {
+          error: {
+            type: "api_connection_error",
+            message: "We could not connect to the payment service. Please check your connection.",
+          },
+        };
+      }
+    );
+  }
+
+  function billingDetails(given) {
+    var bd = JSON.parse(JSON.stringify(given || {}));
+    bd.address = bd.address || {};
+    if (postalShown() && inputs.postal.value && !bd.address.postal_code) {
+      bd.address.postal_code = inputs.postal.value.trim();
+    }
+    if (inputs.country && !bd.address.country) bd.address.country = inputs.country.value;
+    if (!Object.keys(bd.address).length) delete bd.address;
+    return bd;
+  }
+
+  function createPaymentMethod(given) {
+    var exp = C.parseExpiry(inputs.expiry.value);
+    var params = {
+      type: "card",
+      card: {
+        number: C.digits(inputs.number.value),
+        exp_month: exp.month,
+        exp_year: exp.year,
+        cvc: C.digits(inputs.cvc.value),
+      },
+    };
+    var bd = billingDetails(given);
+    if (Object.keys(bd).length) params.billing_details = bd;
+    return api("POST", "/v1/payment_methods", params);
+  }
+
+  function validated() {
+    var event = emitChange(true);
+    if (event.error) return event.error;
+    if (!event.complete) return C.error("incomplete_number");
+    if (!key) {
+      return { type: "invalid_request_error", message: "The element is not initialised yet." };
+    }
+    return null;
+  }
+
+  function withPaymentIntent(error, piId, clientSecret) {
+    if (!error.payment_intent || typeof error.payment_intent !== "object") {
+      return api(
+        "GET",
+        "/v1/payment_intents/" + encodeURIComponent(piId) +
+          "?client_secret=" + encodeURIComponent(clientSecret)
+      ).then(function (pi) {
+        if (pi && !pi.error) error.payment_intent = pi;
+        return error;
+      });
+    }
+    return Promise.resolve(error);
+  }
+
+  function confirm(message) {
+    var err = validated();
+    if (err) return Promise.resolve({ error: err });
+    var clientSecret = String(message.clientSecret || "");
+    var piId = clientSecret.split("_secret_")[0];
+    setBusy(true);
+    return createPaymentMethod(message.billingDetails)
+      .then(function (pm) {
+        if (pm.error) return { error: pm.error };
+        var params = { client_secret: clientSecret, payment_method: pm.id };
+        var cp = message.confirmParams || {};
+        Object.keys(cp).forEach(function (k) {
+          params[k] = cp[k];
+        });
+        return api(
+          "POST",
+          "/v1/payment_intents/" + encodeURIComponent(piId) + "/confirm",
+          params
+        ).then(function (pi) {
+          if (pi.error) {
+            return withPaymentIntent(pi.error, piId, clientSecret).then(function (e) {
+              return { error: e };
+            });
+          }
+          return { paymentIntent: pi };
+        });
+      })
+      .then(
+        function (result) {
+          setBusy(false);
+          return result;
+        },
+        function () {
+          setBusy(false);
+          return { error: { type: "api_error", message: "Something went wrong." } };
+        }
+      );
+  }
+
+  // ------------------------------------------------------------------ messages from the page
+
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent || event.origin !== parentOrigin) return;
+    var m = event.data;
+    if (!m || m.__stripeEmu !== true) return;
+    function reply(result) {
+      send({ type: "result", reqId: m.reqId, result: result });
+    }
+    switch (m.type) {
+      case "init":
+        key = typeof m.key === "string" ? m.key : null;
+        applyAppearance(m.appearance);
+        applyOptions(m.options || {});
+        send({ type: "ready" });
+        emitChange(false);
+        reportHeight();
+        break;
+      case "update":
+        if (m.appearance) applyAppearance(m.appearance);
+        if (m.options) applyOptions(m.options);
+        emitChange(false);
+        break;
+      case "focus":
+        inputs.number.focus();
+        break;
+      case "blur":
+        if (document.activeElement) document.activeElement.blur();
+        break;
+      case "clear":
+        ORDER.forEach(function (f) {
+          if (inputs[f]) inputs[f].value = "";
+        });
+        touched = {};
+        emitChange(false);
+        break;
+      case "validate":
+        var err = validated();
+        reply(err ? { error: err } : {});
+        break;
+      case "createPaymentMethod":
+        var verr = validated();
+        if (verr) return reply({ error: verr });
+        createPaymentMethod(m.billingDetails).then(function (pm) {
+          reply(pm.error ? { error: pm.error } : { paymentMethod: pm });
+        });
+        break;
+      case "confirm":
+        if (busy) {
+          return reply({
+            error: { type: "invalid_request_error", message: "A payment is already in progress." },
+          });
+        }
+        confirm(m).then(reply);
+        break;
+    }
+  });
+
+  // Tell the page we exist; it answers with "init" (key, options, appearance).
+  send({ type: "loaded" });
+})();
