@@ -453,10 +453,16 @@ def charge_invoice(
     confirm: dict[str, Any] = {"payment_method": pm_id}
     if off_session:
         confirm["off_session"] = "true"
-    try:
-        pi = payments.confirm_payment_intent(pi, confirm)
-    except core.StripeError as err:
-        return core.get(pi["id"], "payment_intent"), err
+    pi = payments.confirm_payment_intent(pi, confirm, raise_on_decline=False)
+    error = pi.get("last_payment_error")
+    if error:
+        return pi, core.StripeError(
+            error.get("message") or "Your card was declined.",
+            status=402,
+            type="card_error",
+            code=error.get("code"),
+            decline_code=error.get("decline_code"),
+        )
     if pi.get("status") != "succeeded":
         # Off-session renewals cannot ask the customer to authenticate.
         return pi, core.StripeError(

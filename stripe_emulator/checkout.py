@@ -86,56 +86,27 @@ def _session_or_404(cs_id: str) -> dict[str, Any]:
 
 def _inline_price(data: Any, param: str, mode: str) -> dict[str, Any]:
     """Create the hidden Price (and Product) that ``price_data`` describes."""
-    from . import payments
+    from . import api
 
     if not isinstance(data, dict):
         raise core.invalid(param)
-    currency = str(data.get("currency") or "").lower()
-    if not currency:
-        raise core.missing(f"{param}[currency]")
-    if "unit_amount" not in data:
-        raise core.missing(f"{param}[unit_amount]")
-    unit_amount = core.to_int(data["unit_amount"], f"{param}[unit_amount]")
-    if unit_amount < 0:
-        raise core.invalid(
-            f"{param}[unit_amount]", "This value must be greater than or equal to 0."
-        )
-    product_id = data.get("product")
-    product_data = data.get("product_data")
-    if product_id and product_data:
-        raise core.invalid(
-            param, "You may only specify one of these parameters: product, product_data."
-        )
-    if product_id:
-        if core.get(product_id, "product") is None:
-            raise core.StripeError(
-                f"No such product: '{product_id}'",
-                code="resource_missing",
-                param=f"{param}[product]",
-            )
-    elif isinstance(product_data, dict):
-        if not product_data.get("name"):
-            raise core.missing(f"{param}[product_data][name]")
-        product_params: dict[str, Any] = {"name": product_data["name"]}
-        for key in ("description", "metadata", "images"):
-            if key in product_data:
-                product_params[key] = product_data[key]
-        product_id = payments.create_product(product_params)["id"]
-    else:
+    if not data.get("product") and not isinstance(data.get("product_data"), dict):
         raise core.missing(f"{param}[product_data]")
-    recurring = data.get("recurring")
-    if mode == "subscription" and not isinstance(recurring, dict):
+    if mode == "subscription" and not isinstance(data.get("recurring"), dict):
         raise core.missing(f"{param}[recurring]")
-    price_params: dict[str, Any] = {
-        "currency": currency,
-        "unit_amount": unit_amount,
-        "product": product_id,
-    }
-    if isinstance(recurring, dict):
-        if not recurring.get("interval"):
-            raise core.missing(f"{param}[recurring][interval]")
-        price_params["recurring"] = recurring
-    price = payments.create_price(price_params)
+    allowed = ("currency", "unit_amount", "unit_amount_decimal", "product", "product_data")
+    price_params = {k: v for k, v in data.items() if k in allowed}
+    if isinstance(data.get("recurring"), dict):
+        price_params["recurring"] = data["recurring"]
+    try:
+        price = api._create_price(price_params)
+    except core.StripeError as err:
+        # Report the nested parameter, as Stripe does (``line_items[0][price_data][...]``).
+        if err.body.get("param"):
+            err.body["param"] = f"{param}[{err.body['param'].replace('[', '][', 1)}"
+            if not err.body["param"].endswith("]"):
+                err.body["param"] += "]"
+        raise
     # Stripe hides ad-hoc prices from the catalogue.
     price["active"] = False
     return core.save(price)
@@ -551,11 +522,11 @@ def _subscription_mode_intent(
     session: dict[str, Any], pm: dict[str, Any], details: dict[str, Any]
 ) -> dict[str, Any]:
     """Find or create the customer, attach the card, and prepare the first invoice's charge."""
-    from . import payments
+    from . import api, payments
 
     customer_id = session.get("customer") or session.get("_customer")
     if not customer_id:
-        customer = payments.create_customer({"email": details["email"], "name": details["name"]})
+        customer = api.new_customer({"email": details["email"], "name": details["name"]})
         customer_id = customer["id"]
         # Kept so that a retry after a declined card reuses the same customer.
         session["_customer"] = customer_id
@@ -615,17 +586,15 @@ def complete_session(session: dict[str, Any], pi: dict[str, Any]) -> dict[str, A
 
 
 def _set_default_payment_method(customer_id: str, pm_id: str) -> None:
-    from . import payments
+    """Make the card the customer's default for invoices (records ``customer.updated``)."""
+    from . import api
 
     customer = core.get(customer_id, "customer")
-    if customer is None:
+    if customer is None or customer["invoice_settings"].get("default_payment_method") == pm_id:
         return
-    previous = copy.deepcopy(customer.get("invoice_settings"))
-    settings = dict(previous or {})
-    if settings.get("default_payment_method") == pm_id:
-        return
-    settings["default_payment_method"] = pm_id
-    payments.update_customer(customer, {"invoice_settings": settings})
+    before = copy.deepcopy(customer)
+    api._customer_fields({"invoice_settings": {"default_payment_method": pm_id}}, customer)
+    api._record_update("customer.updated", customer, before)
 
 
 def _on_payment_intent_succeeded(event: dict[str, Any]) -> None:
@@ -636,7 +605,8 @@ def _on_payment_intent_succeeded(event: dict[str, Any]) -> None:
     if g.get("checkout_confirming") == pi["id"]:
         return
     with billing.serialised():
-        for session in core.all_of("checkout.session", lambda s: s.get("_pending_pi") == pi["id"]):
+        waiting = core.all_of("checkout.session", lambda s: s.get("_pending_pi") == pi["id"])
+        for session in waiting:
             if session["status"] == "open":
                 complete_session(session, core.get(pi["id"], "payment_intent") or pi)
 
