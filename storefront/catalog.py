@@ -35,7 +35,12 @@ def index():
     query = select(Product).where(Product.active, Product.category.in_(CATEGORY_NAMES))
     if category:
         query = query.where(Product.category == category)
-    products = db.session.scalars(query.order_by(Product.category, Product.id)).all()
+    # Categories in the shop's order (coffee first), products in catalog order within each.
+    order = list(CATEGORY_NAMES)
+    products = sorted(
+        db.session.scalars(query.order_by(Product.id)).all(),
+        key=lambda p: order.index(p.category),
+    )
     currency = current_currency()
     return render_template(
         "catalog/index.html",
