@@ -69,8 +69,13 @@ def expire_if_due(session: dict[str, Any]) -> dict[str, Any]:
 
 
 def _expire(session: dict[str, Any]) -> dict[str, Any]:
+    from . import payments
+
     session["status"] = "expired"
-    session.pop("_pending_pi", None)
+    pending = core.get(session.pop("_pending_pi", None), "payment_intent")
+    if pending is not None and pending["status"] == "requires_action":
+        # An abandoned 3-D Secure challenge must not be able to charge an expired session.
+        payments.cancel_payment_intent(pending, "abandoned")
     session.pop("_pending_details", None)
     core.save(session)
     core.record_event("checkout.session.expired", session)

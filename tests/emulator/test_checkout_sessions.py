@@ -383,3 +383,26 @@ def http_authenticate(base: str, pi_id: str, client_secret: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+
+
+def test_expiring_session_cancels_pending_3ds_payment(stripe_client, emulator_url):
+    session = payment_session(stripe_client)
+    status, body = pay(emulator_url, session.id, "4000002500003155")
+    assert body["status"] == "requires_action"
+    stripe_client.v1.checkout.sessions.expire(session.id)
+    pi = stripe_client.v1.payment_intents.retrieve(body["payment_intent"])
+    assert pi.status == "canceled"
+    assert pi.cancellation_reason == "abandoned"
+
+
+def test_payment_session_for_existing_customer(stripe_client, emulator_url):
+    customer = stripe_client.v1.customers.create({"email": "grace@example.com"})
+    session = payment_session(stripe_client, customer=customer.id, customer_email=None)
+    assert session.customer == customer.id
+    status, body = pay(emulator_url, session.id, email="grace@example.com")
+    assert status == 200, body
+    done = stripe_client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]})
+    assert done.customer == customer.id
+    assert done.payment_intent.customer == customer.id
+    listed = stripe_client.v1.checkout.sessions.list({"customer": customer.id})
+    assert [s.id for s in listed.data] == [session.id]
