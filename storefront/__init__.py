@@ -39,6 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    # The SDK logs every request at INFO; our own log lines carry the ids that matter.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+
     db.init_app(app)
     migrate.init_app(
         app, db, directory=os.path.join(app.root_path, "..", "migrations"), render_as_batch=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import urllib.request
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
 EMULATOR_KEYS = {
     "STRIPE_SECRET_KEY": "sk_test_emulator",
@@ -43,7 +45,7 @@ def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
     """Start ``python -m stripe_emulator`` as a child process (never imported here)."""
     db_path = os.path.join(instance_path, "stripe-emulator.sqlite3")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path]
+        [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path, "--quiet"]
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
@@ -68,6 +70,8 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
     from . import create_app, payments
     from .catalog import sync_catalog
 
+    # A plain `kill` should stop the emulator too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     emulator = None
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         click.echo(f"No STRIPE_SECRET_KEY: starting the Stripe emulator on port {emulator_port}")
@@ -85,7 +89,8 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
                 app.config["STRIPE_WEBHOOK_SECRET"] = secret
                 click.echo("Webhook endpoint registered with the emulator.")
         click.echo(f"Shop: http://{host}:{port}")
-        app.run(host=host, port=port, debug=app.debug, use_reloader=False, threaded=True)
+        # Not app.run(): Flask ignores that inside a `flask` command.
+        run_simple(host, port, app, threaded=True, use_debugger=app.debug, use_reloader=False)
     finally:
         if emulator is not None:
             emulator.terminate()

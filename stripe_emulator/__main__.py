@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from werkzeug.serving import run_simple
 
@@ -15,7 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--db", help="SQLite file (default instance/stripe-emulator.sqlite3)")
     parser.add_argument("--reset", action="store_true", help="forget every object first")
+    parser.add_argument("--quiet", action="store_true", help="do not log every request")
     args = parser.parse_args(argv)
+    if args.quiet:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = {"EMULATOR_DB": args.db} if args.db else {}
     config["EMULATOR_RESET"] = args.reset
     app = create_app(config)
