@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import stripe
 from shapes import assert_stripe_shape
+from stripe._list_object import ListObject
 from test_checkout_sessions import http_authenticate, make_price, pay
 
 SUCCESS = "https://shop.example/membership/thanks?session_id={CHECKOUT_SESSION_ID}"
@@ -329,3 +330,10 @@ def test_create_subscription_through_api(stripe_client):
     )
     assert incomplete.status == "incomplete"
     assert latest_invoice(stripe_client, incomplete).status == "open"
+
+
+def test_subscription_items_list(stripe_client, emulator_url):
+    sub = subscribe(stripe_client, emulator_url)
+    items = stripe_client.v1.subscription_items.list({"subscription": sub.id})
+    assert [i.id for i in items.data] == [sub["items"].data[0].id]
+    assert_stripe_shape(items, ListObject[stripe.SubscriptionItem])
