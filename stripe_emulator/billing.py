@@ -61,7 +61,8 @@ def charge_invoice(
     if not pm_id:
         return None, core.StripeError(
             "This customer has no attached payment source or default payment method.",
-            code="invoice_no_customer_line_items",
+            status=402,
+            type="card_error",
         )
     pi = payments.create_payment_intent(
         {

@@ -215,6 +215,10 @@ def test_retrieve_expands_line_items(stripe_client):
     assert [(i.quantity, i.amount_total) for i in full.line_items.data] == [(2, 3000)]
     assert full.line_items.data[0].description == "Field notebook"
     assert_stripe_shape(full, stripe.checkout.Session)
+    deep = stripe_client.v1.checkout.sessions.retrieve(
+        session.id, {"expand": ["line_items.data.price.product"]}
+    )
+    assert deep.line_items.data[0].price.product.name == "Field notebook"
 
 
 def test_line_items_paginate(stripe_client):

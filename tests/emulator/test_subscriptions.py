@@ -107,6 +107,11 @@ def test_subscription_checkout_creates_customer_active_subscription_and_paid_inv
     assert pi.amount == 900
     assert pi.customer == sub.customer
     assert_stripe_shape(invoice, stripe.Invoice)
+    nested = stripe_client.v1.subscriptions.retrieve(
+        sub.id, {"expand": ["latest_invoice.payments"]}
+    )
+    assert nested.latest_invoice.payments.data[0].id == payment.id
+    assert "payments" not in stripe_client.v1.invoices.retrieve(invoice.id)
 
     types = event_types(stripe_client)
     order = [
@@ -337,3 +342,86 @@ def test_subscription_items_list(stripe_client, emulator_url):
     items = stripe_client.v1.subscription_items.list({"subscription": sub.id})
     assert [i.id for i in items.data] == [sub["items"].data[0].id]
     assert_stripe_shape(items, ListObject[stripe.SubscriptionItem])
+
+
+def test_subscription_session_validation(stripe_client):
+    monthly = make_price(stripe_client, recurring={"interval": "month"})
+    yearly = make_price(stripe_client, recurring={"interval": "year"})
+    base: dict[str, Any] = {"success_url": SUCCESS}
+    cases: list[tuple[dict[str, Any], str]] = [
+        # A recurring price cannot be bought in payment mode...
+        (
+            {"mode": "payment", "line_items": [{"price": monthly.id, "quantity": 1}]},
+            "line_items[0][price]",
+        ),
+        # ...payment_intent_data belongs to payment mode...
+        (
+            {
+                "mode": "subscription",
+                "line_items": [{"price": monthly.id, "quantity": 1}],
+                "payment_intent_data": {"metadata": {"a": "b"}},
+            },
+            "payment_intent_data",
+        ),
+        # ...and one subscription has one billing interval.
+        (
+            {
+                "mode": "subscription",
+                "line_items": [
+                    {"price": monthly.id, "quantity": 1},
+                    {"price": yearly.id, "quantity": 1},
+                ],
+            },
+            "line_items",
+        ),
+        (
+            {
+                "mode": "subscription",
+                "line_items": [
+                    {
+                        "price_data": {
+                            "currency": "eur",
+                            "unit_amount": 100,
+                            "product_data": {"name": "x"},
+                        },
+                        "quantity": 1,
+                    }
+                ],
+            },
+            "line_items[0][price_data][recurring]",
+        ),
+    ]
+    for params, param in cases:
+        with pytest.raises(stripe.InvalidRequestError) as excinfo:
+            stripe_client.v1.checkout.sessions.create({**base, **params})
+        assert excinfo.value.param == param, params
+
+
+def test_subscription_session_with_price_data(stripe_client, emulator_url):
+    session = stripe_client.v1.checkout.sessions.create(
+        {
+            "mode": "subscription",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": "eur",
+                        "unit_amount": 400,
+                        "product_data": {"name": "Supporter"},
+                        "recurring": {"interval": "week", "interval_count": 2},
+                    },
+                    "quantity": 2,
+                }
+            ],
+            "success_url": SUCCESS,
+            "customer_email": "sam@example.com",
+        }
+    )
+    assert session.amount_total == 800
+    assert pay(emulator_url, session.id, email="sam@example.com")[0] == 200
+    sub = stripe_client.v1.subscriptions.retrieve(
+        stripe_client.v1.checkout.sessions.retrieve(session.id).subscription
+    )
+    item = sub["items"].data[0]
+    assert item.quantity == 2
+    assert item.current_period_end - item.current_period_start == 14 * 86400
+    assert latest_invoice(stripe_client, sub).amount_paid == 800
