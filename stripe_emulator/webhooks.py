@@ -515,6 +515,7 @@ class Deliverer:
         with self.lock:
             wake = self.senders[endpoint_id].wake
         errors = 0
+        lingered = False
         try:
             with self.app.app_context():
                 while not self.stopped:
@@ -522,7 +523,10 @@ class Deliverer:
                     try:
                         row = self._next(endpoint_id)
                         if row is None:
-                            if wake.wait(IDLE_LINGER):
+                            if not lingered:
+                                # Look once more after a pause before leaving.
+                                lingered = True
+                                wake.wait(IDLE_LINGER)
                                 continue
                             with self.lock:
                                 # Decide and deregister atomically, so no kick is lost.
@@ -530,6 +534,7 @@ class Deliverer:
                                     self.senders.pop(endpoint_id, None)
                                     return
                             continue
+                        lingered = False
                         wait = row["next_attempt_at"] - time.time()
                         if wait > 0:
                             wake.wait(wait)

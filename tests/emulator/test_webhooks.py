@@ -464,3 +464,17 @@ def test_fault_from_setting_applies_unless_the_endpoint_overrides_it(tmp_path, r
 def test_unknown_fault_setting_is_refused_at_start(tmp_path):
     with pytest.raises(ValueError, match="sometimes"):
         make_app(tmp_path, EMULATOR_WEBHOOK_FAULT="sometimes")
+
+
+def test_event_recorded_inside_a_transaction_leaves_after_commit(
+    emulator_app, stripe_client, receiver
+):
+    endpoint_for(stripe_client, receiver.url)
+    obj = {"id": "prod_tx", "object": "product", "name": "Mug"}
+    with emulator_app.app_context(), core.transaction():
+        event = core.record_event("product.created", obj)
+        time.sleep(0.3)  # the sender is awake but must not see the uncommitted event
+        assert receiver.received() == []
+    (delivery,) = receiver.wait_for(1)
+    assert delivery.event["id"] == event["id"]
+    assert delivery.event["pending_webhooks"] == 1
