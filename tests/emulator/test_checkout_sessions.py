@@ -410,3 +410,16 @@ def test_payment_session_for_existing_customer(stripe_client, emulator_url):
     assert done.payment_intent.customer == customer.id
     listed = stripe_client.v1.checkout.sessions.list({"customer": customer.id})
     assert [s.id for s in listed.data] == [session.id]
+
+
+def test_concurrent_confirms_charge_once(stripe_client, emulator_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    session = payment_session(stripe_client)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: pay(emulator_url, session.id), range(4)))
+    assert [status for status, _ in results] == [200] * 4
+    assert {body["status"] for _, body in results} == {"complete"}
+    intents = stripe_client.v1.payment_intents.list().data
+    assert [pi.status for pi in intents] == ["succeeded"]
+    assert len(events_of(stripe_client, "checkout.session.completed")) == 1
