@@ -363,11 +363,21 @@ def delete_endpoint(endpoint_id: str):
     with core.transaction() as conn:
         core.get_or_404(endpoint_id, "webhook_endpoint")
         core.delete(endpoint_id)
+        event_ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT event_id FROM webhook_deliveries WHERE endpoint_id=? "
+                "AND status='pending'",
+                (endpoint_id,),
+            )
+        ]
         conn.execute(
             "UPDATE webhook_deliveries SET status='skipped' WHERE endpoint_id=? "
             "AND status='pending'",
             (endpoint_id,),
         )
+        for event_id in event_ids:
+            _refresh_pending_webhooks(conn, event_id)
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 

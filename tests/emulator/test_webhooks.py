@@ -362,6 +362,20 @@ def test_pending_deliveries_resume_after_a_restart(tmp_path, receiver):
         webhooks.stop_delivery(second)
 
 
+def test_deleting_an_endpoint_cancels_its_pending_deliveries(
+    emulator_app, emulator_url, stripe_client, receiver
+):
+    endpoint = endpoint_for(stripe_client, receiver.url, metadata={"emulator_fault": "late"})
+    event = emit(emulator_app)
+    assert stripe_client.v1.events.retrieve(event["id"]).pending_webhooks == 1
+    stripe_client.v1.webhook_endpoints.delete(endpoint.id)
+    log = deliveries(emulator_url, event["id"])
+    assert [d["status"] for d in log["deliveries"]] == ["skipped"]
+    assert stripe_client.v1.events.retrieve(event["id"]).pending_webhooks == 0
+    assert emulator(emulator_url, "/_emulator/flush_webhooks", "POST") == {"pending": 0}
+    assert receiver.received() == []
+
+
 def test_reset_forgets_queued_deliveries(emulator_app, emulator_url, stripe_client, receiver):
     endpoint_for(stripe_client, receiver.url, metadata={"emulator_fault": "late"})
     event = emit(emulator_app)
