@@ -265,3 +265,75 @@ def register_webhook_endpoint(url: str) -> str:
     )
     log.info("webhook endpoint %s -> %s", created.id, url)
     return created.secret
+
+
+# --------------------------------------------------------------------------- Stripe Checkout,
+# customers and subscriptions (hosted Checkout / membership issue)
+
+
+def create_checkout_session(params: dict[str, Any], key: str) -> Any:
+    """Create a Checkout Session; ``key`` makes a retried or doubled request return the same one."""
+    return call(
+        "checkout session create",
+        client().v1.checkout.sessions.create,
+        params=params,
+        options={"idempotency_key": key},
+    )
+
+
+def retrieve_checkout_session(session_id: str, *, line_items: bool = False) -> Any:
+    """A Checkout Session as Stripe has it now (optionally with ``line_items`` expanded)."""
+    params: dict[str, Any] = {"expand": ["line_items"]} if line_items else {}
+    return call(
+        "checkout session retrieve",
+        client().v1.checkout.sessions.retrieve,
+        session_id,
+        params=params,
+    )
+
+
+def expire_checkout_session(session_id: str) -> Any:
+    """Expire an open Checkout Session so it can no longer be paid."""
+    return call("checkout session expire", client().v1.checkout.sessions.expire, session_id)
+
+
+def create_stripe_customer(email: str) -> str:
+    """Create the Stripe Customer for an email, once: the key comes from the email."""
+    created = call(
+        "customer create",
+        client().v1.customers.create,
+        params={"email": email, "metadata": {"source": "storefront"}},
+        options={"idempotency_key": idempotency_key("customer", email.lower())},
+    )
+    return created.id
+
+
+def retrieve_subscription(subscription_id: str) -> Any:
+    """A Subscription as Stripe has it now (the source of truth when events disagree)."""
+    return call("subscription retrieve", client().v1.subscriptions.retrieve, subscription_id)
+
+
+def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> Any:
+    """Ask Stripe to end (or keep) a subscription at the end of its current period."""
+    return call(
+        "subscription update",
+        client().v1.subscriptions.update,
+        subscription_id,
+        params={"cancel_at_period_end": cancel},
+    )
+
+
+def field(obj: Any, *path: str | int, default: Any = None) -> Any:
+    """``obj[a][b]...`` for Stripe objects and plain dicts alike; ``default`` when missing.
+
+    Events may reach us as ``stripe.Event`` (webhook) or as dicts (tests, reconcile), and
+    ``StripeObject`` has no ``.get``; this reads both the same way.
+    """
+    for key in path:
+        if obj is None:
+            return default
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            return default
+    return default if obj is None else obj
