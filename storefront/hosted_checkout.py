@@ -1,0 +1,400 @@
+"""Pay with Stripe Checkout (the hosted payment page) for one-time orders.
+
+Flow: the cart's "Pay with Stripe Checkout" button POSTs here; we make (or reuse) the
+pending ``Order`` and exactly one live Checkout Session for it, and redirect to Stripe.
+Stripe sends the customer back to the order page with ``?session_id=...``; that page and
+the ``checkout.session.completed`` webhook both call ``fulfil_from_session``, which asks
+Stripe what was paid and calls the shared, exactly-once ``fulfil_order``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, session, url_for
+from sqlalchemy import select
+
+from . import billing, payments
+from .cart import Cart, CartError
+from .extensions import db
+from .fulfilment import fulfil_order, set_status
+from .models import PAYABLE_STATUSES, Order, OrderStatus
+from .orders import create_order_from_cart, order_matches_cart
+from .payments import PaymentError, field
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("hosted_checkout", __name__, url_prefix="/checkout/stripe")
+
+# The browser session remembers the order its hosted checkout is for, so a second
+# press (e.g. after "back" from Stripe's page) finds the same order and session.
+SESSION_KEY = "hosted_checkout_order"
+
+# Checkout's placeholder, filled in by Stripe when it redirects to success_url.
+SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+
+# Outcomes for the webhook registry ("processed" / "ignored").
+PROCESSED = "processed"
+IGNORED = "ignored"
+
+
+class AlreadyPaid(Exception):
+    """The order's Checkout Session was paid already: show the order instead."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(order.public_id)
+        self.order = order
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL for Stripe to redirect to (``SHOP_BASE_URL`` behind a proxy)."""
+    base = current_app.config.get("SHOP_BASE_URL")
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
+def success_url(order: Order) -> str:
+    # Built by hand: url_for would percent-encode the braces Stripe looks for.
+    return external_url("orders.show", public_id=order.public_id) + (
+        "?session_id=" + SESSION_ID_PLACEHOLDER
+    )
+
+
+# --------------------------------------------------------------------------- session params
+
+
+def line_items(order: Order, *, use_price_ids: bool = True) -> list[dict[str, Any]]:
+    """Line items from the order's snapshots: a synced Price when it still has the order's
+    amount, otherwise ``price_data`` carrying the amount from our database."""
+    result: list[dict[str, Any]] = []
+    for item in order.items:
+        price = item.price
+        synced = (
+            use_price_ids
+            and price is not None
+            and price.stripe_price_id
+            and price.active
+            and price.unit_amount == item.unit_amount
+            and price.currency == order.currency
+        )
+        if synced:
+            result.append({"price": price.stripe_price_id, "quantity": item.quantity})
+        else:
+            result.append(
+                {
+                    "price_data": {
+                        "currency": order.currency,
+                        "unit_amount": item.unit_amount,
+                        "product_data": {"name": item.product_name},
+                    },
+                    "quantity": item.quantity,
+                }
+            )
+    return result
+
+
+def session_params(order: Order, *, use_price_ids: bool = True) -> dict[str, Any]:
+    """The Checkout Session (mode=payment) for an order; every amount from the database."""
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": line_items(order, use_price_ids=use_price_ids),
+        "client_reference_id": order.public_id,
+        "metadata": {"order_id": order.public_id},
+        "payment_intent_data": {"metadata": {"order_id": order.public_id}},
+        "success_url": success_url(order),
+        "cancel_url": external_url("cart.view"),
+    }
+    customer = order.customer
+    if customer is not None and customer.stripe_customer_id:
+        # A returning customer: Checkout pre-fills their email and links the payment.
+        params["customer"] = customer.stripe_customer_id
+    elif order.email:
+        params["customer_email"] = order.email
+    return params
+
+
+def _create_session(order: Order, attempt: str) -> Any:
+    """Create the order's Checkout Session; the idempotency key comes from the order, so a
+    doubled or retried request gets the same session back."""
+    key = payments.idempotency_key("checkout-session", order.public_id, attempt)
+    cs = payments.create_checkout_session(session_params(order), key)
+    if not _totals_match(cs, order):
+        # A synced Stripe Price no longer has our amount: never charge what Stripe says,
+        # charge what our database says.
+        log.error(
+            "checkout session %s for order %s: Stripe total %s %s != order total %s %s; "
+            "retrying with price_data",
+            cs.id,
+            order.public_id,
+            cs.amount_total,
+            cs.currency,
+            order.amount_total,
+            order.currency,
+        )
+        payments.expire_checkout_session(cs.id)
+        cs = payments.create_checkout_session(
+            session_params(order, use_price_ids=False), key + ":price-data"
+        )
+        if not _totals_match(cs, order):
+            payments.expire_checkout_session(cs.id)
+            raise PaymentError(payments.GENERIC, kind="invalid")
+    order.stripe_checkout_session_id = cs.id
+    db.session.commit()
+    log.info("order %s: checkout session %s", order.public_id, cs.id)
+    return cs
+
+
+def _totals_match(cs: Any, order: Order) -> bool:
+    return cs.amount_total == order.amount_total and cs.currency == order.currency
+
+
+def checkout_url_for(order: Order) -> str | None:
+    """The URL of the order's one live Checkout Session, creating it when there is none.
+
+    An open session is reused; a complete one means the order is paid (``AlreadyPaid``).
+    An expired one cancels the order (as its ``checkout.session.expired`` webhook does)
+    and returns None: the caller starts a new order. So an order never has two payable
+    sessions, and a late expiry event can never cancel an order whose session is live.
+    """
+    if order.stripe_checkout_session_id:
+        cs = payments.retrieve_checkout_session(order.stripe_checkout_session_id)
+        if cs.status == "open":
+            return cs.url
+        if cs.status == "complete":
+            fulfil_from_session(cs.id, order=order)
+            raise AlreadyPaid(order)
+        session_expired(cs)
+        return None
+    return _create_session(order, "first").url
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def _signed_in_customer():
+    from .account import signed_in_customer
+
+    return signed_in_customer()
+
+
+def _abandon(order: Order) -> None:
+    """The cart changed under an unpaid order: make its session unpayable, cancel it."""
+    cs_id = order.stripe_checkout_session_id
+    if cs_id:
+        try:
+            payments.expire_checkout_session(cs_id)
+        except PaymentError:
+            # Already expired, or paid a moment ago: Stripe's answer decides.
+            cs = payments.retrieve_checkout_session(cs_id)
+            if cs.status == "complete":
+                fulfil_from_session(cs_id, order=order)
+                raise AlreadyPaid(order) from None
+    if set_status(order, OrderStatus.CANCELED):
+        db.session.commit()
+        log.info("order %s canceled: the cart changed before payment", order.public_id)
+
+
+def order_for_cart(cart: Cart) -> Order:
+    """The browser's pending hosted-checkout order when it still matches the cart,
+    else a new one (the stale one is canceled and its session expired)."""
+    public_id = session.get(SESSION_KEY)
+    order = (
+        db.session.scalar(select(Order).where(Order.public_id == public_id)) if public_id else None
+    )
+    if order is not None:
+        matches = order_matches_cart(order, cart)
+        if order.status in PAYABLE_STATUSES and order.status != OrderStatus.PROCESSING:
+            if matches:
+                if order.status == OrderStatus.FAILED and set_status(order, OrderStatus.PENDING):
+                    db.session.commit()
+                return order
+            _abandon(order)
+        elif matches and order.status in (OrderStatus.PROCESSING, OrderStatus.PAID):
+            raise AlreadyPaid(order)
+    customer = _signed_in_customer()
+    order = create_order_from_cart(cart, email=customer.email if customer else None)
+    if customer is not None:
+        order.customer_id = customer.id
+    db.session.commit()
+    session[SESSION_KEY] = order.public_id
+    log.info("order %s created for hosted checkout", order.public_id)
+    return order
+
+
+@bp.post("/")
+def start():
+    """The cart's "Pay with Stripe Checkout" button: 303 to Stripe's hosted page."""
+    if not payments.is_configured():
+        flash(payments.NOT_CONFIGURED, "error")
+        return redirect(url_for("cart.view"), code=303)
+    cart = Cart.load()
+    try:
+        order = order_for_cart(cart)
+        url = checkout_url_for(order)
+        if url is None:  # its session had expired, and with it the order
+            order = order_for_cart(cart)
+            url = checkout_url_for(order)
+        if url is None:
+            raise PaymentError(payments.GENERIC, kind="invalid")
+    except CartError as err:
+        flash(str(err), "error")
+        return redirect(url_for("cart.view"), code=303)
+    except AlreadyPaid as paid:
+        _forget_paid(paid.order)
+        flash("This order has been paid already.", "info")
+        return redirect(url_for("orders.show", public_id=paid.order.public_id), code=303)
+    except PaymentError as err:
+        flash(err.user_message, "error")
+        return redirect(url_for("cart.view"), code=303)
+    return redirect(url, code=303)
+
+
+def _forget_paid(order: Order) -> None:
+    """Once the browser's hosted-checkout order is paid, empty the cart for a new purchase."""
+    if session.get(SESSION_KEY) == order.public_id and (
+        order.is_paid or order.status == OrderStatus.PROCESSING
+    ):
+        cart = Cart.load()
+        cart.clear()
+        cart.save()
+        session.pop(SESSION_KEY, None)
+
+
+# --------------------------------------------------------------------------- fulfilment
+
+
+def order_for_session(cs: Any) -> Order | None:
+    public_id = field(cs, "metadata", "order_id") or field(cs, "client_reference_id")
+    if not public_id:
+        return None
+    return db.session.scalar(select(Order).where(Order.public_id == public_id))
+
+
+def _paid_amount_matches(cs: Any, order: Order) -> bool:
+    items = field(cs, "line_items", "data", default=[])
+    items_total = sum(field(li, "amount_total", default=0) for li in items)
+    return (
+        field(cs, "amount_total") == order.amount_total
+        and field(cs, "currency") == order.currency
+        and items_total == order.amount_total
+    )
+
+
+def fulfil_from_session(session_id: str, *, order: Order | None = None) -> str:
+    """Fulfil the order a Checkout Session paid for, exactly once (Stripe's pattern).
+
+    Called by the webhook and by the order page. Retrieves the session from Stripe with
+    its line items (never trusting an event payload or a URL), checks it is paid and that
+    the amount is the order's, then calls ``fulfil_order``. Returns "processed" when the
+    order is (now or already) paid by this session, else "ignored". Raises
+    ``PaymentError`` when Stripe cannot be asked (the webhook then fails and is retried).
+    """
+    cs = payments.retrieve_checkout_session(session_id, line_items=True)
+    if cs.mode != "payment":
+        return IGNORED
+    found = order_for_session(cs)
+    if found is None or (order is not None and found.id != order.id):
+        log.warning("checkout session %s is not for a known order here", session_id)
+        return IGNORED
+    order = found
+    if cs.payment_status not in ("paid", "no_payment_required"):
+        if cs.status == "complete" and set_status(order, OrderStatus.PROCESSING):
+            # A delayed payment method: async_payment_succeeded/failed will follow.
+            db.session.commit()
+        return IGNORED
+    if not _paid_amount_matches(cs, order):
+        log.error(
+            "order %s NOT fulfilled: checkout session %s paid %s %s but the order is %s %s; "
+            "needs review",
+            order.public_id,
+            cs.id,
+            cs.amount_total,
+            cs.currency,
+            order.amount_total,
+            order.currency,
+        )
+        return IGNORED
+    _record_payment_details(order, cs)
+    if fulfil_order(order):
+        return PROCESSED
+    if order.fulfilled_at is None:
+        log.error(
+            "order %s was paid through checkout session %s but is %s; needs a refund or review",
+            order.public_id,
+            cs.id,
+            order.status,
+        )
+        return IGNORED
+    return PROCESSED
+
+
+def _record_payment_details(order: Order, cs: Any) -> None:
+    """Keep what Checkout collected: the session, its PaymentIntent, the email, the customer."""
+    changed = False
+    if order.stripe_checkout_session_id != cs.id and order.fulfilled_at is None:
+        order.stripe_checkout_session_id = cs.id
+        changed = True
+    pi_id = field(cs, "payment_intent")
+    pi_id = pi_id if isinstance(pi_id, str) else field(pi_id, "id")
+    if pi_id and not order.stripe_payment_intent_id:
+        order.stripe_payment_intent_id = pi_id
+        changed = True
+    email = field(cs, "customer_details", "email") or field(cs, "customer_email")
+    if email and not order.email:
+        order.email = email
+        changed = True
+    if order.customer_id is None and order.email:
+        customer = billing.find_customer(order.email)
+        if customer is not None:
+            order.customer_id = customer.id
+            changed = True
+    if changed:
+        db.session.commit()
+
+
+def sync_from_session(order: Order, session_id: str | None) -> None:
+    """The order page's hook for ``?session_id=``: fulfil now if Stripe says it is paid.
+
+    Only a session we created for this very order counts; anything else in the URL is
+    ignored. A Stripe outage leaves the page showing what the database knows (the
+    webhook will finish the job).
+    """
+    if session_id and session_id == order.stripe_checkout_session_id and order.fulfilled_at is None:
+        try:
+            fulfil_from_session(session_id, order=order)
+        except PaymentError as err:
+            log.warning("order %s: could not check its checkout session: %s", order.public_id, err)
+        db.session.refresh(order)
+    _forget_paid(order)
+
+
+# --------------------------------------------------------------------------- webhook helpers
+
+
+def session_failed(cs: Any) -> str:
+    """``checkout.session.async_payment_failed``: the delayed payment did not go through."""
+    order = order_for_session(cs)
+    if order is None or order.stripe_checkout_session_id != field(cs, "id"):
+        return IGNORED
+    if set_status(order, OrderStatus.FAILED, error="Your payment could not be completed."):
+        db.session.commit()
+    return PROCESSED
+
+
+def session_expired(cs: Any) -> str:
+    """``checkout.session.expired``: cancel the order if this was its live session and it
+    is still unpaid (a session we replaced ourselves must not cancel the order)."""
+    order = order_for_session(cs)
+    if order is None or order.stripe_checkout_session_id != field(cs, "id"):
+        return IGNORED
+    if order.status in (OrderStatus.PENDING, OrderStatus.FAILED) and set_status(
+        order, OrderStatus.CANCELED
+    ):
+        db.session.commit()
+        log.info("order %s canceled: its checkout session expired", order.public_id)
+    return PROCESSED

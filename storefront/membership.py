@@ -1,0 +1,164 @@
+"""The Coffee Club membership page and subscribing through Stripe Checkout.
+
+Subscribe makes (or reuses) the customer's Stripe Customer and a Checkout Session in
+``subscription`` mode with the synced Price. Our ``Subscription`` record is written by
+the webhooks only (see ``billing``); the welcome page just shows what we know so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from . import billing, payments
+from .account import signed_in_customer, signed_in_email
+from .extensions import db
+from .hosted_checkout import SESSION_ID_PLACEHOLDER, external_url
+from .models import Price, Product
+from .payments import PaymentError, field
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("membership", __name__, url_prefix="/membership")
+
+_NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def membership_product() -> Product:
+    product = db.session.scalar(
+        select(Product).where(Product.slug == billing.MEMBERSHIP_SLUG, Product.active)
+    )
+    if product is None:
+        abort(404, "The membership is not available right now.")
+    return product
+
+
+def plans(product: Product) -> list[Price]:
+    """The active recurring prices, monthly before yearly."""
+    order = {"day": 0, "week": 1, "month": 2, "year": 3}
+    recurring = [p for p in product.prices if p.active and p.is_recurring]
+    return sorted(recurring, key=lambda p: (p.currency, order.get(p.recurring_interval or "", 9)))
+
+
+def yearly_saving(prices: list[Price]) -> dict[str, int]:
+    """Per currency: what the yearly plan saves over twelve monthly payments."""
+    monthly = {p.currency: p.unit_amount for p in prices if p.recurring_interval == "month"}
+    return {
+        p.currency: monthly[p.currency] * 12 - p.unit_amount
+        for p in prices
+        if p.recurring_interval == "year"
+        and p.currency in monthly
+        and monthly[p.currency] * 12 > p.unit_amount
+    }
+
+
+@bp.get("/")
+def index():
+    product = membership_product()
+    prices = plans(product)
+    customer = signed_in_customer()
+    return render_template(
+        "membership/index.html",
+        product=product,
+        prices=prices,
+        savings=yearly_saving(prices),
+        email=signed_in_email(),
+        membership=billing.membership_for(customer),
+        # One per page view: a double-submitted form reuses the same Checkout Session.
+        nonce=secrets.token_urlsafe(16),
+    )
+
+
+def subscription_params(customer_id: str, email: str, price: Price) -> dict[str, Any]:
+    """A Checkout Session (mode=subscription) for one membership plan."""
+    if price.stripe_price_id:
+        item: dict[str, Any] = {"price": price.stripe_price_id, "quantity": 1}
+    else:
+        # Not synced (yet): describe the plan with our own amount and interval.
+        item = {
+            "price_data": {
+                "currency": price.currency,
+                "unit_amount": price.unit_amount,
+                "recurring": {"interval": price.recurring_interval},
+                "product_data": {"name": price.product.name},
+            },
+            "quantity": 1,
+        }
+    metadata = {"customer_email": email, "price_lookup_key": price.lookup_key}
+    return {
+        "mode": "subscription",
+        "line_items": [item],
+        "customer": customer_id,
+        "client_reference_id": price.lookup_key,
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "success_url": external_url("membership.welcome") + "?session_id=" + SESSION_ID_PLACEHOLDER,
+        "cancel_url": external_url("membership.index"),
+    }
+
+
+@bp.post("/subscribe")
+def subscribe():
+    """Subscribe to a plan: 303 to Stripe Checkout."""
+    product = membership_product()
+    price = next((p for p in plans(product) if p.lookup_key == request.form.get("price")), None)
+    if price is None:
+        flash("Please choose a membership plan.", "error")
+        return redirect(url_for("membership.index"), code=303)
+    email = signed_in_email() or billing.normalise_email(request.form.get("email"))
+    if email is None:
+        flash("Please enter a valid email address to subscribe.", "error")
+        return redirect(url_for("membership.index"), code=303)
+    if not payments.is_configured():
+        flash(payments.NOT_CONFIGURED, "error")
+        return redirect(url_for("membership.index"), code=303)
+    existing = billing.membership_for(billing.find_customer(email))
+    if existing is not None and existing.status not in billing.ENDED_STATUSES:
+        flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
+        return redirect(url_for("account.show"), code=303)
+    nonce = request.form.get("nonce", "")
+    if not _NONCE_RE.match(nonce):
+        nonce = secrets.token_urlsafe(16)
+    try:
+        customer = billing.get_or_create_customer(email)
+        cs = payments.create_checkout_session(
+            subscription_params(customer.stripe_customer_id or "", email, price),
+            payments.idempotency_key("subscribe", customer.id, price.lookup_key, nonce),
+        )
+    except PaymentError as err:
+        flash(err.user_message, "error")
+        return redirect(url_for("membership.index"), code=303)
+    log.info(
+        "customer %s: membership checkout session %s (%s)", customer.id, cs.id, price.lookup_key
+    )
+    return redirect(cs.url, code=303)
+
+
+@bp.get("/welcome")
+def welcome():
+    """Checkout's success page: thanks, and where the membership stands in our records."""
+    session_id = request.args.get("session_id", "")
+    email = None
+    if session_id.startswith("cs_"):
+        try:
+            cs = payments.retrieve_checkout_session(session_id)
+        except PaymentError:
+            cs = None
+        if cs is not None and cs.mode == "subscription" and cs.status == "complete":
+            email = field(cs, "customer_details", "email") or field(
+                cs, "metadata", "customer_email"
+            )
+    if email is None:
+        return redirect(url_for("membership.index"), code=303)
+    membership = billing.membership_for(billing.find_customer(email))
+    return render_template(
+        "membership/welcome.html",
+        email=email,
+        membership=membership,
+        signed_in=signed_in_email() == billing.normalise_email(email),
+    )
