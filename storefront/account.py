@@ -8,6 +8,7 @@ the link goes to the outbox (and, in development, the log) like every other mess
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import (
@@ -35,6 +36,8 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 SESSION_KEY = "account_email"
 TOKEN_SALT = "storefront.account.sign-in"
 TOKEN_MAX_AGE = 3600  # seconds a sign-in link stays valid
+PENDING_KEY = "membership_change"
+PENDING_SECONDS = 30  # how long the page waits for Stripe's webhook before giving up
 
 
 # --------------------------------------------------------------------------- tokens
@@ -133,6 +136,7 @@ def show():
         email=email,
         orders=billing.orders_for(customer, email),
         membership=membership,
+        awaiting_stripe=_awaiting_stripe(membership),
         payment_problem=membership is not None and membership.status in billing.PROBLEM_STATUSES,
     )
 
@@ -177,6 +181,23 @@ def sign_out():
     return redirect(url_for("catalog.index"), code=303)
 
 
+def _awaiting_stripe(membership: Subscription | None) -> bool:
+    """True while a cancel/resume we asked Stripe for has not come back by webhook yet."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return False
+    waiting = (
+        membership is not None
+        and pending.get("subscription") == membership.stripe_subscription_id
+        and membership.cancel_at_period_end != pending.get("cancel_at_period_end")
+        and membership.status not in billing.ENDED_STATUSES
+        and int(pending.get("until", 0)) > time.time()
+    )
+    if not waiting:
+        session.pop(PENDING_KEY, None)
+    return waiting
+
+
 def _own_membership() -> Subscription:
     customer = signed_in_customer()
     membership = billing.membership_for(customer)
@@ -194,7 +215,13 @@ def _set_cancel(cancel: bool, done: str):
     except payments.PaymentError as err:
         flash(err.user_message, "error")
     else:
-        # Our record changes when Stripe's webhook arrives (the source of truth).
+        # Our record changes when Stripe's webhook arrives (the source of truth); until
+        # then the page says so and refreshes itself.
+        session[PENDING_KEY] = {
+            "subscription": membership.stripe_subscription_id,
+            "cancel_at_period_end": cancel,
+            "until": int(time.time()) + PENDING_SECONDS,
+        }
         flash(done, "success")
     return redirect(url_for("account.show"), code=303)
 
