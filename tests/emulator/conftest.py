@@ -23,7 +23,8 @@ def emulator_app(tmp_path) -> Flask:
 def emulator_url(emulator_app: Flask) -> Iterator[str]:
     """The emulator served over HTTP on a free port; yields its base address."""
     server = make_server("127.0.0.1", 0, emulator_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval keeps shutdown (once per test) fast.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
