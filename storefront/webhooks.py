@@ -1,15 +1,282 @@
-"""Stripe webhooks (filled in by the webhooks issue)."""
+"""Stripe webhooks: verified, stored once, processed by registered handlers.
+
+Flow: ``POST /webhooks/stripe`` verifies the signature, then ``process_event`` stores
+the event (the unique event id decides who processes it), runs the handler registered
+for its type with ``handles``, and records the outcome. ``flask stripe reconcile``
+feeds events it fetched from ``GET /v1/events`` through the same ``process_event``.
+
+Handlers must be idempotent: an event can be processed again after a failed or
+crashed attempt, and the same fact can arrive in several events. Order changes go
+through ``fulfilment.set_status`` / ``fulfil_order``, which never move backwards.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any
 
-from .extensions import csrf
+import stripe
+from flask import Blueprint, current_app, request
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import csrf, db
+from .models import WebhookEvent, utcnow
+from .payments import field
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+PROCESSED = "processed"
+IGNORED = "ignored"
+FAILED = "failed"
+# Not stored: what ``process_event`` returns for an event already taken care of.
+DUPLICATE = "duplicate"
+
+# An attempt that has not recorded an outcome after this long is taken to have crashed,
+# so a redelivery (or reconcile) may process the event again. Inline work takes
+# milliseconds; Stripe gives up on a delivery after ~10-30 s.
+STALE_AFTER = timedelta(seconds=60)
+
+Handler = Callable[[Any], str | None]
+_handlers: dict[str, Handler] = {}
+
+# The order an event concerns, for the per-event log line (handlers call ``note_order``).
+_current_order: ContextVar[str | None] = ContextVar("webhook_order", default=None)
+
+
+class PermanentFailure(Exception):
+    """A handler refuses an event for good (e.g. amount mismatch): recorded as ``failed``
+    for a person to look at, but acknowledged, since Stripe retrying cannot fix it."""
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    """Register ``fn(event) -> "processed" | "ignored" | None`` for these event types.
+
+    ``event`` is a ``stripe.Event`` (or a dict of the same shape); read it with
+    ``payments.field``. Returning None means processed. Raising means failed: the
+    event is answered 500 so Stripe retries, and is processed again then. Handlers
+    may commit; ``process_event`` commits after them too.
+    """
+
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            existing = _handlers.get(event_type)
+            # Re-importing a module registers the same function again; two different
+            # handlers for one type would be a bug.
+            if existing is not None and _qualname(existing) != _qualname(fn):
+                raise ValueError(f"{event_type} already handled by {_qualname(existing)}")
+            _handlers[event_type] = fn
+        return fn
+
+    return register
+
+
+def handler_for(event_type: str) -> Handler | None:
+    return _handlers.get(event_type)
+
+
+def handled_types() -> list[str]:
+    return sorted(_handlers)
+
+
+def note_order(public_id: str | None) -> None:
+    """Tell the per-event log line which order the event concerned."""
+    _current_order.set(public_id)
+
+
+def _qualname(fn: Handler) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+# --------------------------------------------------------------------------- processing
+
+
+def _payload_text(event: Any) -> str:
+    if isinstance(event, stripe.StripeObject):
+        return json.dumps(event.to_dict(), separators=(",", ":"))
+    return json.dumps(event, separators=(",", ":"), default=str)
+
+
+def _claim(event: Any, event_id: str) -> WebhookEvent | None:
+    """Store the event, or take over a stored one that failed or crashed.
+
+    Returns the row when this caller must process the event, None when another
+    attempt processed it (or is processing it right now). The database decides:
+    an INSERT against the unique event id, or a guarded UPDATE on a failed row, so
+    two concurrent deliveries can never both win.
+    """
+    obj_id = field(event, "data", "object", "id")
+    row = WebhookEvent(
+        stripe_event_id=event_id,
+        type=str(field(event, "type", default="")),
+        object_id=obj_id if isinstance(obj_id, str) else None,
+        stripe_created=int(field(event, "created", default=0)),
+        api_version=field(event, "api_version"),
+        payload=_payload_text(event),
+        received_at=utcnow(),
+        outcome=None,
+        attempts=1,
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+        return row
+    except IntegrityError:
+        db.session.rollback()
+
+    now = utcnow()
+    result = db.session.execute(
+        update(WebhookEvent)
+        .where(
+            WebhookEvent.stripe_event_id == event_id,
+            or_(
+                WebhookEvent.outcome == FAILED,
+                (WebhookEvent.outcome.is_(None)) & (WebhookEvent.received_at < now - STALE_AFTER),
+            ),
+        )
+        # received_at marks the start of the latest attempt (what staleness is measured from).
+        .values(
+            outcome=None,
+            error=None,
+            processed_at=None,
+            received_at=now,
+            attempts=WebhookEvent.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        return None
+    return db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+
+
+def _finish(row_id: int, outcome: str, error: str | None = None) -> None:
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == row_id)
+        .values(outcome=outcome, error=error, processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def process_event(event: Any, *, source: str = "webhook") -> str:
+    """Store and process one verified event, exactly once per successful attempt.
+
+    Returns "processed", "ignored", "failed" or "duplicate" (already processed or
+    being processed by a concurrent delivery; nothing done). Used by the webhook
+    endpoint and by ``flask stripe reconcile``.
+    """
+    started = time.monotonic()
+    event_id = str(field(event, "id", default=""))
+    event_type = str(field(event, "type", default=""))
+    obj_id = field(event, "data", "object", "id")
+    token = _current_order.set(_metadata_order_id(event))
+    error: str | None = None
+    try:
+        row = _claim(event, event_id)
+        if row is None:
+            outcome = DUPLICATE
+        else:
+            row_id = row.id
+            outcome, error = _run_handler(event, event_type)
+            _finish(row_id, outcome, error)
+    finally:
+        order_id = _current_order.get()
+        _current_order.reset(token)
+    level = logging.WARNING if outcome == FAILED else logging.INFO
+    log.log(
+        level,
+        "stripe event %s %s object=%s order=%s outcome=%s source=%s %dms%s",
+        event_id,
+        event_type,
+        obj_id,
+        order_id,
+        outcome,
+        source,
+        (time.monotonic() - started) * 1000,
+        f" error={error}" if error else "",
+    )
+    return outcome
+
+
+def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
+    handler = _handlers.get(event_type)
+    if handler is None:
+        return IGNORED, None
+    try:
+        outcome = handler(event) or PROCESSED
+        db.session.commit()
+    except PermanentFailure as err:
+        db.session.rollback()
+        return FAILED, f"permanent: {err}"[:1000]
+    except Exception as err:
+        db.session.rollback()
+        log.exception("stripe event %s: handler %s failed", field(event, "id"), _qualname(handler))
+        return FAILED, f"{type(err).__name__}: {err}"[:1000]
+    if outcome not in (PROCESSED, IGNORED):
+        raise ValueError(f"handler {_qualname(handler)} returned {outcome!r}")
+    return outcome, None
+
+
+def _metadata_order_id(event: Any) -> str | None:
+    value = field(event, "data", "object", "metadata", "order_id")
+    return value if isinstance(value, str) else None
+
+
+def last_error(event_id: str) -> str | None:
+    row = db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+    return row.error if row else None
+
+
+# --------------------------------------------------------------------------- endpoint
+
+
+def _bad_request(reason: str):
+    log.info("stripe webhook rejected: %s", reason)
+    return {"error": reason}, 400
 
 
 @bp.post("/stripe")
 @csrf.exempt
 def stripe_webhook():
-    return {"error": "Webhooks are not handled yet."}, 400
+    """Verify and process one event; 400 for what a sender got wrong, 500 for our failures."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        log.error("stripe webhook received but STRIPE_WEBHOOK_SECRET is not set")
+        return {"error": "webhooks are not configured"}, 503
+    sig_header = request.headers.get("Stripe-Signature")
+    if not sig_header:
+        return _bad_request("missing Stripe-Signature header")
+    payload = request.get_data(cache=False)
+    try:
+        event = stripe.Webhook.construct_event(payload, sig_header, secret)
+    except stripe.SignatureVerificationError as err:
+        reason = "timestamp outside the tolerance" if "tolerance" in str(err) else None
+        return _bad_request(reason or "invalid signature")
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return _bad_request("body is not JSON")
+    except Exception:  # e.g. a JSON array or number: not an event object
+        return _bad_request("body is not a Stripe event")
+    if (
+        not isinstance(field(event, "id"), str)
+        or not isinstance(field(event, "type"), str)
+        or field(event, "data", "object") is None
+    ):
+        return _bad_request("body is not a Stripe event")
+
+    outcome = process_event(event)
+    if outcome == FAILED:
+        error = last_error(event.id) or ""
+        if error.startswith("permanent:"):
+            # Retrying cannot help; it is stored as failed for `flask stripe events --failed`.
+            return {"received": True, "outcome": outcome}, 200
+        return {"error": "processing failed; please retry"}, 500
+    return {"received": True, "outcome": outcome}, 200
