@@ -337,3 +337,22 @@ def field(obj: Any, *path: str | int, default: Any = None) -> Any:
         except (KeyError, IndexError, TypeError):
             return default
     return default if obj is None else obj
+
+
+# --------------------------------------------------------------------------- webhooks and
+# reconciliation (webhooks issue)
+
+
+def payment_intent_now(payment_intent_id: str) -> Any:
+    """A PaymentIntent as Stripe has it now: what a webhook acts on when events disagree."""
+    return call("payment intent retrieve", client().v1.payment_intents.retrieve, payment_intent_id)
+
+
+def list_events(created_gte: int | None, starting_after: str | None = None) -> Any:
+    """One page (up to 100, newest first) of events, optionally created at or after a time."""
+    params: dict[str, Any] = {"limit": 100}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if starting_after:
+        params["starting_after"] = starting_after
+    return call("event list", client().v1.events.list, params=params)
