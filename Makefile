@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := storefront
 
-.PHONY: run test lint format chromium db clean help
+.PHONY: run test lint format chromium db bench clean help
 
 help:
 	@echo "make run   - set up, migrate, seed and serve http://127.0.0.1:5000 (with the Stripe emulator when no keys are set)"
@@ -50,6 +50,9 @@ format: $(VENV)/.dev-installed
 
 test: $(VENV)/.dev-installed chromium lint
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/bench_webhooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
