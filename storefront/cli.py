@@ -23,8 +23,10 @@ EMULATOR_KEYS = {
 
 def init_app(app: Flask) -> None:
     from .catalog import catalog_cli
+    from .stripe_cli import stripe_cli
 
     app.cli.add_command(catalog_cli)
+    app.cli.add_command(stripe_cli)
     app.cli.add_command(serve_command)
 
 

@@ -349,8 +349,9 @@ def payment_intent_now(payment_intent_id: str) -> Any:
 
 
 def list_events(created_gte: int | None, starting_after: str | None = None) -> Any:
-    """One page (up to 100, newest first) of events, optionally created at or after a time."""
-    params: dict[str, Any] = {"limit": 100}
+    """One page (up to 100, newest first) of the events our endpoint subscribes to,
+    optionally created at or after a time."""
+    params: dict[str, Any] = {"limit": 100, "types": WEBHOOK_EVENTS}
     if created_gte is not None:
         params["created"] = {"gte": created_gte}
     if starting_after:

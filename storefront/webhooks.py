@@ -25,8 +25,10 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import payments
 from .extensions import csrf, db
-from .models import WebhookEvent, utcnow
+from .fulfilment import fulfil_order, set_status
+from .models import Order, OrderStatus, WebhookEvent, utcnow
 from .payments import field
 
 log = logging.getLogger(__name__)
@@ -280,3 +282,156 @@ def stripe_webhook():
             return {"received": True, "outcome": outcome}, 200
         return {"error": "processing failed; please retry"}, 500
     return {"received": True, "outcome": outcome}, 200
+
+
+# --------------------------------------------------------------------------- payment handlers
+# PaymentIntents carry ``metadata.order_id`` (the order's public id); Checkout copies it
+# onto its PaymentIntent too. A PaymentIntent that is not the order's current one (an
+# abandoned attempt) may still mark the order paid (the money arrived) but never fail,
+# cancel or "un-process" it.
+
+
+def _order_for_payment(pi_id: str | None, metadata_order_id: str | None) -> Order | None:
+    if pi_id:
+        order = db.session.scalar(select(Order).where(Order.stripe_payment_intent_id == pi_id))
+        if order is not None:
+            return order
+    if metadata_order_id:
+        return db.session.scalar(select(Order).where(Order.public_id == metadata_order_id))
+    return None
+
+
+def _pi_order(pi: Any) -> Order | None:
+    order = _order_for_payment(field(pi, "id"), field(pi, "metadata", "order_id"))
+    if order is None:
+        log.info("payment intent %s is not for an order of this shop", field(pi, "id"))
+        return None
+    note_order(order.public_id)
+    return order
+
+
+def _is_current(order: Order, pi_id: str) -> bool:
+    """Is ``pi_id`` the payment attempt the order follows? A Checkout order's state comes
+    from its session's events instead (the customer may retry a decline on Stripe's page)."""
+    if order.stripe_payment_intent_id is None:
+        return order.stripe_checkout_session_id is None
+    return order.stripe_payment_intent_id == pi_id
+
+
+def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> str:
+    """Mark the order paid by ``pi_id`` and fulfil it once; refuses a wrong amount."""
+    if amount != order.amount_total or currency != order.currency:
+        log.error(
+            "order %s NOT fulfilled: payment %s is %s %s but the order is %s %s; needs review",
+            order.public_id,
+            pi_id,
+            amount,
+            currency,
+            order.amount_total,
+            order.currency,
+        )
+        raise PermanentFailure(f"amount mismatch for order {order.public_id}")
+    if order.stripe_payment_intent_id != pi_id and order.fulfilled_at is None:
+        if order.stripe_payment_intent_id is not None:
+            log.warning(
+                "order %s paid by %s, not its current payment %s",
+                order.public_id,
+                pi_id,
+                order.stripe_payment_intent_id,
+            )
+        # Refund events find the order by the PaymentIntent that actually paid.
+        order.stripe_payment_intent_id = pi_id
+        db.session.commit()
+    if fulfil_order(order):
+        return PROCESSED
+    if order.fulfilled_at is None:
+        # e.g. canceled before the money arrived: a person must refund it.
+        log.error(
+            "order %s was paid by %s but is %s; needs a refund or review",
+            order.public_id,
+            pi_id,
+            order.status,
+        )
+    elif order.stripe_payment_intent_id != pi_id:
+        log.error(
+            "order %s paid twice: %s is a second payment; needs a refund",
+            order.public_id,
+            pi_id,
+        )
+    return PROCESSED
+
+
+def _apply_payment_intent(order: Order, pi: Any) -> str:
+    """Move the order to what the PaymentIntent's status says (never backwards)."""
+    status = field(pi, "status")
+    pi_id = field(pi, "id")
+    if status == "succeeded":
+        return _payment_succeeded(order, pi_id, field(pi, "amount"), field(pi, "currency"))
+    if not _is_current(order, pi_id):
+        return IGNORED  # an older attempt: the order follows its current PaymentIntent
+    changed = False
+    if status == "processing":
+        changed = set_status(order, OrderStatus.PROCESSING)
+    elif status == "canceled":
+        changed = set_status(order, OrderStatus.CANCELED)
+    elif status == "requires_payment_method" and field(pi, "last_payment_error"):
+        message = field(pi, "last_payment_error", "message") or "Your payment failed."
+        changed = set_status(order, OrderStatus.FAILED, error=str(message)[:500])
+    if changed:
+        db.session.commit()
+    return PROCESSED
+
+
+@handles("payment_intent.succeeded", "payment_intent.canceled")
+def on_payment_intent_final(event: Any) -> str:
+    """Succeeded and canceled are final for a PaymentIntent: the event alone is enough."""
+    pi = field(event, "data", "object")
+    order = _pi_order(pi)
+    if order is None:
+        return IGNORED
+    return _apply_payment_intent(order, pi)
+
+
+@handles("payment_intent.processing", "payment_intent.payment_failed")
+def on_payment_intent_changed(event: Any) -> str:
+    """Processing and failed can be overtaken (retry, success), and events can arrive out of
+    order, so act on the PaymentIntent as Stripe has it now."""
+    pi = field(event, "data", "object")
+    order = _pi_order(pi)
+    if order is None:
+        return IGNORED
+    if not _is_current(order, field(pi, "id")) and order.fulfilled_at is not None:
+        return IGNORED
+    if payments.is_configured():
+        pi = payments.payment_intent_now(field(pi, "id"))
+    return _apply_payment_intent(order, pi)
+
+
+@handles("charge.refunded")
+def on_charge_refunded(event: Any) -> str:
+    """Record the refunded amount; ``amount_refunded`` only grows, so order does not matter."""
+    charge = field(event, "data", "object")
+    pi_id = field(charge, "payment_intent")
+    pi_id = pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
+    order = _order_for_payment(pi_id, field(charge, "metadata", "order_id"))
+    if order is None or (pi_id and order.stripe_payment_intent_id not in (None, pi_id)):
+        log.info("charge %s is not for an order of this shop", field(charge, "id"))
+        return IGNORED
+    note_order(order.public_id)
+    if not order.is_paid:
+        # The refund overtook payment_intent.succeeded (out of order, or missed): a refunded
+        # charge was paid, so record the payment first; the late success then changes nothing.
+        if field(charge, "paid") is not True and field(charge, "status") != "succeeded":
+            return IGNORED
+        _payment_succeeded(order, pi_id, field(charge, "amount"), field(charge, "currency"))
+        if not order.is_paid:
+            return PROCESSED
+    refunded = int(field(charge, "amount_refunded", default=0))
+    if refunded <= order.amount_refunded:
+        return PROCESSED  # an older or repeated refund event
+    order.amount_refunded = min(refunded, order.amount_total)
+    full = order.amount_refunded >= order.amount_total or field(charge, "refunded") is True
+    set_status(order, OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED)
+    db.session.commit()
+    log.info("order %s refunded %s of %s", order.public_id, refunded, order.amount_total)
+    return PROCESSED
