@@ -1,0 +1,150 @@
+"""``set_status`` and ``fulfil_order``: the state machine and exactly-once fulfilment."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from storefront.extensions import db
+from storefront.fulfilment import fulfil_order, set_status
+from storefront.models import Order, OrderStatus, OutboxMessage
+from tests.webhook_helpers import get_order, make_order, outbox_count, stock
+
+
+def load(public_id: str) -> Order:
+    return db.session.scalar(select(Order).where(Order.public_id == public_id))
+
+
+def test_fulfil_order_marks_paid_decrements_stock_and_writes_one_email(app):
+    public_id = make_order(app, quantity=3)
+    before = stock(app)
+    with app.app_context():
+        order = load(public_id)
+        assert fulfil_order(order) is True
+        assert order.status == OrderStatus.PAID
+        assert order.fulfilled_at is not None
+        message = db.session.scalar(select(OutboxMessage))
+        assert message.kind == "order_confirmation"
+        assert message.to_email == "ada@example.com"
+        assert message.dedup_key == f"order-confirmation:{public_id}"
+        assert "3 x Ethiopia Yirgacheffe" in message.body
+        assert f"/orders/{public_id}" in message.body
+        assert fulfil_order(order) is False
+    assert stock(app) == before - 3
+    assert outbox_count(app, public_id) == 1
+
+
+def test_fulfil_order_from_eight_threads_at_once_fulfils_once(app):
+    public_id = make_order(app, quantity=2)
+    before = stock(app)
+    barrier = threading.Barrier(8)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        # Each thread has its own app context, so its own session and connection.
+        with app.app_context():
+            try:
+                order = load(public_id)
+                barrier.wait()
+                results.append(fulfil_order(order))
+            except BaseException as err:  # reported below, not lost in the thread
+                errors.append(err)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert sorted(results) == [False] * 7 + [True]
+    assert outbox_count(app, public_id) == 1
+    assert stock(app) == before - 2
+    assert get_order(app, public_id).status == OrderStatus.PAID
+
+
+def test_fulfil_order_refuses_a_canceled_order(app):
+    public_id = make_order(app)
+    before = stock(app)
+    with app.app_context():
+        order = load(public_id)
+        assert set_status(order, OrderStatus.CANCELED)
+        db.session.commit()
+        assert fulfil_order(order) is False
+        assert order.status == OrderStatus.CANCELED
+        assert order.fulfilled_at is None
+    assert stock(app) == before
+    assert outbox_count(app, public_id) == 0
+
+
+def test_fulfil_order_pays_a_failed_order(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        set_status(order, OrderStatus.FAILED, error="Your card was declined.")
+        db.session.commit()
+        assert fulfil_order(order) is True
+        assert order.status == OrderStatus.PAID
+        assert order.last_payment_error is None
+
+
+def test_stock_never_goes_below_zero(app):
+    public_id = make_order(app, quantity=2)
+    with app.app_context():
+        from storefront.models import Product
+
+        db.session.execute(
+            db.update(Product).where(Product.slug == "ethiopia-yirgacheffe").values(stock=1)
+        )
+        db.session.commit()
+        assert fulfil_order(load(public_id)) is True
+    assert stock(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ([OrderStatus.PROCESSING, OrderStatus.FAILED, OrderStatus.PENDING], None),
+        ([OrderStatus.CANCELED], OrderStatus.PROCESSING),
+        ([OrderStatus.CANCELED], OrderStatus.PENDING),
+    ],
+)
+def test_set_status_follows_the_state_machine(app, path, refused):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        for status in path:
+            assert set_status(order, status) is True
+        if refused is not None:
+            assert set_status(order, refused) is False
+            assert order.status == path[-1]
+
+
+def test_set_status_never_goes_backwards_from_paid(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        fulfil_order(order)
+        for status in (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.FAILED):
+            assert set_status(order, status, error="late") is False
+        assert order.status == OrderStatus.PAID
+        assert order.last_payment_error is None
+        assert set_status(order, OrderStatus.PARTIALLY_REFUNDED) is True
+        assert set_status(order, OrderStatus.PARTIALLY_REFUNDED) is True  # a second partial refund
+        assert set_status(order, OrderStatus.REFUNDED) is True
+        assert set_status(order, OrderStatus.PARTIALLY_REFUNDED) is False
+
+
+def test_failed_records_the_error_and_a_new_attempt_clears_it(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        set_status(order, OrderStatus.FAILED, error="Your card has insufficient funds.")
+        assert order.last_payment_error == "Your card has insufficient funds."
+        set_status(order, OrderStatus.PENDING)
+        assert order.last_payment_error is None
+        assert db.session.scalar(select(func.count(OutboxMessage.id))) == 0
