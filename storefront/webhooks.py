@@ -101,9 +101,9 @@ def _qualname(fn: Handler) -> str:
 
 
 def _payload_text(event: Any) -> str:
-    if isinstance(event, stripe.StripeObject):
-        return json.dumps(event.to_dict(), separators=(",", ":"))
-    return json.dumps(event, separators=(",", ":"), default=str)
+    # default=str: the SDK turns *_decimal fields into Decimal.
+    data = event.to_dict() if isinstance(event, stripe.StripeObject) else event
+    return json.dumps(data, separators=(",", ":"), default=str)
 
 
 def _claim(event: Any, event_id: str) -> WebhookEvent | None:
@@ -307,7 +307,20 @@ def _pi_order(pi: Any) -> Order | None:
         log.info("payment intent %s is not for an order of this shop", field(pi, "id"))
         return None
     note_order(order.public_id)
+    if _checkout_payment(order, field(pi, "id")):
+        # Paid on Stripe Checkout: its checkout.session.* events fulfil the order, with the
+        # email Checkout collected (this PaymentIntent does not carry it).
+        return None
     return order
+
+
+def _checkout_payment(order: Order, pi_id: str | None) -> bool:
+    """Is ``pi_id`` the payment of the order's Checkout Session, not yet recorded by it?"""
+    return (
+        order.stripe_checkout_session_id is not None
+        and order.stripe_payment_intent_id is None
+        and pi_id is not None
+    )
 
 
 def _is_current(order: Order, pi_id: str) -> bool:
@@ -423,6 +436,10 @@ def on_charge_refunded(event: Any) -> str:
         # charge was paid, so record the payment first; the late success then changes nothing.
         if field(charge, "paid") is not True and field(charge, "status") != "succeeded":
             return IGNORED
+        if _checkout_payment(order, pi_id):
+            # Only checkout.session.completed can fulfil a Checkout order (it has the email):
+            # fail for now, so Stripe redelivers once the session has been processed.
+            raise RuntimeError("refund arrived before its checkout session completed")
         _payment_succeeded(order, pi_id, field(charge, "amount"), field(charge, "currency"))
         if not order.is_paid:
             return PROCESSED
