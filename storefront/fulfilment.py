@@ -46,6 +46,16 @@ def fulfil_order(order: Order) -> bool:
     The guarded UPDATE is the lock: of any number of concurrent callers (webhook,
     order page, reconcile) only the one whose UPDATE matched the row does the work
     (stock, confirmation email). Returns True for that caller. Commits.
+
+    Why this holds on each database: SQLite lets one writer at a time, so the second
+    UPDATE runs after the first committed and matches no row. PostgreSQL (READ
+    COMMITTED, its default) makes the second UPDATE wait for the first one's row lock,
+    then re-checks the WHERE against the committed row (``fulfilled_at`` is set) and
+    updates nothing; under REPEATABLE READ/SERIALIZABLE it raises a serialization error
+    instead, which the webhook answers with 500 and the retry then finds the order done.
+    The paid flag, stock and outbox row commit together, so a crash in between leaves
+    the order unfulfilled for the retry rather than half done; the outbox ``dedup_key``
+    is a second, independent guard against a duplicate email.
     """
     now = utcnow()
     result = db.session.execute(
