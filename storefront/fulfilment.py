@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import url_for
+from flask import current_app, url_for
 from sqlalchemy import case, update
 
 from .extensions import db
@@ -108,10 +108,15 @@ def _confirmation_email(order: Order) -> OutboxMessage:
         f"{item.quantity} x {item.product_name}  {format_money(item.line_total, order.currency)}"
         for item in order.items
     ]
-    try:
-        link = url_for("orders.show", public_id=order.public_id, _external=True)
-    except RuntimeError:  # outside a request (e.g. `flask stripe reconcile`)
-        link = f"/orders/{order.public_id}"
+    base = current_app.config.get("SHOP_BASE_URL")
+    if base:  # also right outside a request (e.g. `flask stripe reconcile`)
+        path = current_app.url_map.bind("").build("orders.show", {"public_id": order.public_id})
+        link = base.rstrip("/") + path
+    else:
+        try:
+            link = url_for("orders.show", public_id=order.public_id, _external=True)
+        except RuntimeError:  # outside a request, and no SHOP_BASE_URL configured
+            link = f"/orders/{order.public_id}"
     body = "\n".join(
         [
             "Thank you for your order!",

@@ -215,6 +215,8 @@ def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
         return IGNORED, None
     try:
         outcome = handler(event) or PROCESSED
+        if outcome not in (PROCESSED, IGNORED):
+            raise ValueError(f"handler returned {outcome!r}")
         db.session.commit()
     except PermanentFailure as err:
         db.session.rollback()
@@ -223,8 +225,6 @@ def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
         db.session.rollback()
         log.exception("stripe event %s: handler %s failed", field(event, "id"), _qualname(handler))
         return FAILED, f"{type(err).__name__}: {err}"[:1000]
-    if outcome not in (PROCESSED, IGNORED):
-        raise ValueError(f"handler {_qualname(handler)} returned {outcome!r}")
     return outcome, None
 
 
@@ -239,6 +239,25 @@ def last_error(event_id: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- endpoint
+
+
+def _looks_like_event(event: Any) -> bool:
+    """The fields we store, with types and lengths the columns accept."""
+    event_id, event_type = field(event, "id"), field(event, "type")
+    created = field(event, "created")
+    obj_id = field(event, "data", "object", "id")
+    return (
+        isinstance(event_id, str)
+        and 0 < len(event_id) <= 255
+        and isinstance(event_type, str)
+        and 0 < len(event_type) <= 100
+        and isinstance(created, int)
+        and not isinstance(created, bool)
+        and 0 <= created < 2**62
+        and isinstance(field(event, "data", "object"), dict | stripe.StripeObject)
+        and (obj_id is None or (isinstance(obj_id, str) and len(obj_id) <= 255))
+        and isinstance(field(event, "api_version", default=""), str)
+    )
 
 
 def _bad_request(reason: str):
@@ -267,11 +286,7 @@ def stripe_webhook():
         return _bad_request("body is not JSON")
     except Exception:  # e.g. a JSON array or number: not an event object
         return _bad_request("body is not a Stripe event")
-    if (
-        not isinstance(field(event, "id"), str)
-        or not isinstance(field(event, "type"), str)
-        or field(event, "data", "object") is None
-    ):
+    if not _looks_like_event(event):
         return _bad_request("body is not a Stripe event")
 
     outcome = process_event(event)

@@ -148,3 +148,12 @@ def test_failed_records_the_error_and_a_new_attempt_clears_it(app):
         set_status(order, OrderStatus.PENDING)
         assert order.last_payment_error is None
         assert db.session.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+def test_confirmation_link_uses_the_configured_base_url_outside_requests(app):
+    app.config["SHOP_BASE_URL"] = "https://shop.example.com/"
+    public_id = make_order(app)
+    with app.app_context():  # no request, as in `flask stripe reconcile`
+        assert fulfil_order(load(public_id)) is True
+        body = db.session.scalar(select(OutboxMessage.body))
+    assert f"Order status: https://shop.example.com/orders/{public_id}" in body

@@ -144,6 +144,18 @@ def test_signed_body_that_is_not_json_is_rejected(app, client):
         (b"\xff\xfe not utf-8", "body is not JSON"),
         ("[1, 2, 3]", "body is not a Stripe event"),
         ('{"id": "evt_1"}', "body is not a Stripe event"),
+        (
+            '{"id": "evt_1", "type": "x", "created": "soon", "data": {"object": {}}}',
+            "body is not a Stripe event",
+        ),
+        (
+            '{"id": "evt_1", "type": "x", "created": 1, "data": {"object": "pi_1"}}',
+            "body is not a Stripe event",
+        ),
+        (
+            '{"id": "%s", "type": "x", "created": 1, "data": {"object": {}}}' % ("e" * 300),
+            "body is not a Stripe event",
+        ),
     ):
         text = body if isinstance(body, str) else None
         header = sign(text) if text is not None else _sign_bytes(body)
