@@ -177,3 +177,25 @@ def test_processing_failure_is_retried_by_the_emulator(live_shop, monkeypatch):
         )
         assert row.outcome == "processed"
         assert row.attempts == 2
+
+
+def test_stale_failure_event_acts_on_the_payment_intent_as_it_is_now(stripe_app):
+    """payment_failed processed after the retry succeeded (late or reordered): the handler
+    asks Stripe and fulfils instead of failing the order."""
+    from storefront import webhooks
+
+    app = stripe_app
+    since = int(time.time()) - 1
+    public_id = make_order(app, quantity=1)
+    pi_id = create_pi(app, public_id)
+    with pytest.raises(stripe.CardError):
+        confirm(app, pi_id, "pm_card_chargeDeclined")
+    confirm(app, pi_id, "pm_card_visa")
+    (failed,) = [e for e in shop_events(app, since) if e.type == "payment_intent.payment_failed"]
+    assert failed.data.object.status == "requires_payment_method"  # the event's snapshot
+    with app.test_request_context("/"):
+        assert webhooks.process_event(failed) == "processed"
+    order = get_order(app, public_id)
+    assert order.status == OrderStatus.PAID
+    assert order.last_payment_error is None
+    assert outbox_count(app, public_id) == 1
