@@ -389,8 +389,13 @@ def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> 
     return PROCESSED
 
 
-def _apply_payment_intent(order: Order, pi: Any) -> str:
-    """Move the order to what the PaymentIntent's status says (never backwards)."""
+def apply_payment_intent(order: Order, pi: Any) -> str:
+    """Move the order to what the PaymentIntent's status says (never backwards).
+
+    Also for the order page's server-side check: pass a PaymentIntent retrieved from
+    Stripe. Fulfils on ``succeeded`` (exactly once); raises ``PermanentFailure`` when the
+    amount or currency is not the order's. Commits.
+    """
     status = field(pi, "status")
     pi_id = field(pi, "id")
     if status == "succeeded":
@@ -417,7 +422,7 @@ def on_payment_intent_final(event: Any) -> str:
     order = _pi_order(pi)
     if order is None:
         return IGNORED
-    return _apply_payment_intent(order, pi)
+    return apply_payment_intent(order, pi)
 
 
 @handles("payment_intent.processing", "payment_intent.payment_failed")
@@ -432,7 +437,7 @@ def on_payment_intent_changed(event: Any) -> str:
         return IGNORED
     if payments.is_configured():
         pi = payments.payment_intent_now(field(pi, "id"))
-    return _apply_payment_intent(order, pi)
+    return apply_payment_intent(order, pi)
 
 
 @handles("charge.refunded")
