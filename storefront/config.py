@@ -24,9 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "SHOP_CURRENCIES": "usd,eur",
     "SHOP_BASE_URL": None,  # None: taken from the request; set behind a proxy
     "LOG_LEVEL": "INFO",
+    # Seconds the order page waits for the webhook before it fulfils a paid order itself.
+    "WEBHOOK_GRACE_SECONDS": 10,
 }
 
-INT_SETTINGS = {"STRIPE_MAX_NETWORK_RETRIES"}
+INT_SETTINGS = {"STRIPE_MAX_NETWORK_RETRIES", "WEBHOOK_GRACE_SECONDS"}
 
 
 def load_settings(instance_path: str, env_file: str | os.PathLike[str] | None = None) -> dict:

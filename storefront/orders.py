@@ -1,15 +1,31 @@
-"""An order's status page, found by its public (unguessable) id."""
+"""Orders: made from the cart, and an order's status page found by its unguessable id.
+
+The status page is also the Payment Element's ``return_url``. Query parameters are
+only hints: the page asks Stripe for the PaymentIntent itself. Webhooks are the source
+of truth; the page fulfils by itself (through the same idempotent function) only when
+the webhook is overdue, so a lost webhook never strands a paid order.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request, session
 from sqlalchemy import select
 
+from . import payments
 from .cart import Cart, CartError
 from .extensions import db
 from .models import Order, OrderItem, OrderStatus
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("orders", __name__, url_prefix="/orders")
+
+# How often the "Processing" page reloads itself, in seconds.
+REFRESH_SECONDS = 2
 
 
 def get_order_or_404(public_id: str) -> Order:
@@ -19,10 +35,22 @@ def get_order_or_404(public_id: str) -> Order:
     return order
 
 
-@bp.get("/<public_id>")
-def show(public_id: str):
-    order = get_order_or_404(public_id)
-    return render_template("orders/show.html", order=order)
+def snapshot_items(cart: Cart) -> list[OrderItem]:
+    """Order items copying the cart's lines as they are in the database now."""
+    lines = cart.lines()
+    if not lines:
+        raise CartError("Your cart is empty.")
+    return [
+        OrderItem(
+            product_id=line.product.id,
+            price_id=line.price.id,
+            product_name=line.product.name,
+            price_lookup_key=line.price.lookup_key,
+            unit_amount=line.price.unit_amount,
+            quantity=line.quantity,
+        )
+        for line in lines
+    ]
 
 
 def create_order_from_cart(cart: Cart, email: str | None = None) -> Order:
@@ -30,28 +58,24 @@ def create_order_from_cart(cart: Cart, email: str | None = None) -> Order:
 
     The caller commits. Raises ``CartError`` for an empty cart.
     """
-    lines = cart.lines()
-    if not lines:
-        raise CartError("Your cart is empty.")
+    items = snapshot_items(cart)
     order = Order(
         email=email,
         currency=cart.currency,
-        amount_total=sum(line.total for line in lines),
+        amount_total=sum(item.line_total for item in items),
         status=OrderStatus.PENDING,
+        items=items,
     )
-    for line in lines:
-        order.items.append(
-            OrderItem(
-                product_id=line.product.id,
-                price_id=line.price.id,
-                product_name=line.product.name,
-                price_lookup_key=line.price.lookup_key,
-                unit_amount=line.price.unit_amount,
-                quantity=line.quantity,
-            )
-        )
     db.session.add(order)
     return order
+
+
+def refill_order(order: Order, cart: Cart) -> None:
+    """Make an unpaid order hold what the cart holds now. The caller commits."""
+    items = snapshot_items(cart)
+    order.items = items
+    order.currency = cart.currency
+    order.amount_total = sum(item.line_total for item in items)
 
 
 def order_matches_cart(order: Order, cart: Cart) -> bool:
@@ -60,3 +84,95 @@ def order_matches_cart(order: Order, cart: Cart) -> bool:
     now = sorted((line.price.id, line.quantity, line.price.unit_amount) for line in lines)
     then = sorted((item.price_id, item.quantity, item.unit_amount) for item in order.items)
     return order.currency == cart.currency and now == then
+
+
+# --------------------------------------------------------------------------- status page
+
+
+def _charge_age(intent: Any) -> float:
+    """Seconds since the successful charge (0 when Stripe does not say)."""
+    charge = payments.field(intent, "latest_charge")
+    created = payments.field(charge, "created") if not isinstance(charge, str) else None
+    return time.time() - created if isinstance(created, int) else 0.0
+
+
+def check_payment_intent(order: Order) -> str | None:
+    """Ask Stripe how the order's PaymentIntent stands, apply it, return its status.
+
+    A succeeded payment is applied here only once the webhook is overdue.
+    """
+    from .webhooks import PermanentFailure, apply_payment_intent
+
+    intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id, with_charge=True)
+    status = payments.field(intent, "status")
+    grace = current_app.config["WEBHOOK_GRACE_SECONDS"]
+    if status == "succeeded" and _charge_age(intent) < grace:
+        return status  # paid at Stripe; the webhook will fulfil it any moment
+    try:
+        apply_payment_intent(order, intent)
+    except PermanentFailure:
+        log.error("order %s: payment does not match the order", order.public_id)
+    db.session.refresh(order)
+    if status == "succeeded" and order.is_paid:
+        log.info("order %s fulfilled from the order page: webhook overdue", order.public_id)
+    return status
+
+
+def _forget_paid_checkout(order: Order) -> None:
+    """After payment the cart is emptied; the next purchase makes a new order."""
+    from .checkout import SESSION_KEY
+
+    if session.get(SESSION_KEY) == order.public_id:
+        session.pop(SESSION_KEY)
+        cart = Cart.load()
+        cart.clear()
+        cart.save()
+
+
+def page_state(order: Order, stripe_status: str | None, returning: bool) -> str:
+    """What the page shows: paid, processing, failed, canceled or pending."""
+    if order.is_paid:
+        return "paid"
+    if order.status in (OrderStatus.FAILED, OrderStatus.CANCELED):
+        return str(order.status)
+    if (
+        order.status == OrderStatus.PROCESSING
+        or stripe_status in ("succeeded", "processing")
+        or returning
+    ):
+        return "processing"
+    return "pending"
+
+
+@bp.get("/<public_id>")
+def show(public_id: str):
+    order = get_order_or_404(public_id)
+    stripe_status = None
+    session_id = request.args.get("session_id")
+    try:
+        if session_id and order.stripe_checkout_session_id:
+            from .hosted_checkout import sync_from_session
+
+            sync_from_session(order, session_id)
+        elif order.stripe_payment_intent_id and order.status in (
+            OrderStatus.PENDING,
+            OrderStatus.PROCESSING,
+            OrderStatus.FAILED,
+        ):
+            stripe_status = check_payment_intent(order)
+    except payments.PaymentError as err:
+        # Show what we know; a processing page refreshes and asks again.
+        log.warning("order %s: status check failed (%s)", order.public_id, err.kind)
+    if order.is_paid:
+        _forget_paid_checkout(order)
+    # Query parameters are hints only: they can make us wait, never show "paid".
+    returning = request.args.get("redirect_status") == "succeeded" or (
+        session_id is not None and stripe_status is None
+    )
+    state = page_state(order, stripe_status, returning)
+    return render_template(
+        "orders/show.html",
+        order=order,
+        state=state,
+        refresh=REFRESH_SECONDS if state == "processing" else None,
+    )

@@ -357,3 +357,62 @@ def list_events(created_gte: int | None, starting_after: str | None = None) -> A
     if starting_after:
         params["starting_after"] = starting_after
     return call("event list", client().v1.events.list, params=params)
+
+
+# --------------------------------------------------------------------------- Payment Element
+# One PaymentIntent per order: the idempotency key is derived from the order, so a
+# retried or double-submitted checkout can never create a second one.
+
+
+def payment_intent_key(order: Any) -> str:
+    return idempotency_key("order", order.public_id, "payment_intent")
+
+
+def create_payment_intent(order: Any) -> Any:
+    """The order's PaymentIntent: amount and currency from the order, never the browser."""
+    params: dict[str, Any] = {
+        "amount": order.amount_total,
+        "currency": order.currency,
+        "automatic_payment_methods": {"enabled": True},
+        "metadata": {"order_id": order.public_id},
+        "description": f"Order {order.public_id[:8]}",
+    }
+    if order.email:
+        params["receipt_email"] = order.email
+    pi = call(
+        "payment intent create",
+        client().v1.payment_intents.create,
+        params=params,
+        options={"idempotency_key": payment_intent_key(order)},
+    )
+    log.info("order %s: payment intent %s", order.public_id, pi.id)
+    return pi
+
+
+def retrieve_payment_intent(payment_intent_id: str, *, with_charge: bool = False) -> Any:
+    params = {"expand": ["latest_charge"]} if with_charge else None
+    return call(
+        "payment intent retrieve",
+        client().v1.payment_intents.retrieve,
+        payment_intent_id,
+        params=params,
+    )
+
+
+def update_payment_intent(payment_intent_id: str, **fields: Any) -> Any:
+    """Change amount/currency/receipt_email of an intent that has not been paid yet."""
+    return call(
+        "payment intent update",
+        client().v1.payment_intents.update,
+        payment_intent_id,
+        params=fields,
+    )
+
+
+def cancel_payment_intent(payment_intent_id: str) -> Any:
+    return call(
+        "payment intent cancel",
+        client().v1.payment_intents.cancel,
+        payment_intent_id,
+        params={"cancellation_reason": "abandoned"},
+    )

@@ -1,0 +1,286 @@
+"""Payment Element checkout: server side, through the SDK to the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from storefront import payments
+from storefront.extensions import db
+from storefront.models import Order, OrderStatus, OutboxMessage, Price
+
+
+def add(client, app, lookup_key="ethiopia-yirgacheffe-usd", quantity=2):
+    with app.app_context():
+        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == lookup_key))
+    response = client.post("/cart/add", data={"price_id": pid, "quantity": str(quantity)})
+    assert response.status_code == 303
+
+
+def only_order(app) -> Order:
+    with app.app_context():
+        orders = db.session.scalars(select(Order)).all()
+        assert len(orders) == 1
+        db.session.expunge(orders[0])
+        return orders[0]
+
+
+def stripe_intent(app, pi_id):
+    with app.app_context():
+        return payments.client().v1.payment_intents.retrieve(pi_id)
+
+
+def client_secret_in(page: str) -> str:
+    return re.search(r'"clientSecret": ?"([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def checkout_client(stripe_app):
+    client = stripe_app.test_client()
+    add(client, stripe_app)
+    add(client, stripe_app, "stoneware-mug-usd", 1)
+    return client
+
+
+def test_checkout_page_creates_order_and_one_payment_intent(stripe_app, checkout_client):
+    response = checkout_client.get("/checkout/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    order = only_order(stripe_app)
+    assert order.status == OrderStatus.PENDING
+    with stripe_app.app_context():
+        prices = {
+            p.lookup_key: p.unit_amount
+            for p in db.session.scalars(select(Price)).all()
+            if p.lookup_key in ("ethiopia-yirgacheffe-usd", "stoneware-mug-usd")
+        }
+    expected = prices["ethiopia-yirgacheffe-usd"] * 2 + prices["stoneware-mug-usd"]
+    assert order.amount_total == expected
+    intent = stripe_intent(stripe_app, order.stripe_payment_intent_id)
+    assert intent.amount == expected
+    assert intent.currency == "usd"
+    assert intent.metadata["order_id"] == order.public_id
+    assert intent.automatic_payment_methods.enabled is True
+    # The client secret is in the page body only.
+    assert client_secret_in(page) == intent.client_secret
+    assert "Ethiopia Yirgacheffe" in page and 'id="payment-element"' in page
+
+
+def test_reloading_reuses_the_order_and_intent(stripe_app, checkout_client):
+    for _ in range(3):
+        assert checkout_client.get("/checkout/").status_code == 200
+    order = only_order(stripe_app)
+    with stripe_app.app_context():
+        intents = payments.client().v1.payment_intents.list(params={"limit": 100})
+    assert [pi.id for pi in intents.data] == [order.stripe_payment_intent_id]
+
+
+def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    assert payments.payment_intent_key(order) == payments.payment_intent_key(order)
+    assert order.public_id in payments.payment_intent_key(order)
+    with stripe_app.test_request_context():
+        again = payments.create_payment_intent(db.session.get(Order, order.id))
+    # The same key replays the first answer: never a second intent for one order.
+    assert again.id == order.stripe_payment_intent_id
+
+
+def test_cart_change_updates_the_same_order_and_intent(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    first = only_order(stripe_app)
+    add(checkout_client, stripe_app, "stoneware-mug-usd", 2)
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    assert order.public_id == first.public_id
+    assert order.amount_total > first.amount_total
+    intent = stripe_intent(stripe_app, order.stripe_payment_intent_id)
+    assert intent.id == first.stripe_payment_intent_id
+    assert intent.amount == order.amount_total
+
+
+def test_totals_come_from_the_database_whatever_the_browser_posts(stripe_app, checkout_client):
+    response = checkout_client.post("/checkout/", data={"amount": "1", "amount_total": "1"})
+    assert response.status_code == 200
+    order = only_order(stripe_app)
+    assert order.amount_total > 1
+    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == order.amount_total
+
+
+def test_email_is_validated_and_stored_on_order_and_intent(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    url = f"/checkout/{order.public_id}/email"
+    bad = checkout_client.post(url, json={"email": "not-an-email"})
+    assert bad.status_code == 400
+    assert "valid email" in bad.get_json()["error"]
+    assert only_order(stripe_app).email is None
+    ok = checkout_client.post(url, json={"email": "ada@example.com"})
+    assert ok.status_code == 200
+    assert only_order(stripe_app).email == "ada@example.com"
+    intent = stripe_intent(stripe_app, order.stripe_payment_intent_id)
+    assert intent.receipt_email == "ada@example.com"
+
+
+def test_email_for_another_order_is_refused(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    response = checkout_client.post("/checkout/not-my-order/email", json={"email": "a@b.co"})
+    assert response.status_code == 400
+
+
+def test_empty_cart_goes_back_to_cart(stripe_app):
+    client = stripe_app.test_client()
+    response = client.get("/checkout/", follow_redirects=True)
+    assert "Your cart is empty" in response.get_data(as_text=True)
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 0
+
+
+def test_not_configured_says_so(client, app):
+    add(client, app)
+    response = client.get("/checkout/", follow_redirects=True)
+    assert payments.NOT_CONFIGURED in response.get_data(as_text=True)
+
+
+def test_checkout_page_sends_a_content_security_policy(stripe_app, checkout_client, emulator):
+    response = checkout_client.get("/checkout/")
+    csp = response.headers["Content-Security-Policy"]
+    assert f"script-src 'self' {emulator.url}" in csp
+    assert f"frame-src {emulator.url}" in csp
+    assert "default-src 'self'" in csp
+    assert "unsafe-eval" not in csp
+    assert "script-src 'self' 'unsafe-inline'" not in csp
+
+
+def test_client_secret_is_never_logged_nor_in_a_url(stripe_app, checkout_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    page = checkout_client.get("/checkout/").get_data(as_text=True)
+    secret = client_secret_in(page)
+    assert secret not in caplog.text
+    assert not re.search(r'(href|src|action)="[^"]*' + re.escape(secret), page)
+    order = only_order(stripe_app)
+    order_page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert secret not in order_page
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stripe_unreachable_gives_a_clear_message_not_500(tmp_path):
+    from tests.conftest import make_app
+
+    app = make_app(
+        tmp_path,
+        STRIPE_SECRET_KEY="sk_test_x",
+        STRIPE_PUBLISHABLE_KEY="pk_test_x",
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+    )
+    client = app.test_client()
+    add(client, app)
+    response = client.get("/checkout/", follow_redirects=True)
+    assert response.status_code == 200
+    assert payments.UNAVAILABLE in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("status", ["429", "500"])
+def test_stripe_errors_give_a_clear_message_not_500(stripe_app, checkout_client, emulator, status):
+    import urllib.request
+
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/fail_next",
+        data=f"status={status}&count=5".encode(),
+        headers={"Authorization": "Bearer sk_test_emulator"},
+    )
+    urllib.request.urlopen(request).close()
+    response = checkout_client.get("/checkout/", follow_redirects=True)
+    assert response.status_code == 200
+    assert payments.UNAVAILABLE in response.get_data(as_text=True)
+
+
+def test_invalid_api_key_gives_a_generic_message(stripe_app, checkout_client):
+    stripe_app.config["STRIPE_SECRET_KEY"] = "sk_live_not_allowed"
+    stripe_app.extensions["stripe_client"] = None
+    response = checkout_client.get("/checkout/", follow_redirects=True)
+    assert response.status_code == 200
+    assert payments.GENERIC in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- order page
+
+
+def pay(app, order: Order, payment_method: str):
+    with app.app_context():
+        sc = payments.client()
+        # A decline raises CardError; the intent records it, which is what the tests read.
+        with contextlib.suppress(stripe.CardError):
+            sc.v1.payment_intents.confirm(
+                order.stripe_payment_intent_id, params={"payment_method": payment_method}
+            )
+
+
+def test_order_page_waits_for_the_webhook_then_shows_paid(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    pay(stripe_app, order, "pm_card_visa")
+    page = checkout_client.get(
+        f"/orders/{order.public_id}?payment_intent={order.stripe_payment_intent_id}"
+        "&redirect_status=succeeded"
+    ).get_data(as_text=True)
+    # Stripe says succeeded, but the webhook (source of truth) has not arrived here.
+    assert "Processing" in page
+    assert 'http-equiv="refresh"' in page
+    assert only_order(stripe_app).status == OrderStatus.PENDING
+
+
+def test_order_page_fulfils_itself_when_the_webhook_is_overdue(stripe_app, checkout_client):
+    stripe_app.config["WEBHOOK_GRACE_SECONDS"] = 0
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    pay(stripe_app, order, "pm_card_visa")
+    page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert ">Paid<" in page
+    assert only_order(stripe_app).status == OrderStatus.PAID
+    # The cart is emptied and the next checkout makes a new order.
+    assert "Your cart is empty" in checkout_client.get("/cart/").get_data(as_text=True)
+    checkout_client.get(f"/orders/{order.public_id}")
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count(OutboxMessage.id))) == 0  # no email given
+
+
+def test_order_page_shows_a_decline_with_try_again(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    pay(stripe_app, order, "pm_card_visa_chargeDeclinedInsufficientFunds")
+    page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert "Payment failed" in page
+    assert "insufficient funds" in page
+    assert "Try again" in page
+    assert only_order(stripe_app).status == OrderStatus.FAILED
+    # Trying again reuses the same order and PaymentIntent.
+    checkout_client.get("/checkout/")
+    again = only_order(stripe_app)
+    assert again.stripe_payment_intent_id == order.stripe_payment_intent_id
+    assert again.status == OrderStatus.PENDING
+
+
+def test_query_hints_alone_never_show_paid(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    page = checkout_client.get(
+        f"/orders/{order.public_id}?redirect_status=succeeded&payment_intent=pi_fake"
+    ).get_data(as_text=True)
+    assert ">Paid<" not in page
+    assert only_order(stripe_app).status == OrderStatus.PENDING
+
+
+def test_unknown_order_is_404(client):
+    assert client.get("/orders/nope").status_code == 404
