@@ -133,15 +133,12 @@ def page_state(order: Order, stripe_status: str | None, returning: bool) -> str:
     """What the page shows: paid, processing, failed, canceled or pending."""
     if order.is_paid:
         return "paid"
+    # Stripe's current word beats a stored failure: a retry after a decline succeeded.
+    if stripe_status in ("succeeded", "processing") or order.status == OrderStatus.PROCESSING:
+        return "processing"
     if order.status in (OrderStatus.FAILED, OrderStatus.CANCELED):
         return str(order.status)
-    if (
-        order.status == OrderStatus.PROCESSING
-        or stripe_status in ("succeeded", "processing")
-        or returning
-    ):
-        return "processing"
-    return "pending"
+    return "processing" if returning else "pending"
 
 
 @bp.get("/<public_id>")

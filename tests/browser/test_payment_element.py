@@ -1,0 +1,158 @@
+"""The Payment Element checkout in a real browser (Chromium via Playwright).
+
+The shop and the Stripe emulator run on free local ports (``live_shop``); the emulator
+delivers signed webhooks to the shop, exactly as Stripe would.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from storefront import payments
+from storefront.extensions import db
+from storefront.models import Order, OrderStatus, OutboxMessage
+from tests.live import LiveShop, wait_until
+
+pytestmark = pytest.mark.browser
+
+CARD_FRAME = 'iframe[name^="__privateStripeFrame"][title*="Secure payment input frame"]'
+CHALLENGE_FRAME = 'iframe[title="3D Secure authentication"]'
+
+
+def add_to_cart(page: Page, shop: LiveShop, *names: str) -> None:
+    page.goto(shop.url + "/")
+    for name in names:
+        page.get_by_role("button", name=f"Add {name} to cart").click()
+        expect(page.get_by_role("status")).to_contain_text("Added to your cart")
+
+
+def open_checkout(page: Page, shop: LiveShop) -> None:
+    page.goto(shop.url + "/cart/")
+    page.get_by_role("button", name="Checkout", exact=True).click()
+    expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
+    expect(page.locator("#pay-button")).to_be_enabled()
+
+
+def fill_card(page: Page, number: str, email: str = "ada@example.com") -> None:
+    page.get_by_label("Email for your receipt").fill(email)
+    frame = page.frame_locator(CARD_FRAME)
+    frame.locator('input[name="number"]').fill(number)
+    frame.locator('input[name="expiry"]').fill("12 / 34")
+    frame.locator('input[name="cvc"]').fill("123")
+    frame.locator('input[name="postalCode"]').fill("12345")
+
+
+def pay(page: Page) -> None:
+    page.locator("#pay-button").click()
+
+
+def orders(shop: LiveShop) -> list[Order]:
+    with shop.app.app_context():
+        found = db.session.scalars(select(Order)).all()
+        for order in found:
+            db.session.expunge(order)
+        return found
+
+
+def payment_intents_for(shop: LiveShop, order: Order) -> list[str]:
+    with shop.app.app_context():
+        listed = payments.client().v1.payment_intents.list(params={"limit": 100})
+    return [
+        pi.id for pi in listed.data if payments.field(pi, "metadata", "order_id") == order.public_id
+    ]
+
+
+def order_public_id(page: Page) -> str:
+    return re.search(r"/orders/([^/?#]+)", page.url).group(1)
+
+
+def test_pay_with_4242_shows_paid_after_the_webhook(page: Page, live_shop: LiveShop):
+    add_to_cart(page, live_shop, "Ethiopia Yirgacheffe", "Stoneware mug")
+    open_checkout(page, live_shop)
+    expect(page.get_by_test_id("order-summary")).to_contain_text("Ethiopia Yirgacheffe")
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    expect(page.get_by_text("A receipt is on its way to")).to_be_visible()
+    public_id = order_public_id(page)
+    assert live_shop.order_status(public_id) == OrderStatus.PAID
+    with live_shop.app.app_context():
+        emails = db.session.scalars(select(OutboxMessage)).all()
+        assert [m.to_email for m in emails] == ["ada@example.com"]
+    expect(page.get_by_test_id("cart-count")).to_have_text("0")
+
+
+def test_decline_then_retry_on_the_same_page(page: Page, live_shop: LiveShop):
+    add_to_cart(page, live_shop, "Colombia Huila")
+    open_checkout(page, live_shop)
+    fill_card(page, "4000 0000 0000 9995")
+    pay(page)
+    expect(page.locator("#payment-error")).to_contain_text("insufficient funds")
+    expect(page.locator("#pay-button")).to_be_enabled()
+    [order] = orders(live_shop)
+    assert live_shop.order_status(order.public_id) in (OrderStatus.PENDING, OrderStatus.FAILED)
+
+    page.frame_locator(CARD_FRAME).locator('input[name="number"]').fill("4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    [order] = orders(live_shop)
+    assert order.status == OrderStatus.PAID
+    assert payment_intents_for(live_shop, order) == [order.stripe_payment_intent_id]
+
+
+def test_3d_secure_completed_is_paid(page: Page, live_shop: LiveShop):
+    add_to_cart(page, live_shop, "Gooseneck kettle")
+    open_checkout(page, live_shop)
+    fill_card(page, "4000 0025 0000 3155")
+    pay(page)
+    challenge = page.frame_locator(CHALLENGE_FRAME)
+    challenge.get_by_role("button", name="Complete authentication").click()
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    [order] = orders(live_shop)
+    assert order.status == OrderStatus.PAID
+
+
+def test_3d_secure_failed_is_not_paid(page: Page, live_shop: LiveShop):
+    add_to_cart(page, live_shop, "Gooseneck kettle")
+    open_checkout(page, live_shop)
+    fill_card(page, "4000 0025 0000 3155")
+    pay(page)
+    page.frame_locator(CHALLENGE_FRAME).get_by_role("button", name="Fail authentication").click()
+    expect(page.locator("#payment-error")).to_contain_text("authenticate")
+    expect(page.locator("#pay-button")).to_be_enabled()
+    [order] = orders(live_shop)
+    assert not order.is_paid
+
+
+def test_reloading_checkout_keeps_one_order_and_one_payment_intent(page: Page, live_shop: LiveShop):
+    add_to_cart(page, live_shop, "Travel tumbler")
+    open_checkout(page, live_shop)
+    for _ in range(3):
+        page.reload()
+        expect(page.locator("#pay-button")).to_be_enabled()
+    [order] = orders(live_shop)
+    assert payment_intents_for(live_shop, order) == [order.stripe_payment_intent_id]
+
+
+def test_late_webhook_shows_processing_then_paid(page: Page, live_shop: LiveShop):
+    with live_shop.app.app_context():
+        sc = payments.client()
+        [endpoint] = sc.v1.webhook_endpoints.list().data
+        sc.v1.webhook_endpoints.update(
+            endpoint.id,
+            params={"metadata": {"emulator_fault": "late", "emulator_delay_ms": "3000"}},
+        )
+    add_to_cart(page, live_shop, "House Espresso Blend")
+    open_checkout(page, live_shop)
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
+    public_id = order_public_id(page)
+    assert live_shop.order_status(public_id) == OrderStatus.PENDING
+    # No clicks: the page refreshes itself until the late webhook has marked it paid.
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    wait_until(lambda: live_shop.order_status(public_id) == OrderStatus.PAID)
