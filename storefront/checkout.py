@@ -48,22 +48,36 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Real Stripe.js also loads from its subdomains and shows 3-D Secure challenges in a frame
+# from hooks.stripe.com (Stripe's CSP guide); the emulator serves all of it from one origin.
+STRIPE_JS_EXTRA = {
+    "https://js.stripe.com": {
+        "script": ["https://*.js.stripe.com"],
+        "frame": ["https://*.js.stripe.com", "https://hooks.stripe.com"],
+    }
+}
+
+
 def content_security_policy() -> str:
     """Exactly what the Payment Element needs from Stripe, nothing else from elsewhere."""
     js = origin(current_app.config["STRIPE_JS_URL"])
     api = origin(current_app.config.get("STRIPE_API_BASE") or "https://api.stripe.com")
     sources = " ".join(dict.fromkeys([js, api]))
+    extra = STRIPE_JS_EXTRA.get(js, {})
+    scripts = " ".join([js, *extra.get("script", [])])
+    frames = " ".join([js, *extra.get("frame", [])])
     return "; ".join(
         [
             "default-src 'self'",
-            f"script-src 'self' {js}",
-            f"frame-src {js}",
+            f"script-src 'self' {scripts}",
+            f"frame-src {frames}",
             f"connect-src 'self' {sources}",
             f"img-src 'self' data: {js}",
             # Stripe.js adds a <style> element for its overlays.
             "style-src 'self' 'unsafe-inline'",
             "object-src 'none'",
             "base-uri 'self'",
+            "form-action 'self'",
             "frame-ancestors 'none'",
         ]
     )

@@ -1,0 +1,315 @@
+"""The order page (the Payment Element's return_url) and the checkout page's headers.
+
+Server side, through the SDK to the emulator; the browser tests cover the same flows
+with Chromium in tests/browser/test_payment_element.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import urllib.parse
+import urllib.request
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from storefront import payments
+from storefront.catalog import sync_catalog
+from storefront.extensions import db
+from storefront.models import Order, OrderStatus, Price
+from tests.live import emulator_config
+
+
+def add(client, app, lookup_key="colombia-huila-usd", quantity=1):
+    with app.app_context():
+        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == lookup_key))
+    response = client.post("/cart/add", data={"price_id": pid, "quantity": str(quantity)})
+    assert response.status_code == 303
+
+
+def all_orders(app) -> list[Order]:
+    with app.app_context():
+        orders = db.session.scalars(select(Order).order_by(Order.id)).all()
+        for order in orders:
+            list(order.items)  # loaded now, read after the session is gone
+            db.session.expunge(order)
+        return orders
+
+
+def confirm(app, order: Order, payment_method: str, **params):
+    """Confirm the order's PaymentIntent the way Stripe.js would, from the test."""
+    with app.app_context(), contextlib.suppress(stripe.CardError):
+        payments.client().v1.payment_intents.confirm(
+            order.stripe_payment_intent_id,
+            params={"payment_method": payment_method, **params},
+        )
+
+
+def intent(app, pi_id: str):
+    with app.app_context():
+        return payments.client().v1.payment_intents.retrieve(pi_id)
+
+
+def cart_count(client) -> int:
+    page = client.get("/cart/").get_data(as_text=True)
+    return int(re.search(r'data-testid="cart-count">(\d+)<', page).group(1))
+
+
+@pytest.fixture
+def shopper(stripe_app):
+    """A browser session with a coffee in its cart, at the checkout page once."""
+    client = stripe_app.test_client()
+    add(client, stripe_app)
+    assert client.get("/checkout/").status_code == 200
+    return client
+
+
+@pytest.fixture
+def paid_now(stripe_app):
+    """No webhook in these tests: let the order page's own check fulfil at once."""
+    stripe_app.config["WEBHOOK_GRACE_SECONDS"] = 0
+    return stripe_app
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def test_order_page_allows_nothing_from_elsewhere(stripe_app, shopper, emulator):
+    [order] = all_orders(stripe_app)
+    response = shopper.get(f"/orders/{order.public_id}")
+    csp = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert "script-src" not in directives  # falls back to default-src 'self'
+    assert directives["frame-ancestors"] == "'none'"
+    assert emulator.url not in csp and "stripe.com" not in csp
+
+
+def test_checkout_csp_for_real_stripe_allows_its_subdomains_and_3ds_frames(client):
+    # The plain ``app`` points STRIPE_JS_URL at js.stripe.com and has no API base.
+    csp = client.get("/checkout/").headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self' https://js.stripe.com https://*.js.stripe.com"
+    assert directives["frame-src"] == (
+        "https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com"
+    )
+    assert directives["connect-src"] == "'self' https://js.stripe.com https://api.stripe.com"
+    assert "unsafe-inline" not in directives["script-src"]
+
+
+def test_checkout_csp_for_the_emulator_names_only_its_origin(stripe_app, shopper, emulator):
+    csp = shopper.get("/checkout/").headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == f"'self' {emulator.url}"
+    assert directives["frame-src"] == emulator.url
+    assert directives["connect-src"] == f"'self' {emulator.url}"
+    assert "stripe.com" not in csp
+
+
+def test_checkout_page_has_no_inline_script(stripe_app, shopper, emulator):
+    page = shopper.get("/checkout/").get_data(as_text=True)
+    tags = re.findall(r"<script\b[^>]*>", page)
+    assert f'<script src="{emulator.url}/v3/">' in tags
+    for tag in tags:
+        # Everything that runs comes from a file; the page data is inert JSON.
+        assert "src=" in tag or 'type="application/json"' in tag, tag
+
+
+# --------------------------------------------------------------------------- order page states
+
+
+def test_paid_order_page_shows_the_receipt_and_empties_the_cart(paid_now, shopper):
+    [order] = all_orders(paid_now)
+    assert shopper.post(
+        f"/checkout/{order.public_id}/email", json={"email": "ada@example.com"}
+    ).is_json
+    confirm(paid_now, order, "pm_card_visa")
+    response = shopper.get(f"/orders/{order.public_id}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'data-testid="order-status">Paid<' in page
+    assert "Colombia Huila" in page and "ada@example.com" in page
+    assert re.search(r'data-testid="order-total">\$\d+\.\d\d<', page)
+    assert 'http-equiv="refresh"' not in page
+    assert all_orders(paid_now)[0].status == OrderStatus.PAID
+    assert cart_count(shopper) == 0
+
+
+def test_a_new_purchase_after_payment_makes_a_new_order(paid_now, shopper):
+    [first] = all_orders(paid_now)
+    confirm(paid_now, first, "pm_card_visa")
+    shopper.get(f"/orders/{first.public_id}")
+    add(shopper, paid_now, "stoneware-mug-usd")
+    assert shopper.get("/checkout/").status_code == 200
+    paid, second = all_orders(paid_now)
+    assert paid.status == OrderStatus.PAID and second.status == OrderStatus.PENDING
+    assert second.stripe_payment_intent_id not in (None, paid.stripe_payment_intent_id)
+    assert [item.product_name for item in second.items] == ["Stoneware mug"]
+
+
+def test_someone_else_viewing_a_paid_order_keeps_their_cart(paid_now, shopper):
+    [order] = all_orders(paid_now)
+    confirm(paid_now, order, "pm_card_visa")
+    other = paid_now.test_client()
+    add(other, paid_now)
+    assert ">Paid<" in other.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert cart_count(other) == 1
+
+
+def test_processing_page_refreshes_itself_without_javascript(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    confirm(stripe_app, order, "pm_card_visa")  # paid at Stripe; no webhook here yet
+    page = shopper.get(f"/orders/{order.public_id}").get_data(as_text=True)
+    assert 'data-testid="order-status">' in page and "Processing" in page
+    assert '<meta http-equiv="refresh" content="2">' in page
+    # No script runs on the order page beyond the site-wide file.
+    assert "checkout.js" not in page
+
+
+def test_failed_3d_secure_shows_payment_failed_with_try_again(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    return_url = f"http://localhost/orders/{order.public_id}"
+    confirm(stripe_app, order, "pm_card_threeDSecure2Required", return_url=return_url)
+    pi = intent(stripe_app, order.stripe_payment_intent_id)
+    assert pi.status == "requires_action"
+    # What the challenge page does when the customer presses "Fail authentication".
+    with stripe_app.app_context():
+        payments.client().raw_request(
+            "post",
+            f"/v1/payment_intents/{pi.id}/authenticate",
+            client_secret=pi.client_secret,
+            result="fail",
+            options={"api_key": "pk_test_emulator"},
+        )
+    page = shopper.get(
+        f"/orders/{order.public_id}?payment_intent={pi.id}&redirect_status=failed"
+    ).get_data(as_text=True)
+    assert "Payment failed" in page
+    assert 'href="/checkout/">Try again<' in page
+    assert all_orders(stripe_app)[0].status == OrderStatus.FAILED
+    # Try again: the same order and PaymentIntent, pending again.
+    assert shopper.get("/checkout/").status_code == 200
+    [again] = all_orders(stripe_app)
+    assert again.stripe_payment_intent_id == pi.id
+    assert again.status == OrderStatus.PENDING
+
+
+def test_cart_change_during_3d_secure_cancels_that_attempt_and_starts_a_new_order(
+    stripe_app, shopper
+):
+    [order] = all_orders(stripe_app)
+    confirm(stripe_app, order, "pm_card_threeDSecure2Required", return_url="http://localhost/x")
+    add(shopper, stripe_app, "stoneware-mug-usd")
+    assert shopper.get("/checkout/").status_code == 200
+    old, new = all_orders(stripe_app)
+    assert old.status == OrderStatus.CANCELED
+    assert intent(stripe_app, old.stripe_payment_intent_id).status == "canceled"
+    assert new.status == OrderStatus.PENDING
+    assert intent(stripe_app, new.stripe_payment_intent_id).amount == new.amount_total
+    canceled_page = shopper.get(f"/orders/{old.public_id}").get_data(as_text=True)
+    assert ">Canceled<" in canceled_page
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_order_page_during_a_stripe_outage_shows_the_order_not_a_500(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    stripe_app.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{free_port()}"
+    stripe_app.extensions["stripe_client"] = None
+    response = shopper.get(f"/orders/{order.public_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Awaiting payment" in page and "Colombia Huila" in page
+
+
+def test_order_page_after_server_errors_from_stripe_is_not_a_500(stripe_app, shopper, emulator):
+    [order] = all_orders(stripe_app)
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/fail_next",
+        data=b"status=500&count=5",
+        headers={"Authorization": "Bearer sk_test_emulator"},
+    )
+    urllib.request.urlopen(request).close()
+    response = shopper.get(f"/orders/{order.public_id}?redirect_status=succeeded")
+    assert response.status_code == 200
+    # Stripe could not be asked: the page waits (and refreshes) rather than guessing.
+    assert "Processing" in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- email + CSRF
+
+
+@pytest.fixture
+def csrf_stripe_app(tmp_path, emulator):
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, **emulator_config(emulator))
+    with app.app_context():
+        sync_catalog(echo=lambda *_: None)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_email_endpoint_needs_the_pages_csrf_token(csrf_stripe_app):
+    client = csrf_stripe_app.test_client()
+    cart_page = client.get("/cart/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', cart_page).group(1)
+    with csrf_stripe_app.app_context():
+        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == "colombia-huila-usd"))
+    client.post("/cart/add", data={"price_id": pid, "quantity": "1", "csrf_token": token})
+    page = client.get("/checkout/").get_data(as_text=True)
+    data = re.search(r'id="checkout-data">(.*?)</script>', page).group(1)
+    [order] = all_orders(csrf_stripe_app)
+    url = f"/checkout/{order.public_id}/email"
+    assert client.post(url, json={"email": "ada@example.com"}).status_code == 400
+    assert all_orders(csrf_stripe_app)[0].email is None
+    page_token = re.search(r'"csrfToken": ?"([^"]+)"', data).group(1)
+    ok = client.post(url, json={"email": "ada@example.com"}, headers={"X-CSRFToken": page_token})
+    assert ok.status_code == 200
+    assert all_orders(csrf_stripe_app)[0].email == "ada@example.com"
+
+
+def test_email_form_post_works_too_and_amount_fields_are_ignored(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    response = shopper.post(
+        f"/checkout/{order.public_id}/email",
+        data={"email": "  grace@example.org ", "amount": "1", "currency": "eur"},
+    )
+    assert response.status_code == 200
+    [after] = all_orders(stripe_app)
+    assert after.email == "grace@example.org"
+    assert after.amount_total == order.amount_total and after.currency == "usd"
+    pi = intent(stripe_app, order.stripe_payment_intent_id)
+    assert (pi.amount, pi.currency, pi.receipt_email) == (
+        order.amount_total,
+        "usd",
+        "grace@example.org",
+    )
+
+
+def test_email_cannot_change_a_paid_order(paid_now, shopper):
+    [order] = all_orders(paid_now)
+    confirm(paid_now, order, "pm_card_visa")
+    shopper.get(f"/orders/{order.public_id}")
+    response = shopper.post(f"/checkout/{order.public_id}/email", json={"email": "x@example.com"})
+    assert response.status_code == 400
+    with paid_now.app_context():
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.email.is_(None))) == 1
+
+
+def test_client_secret_is_not_in_the_return_url(stripe_app, shopper):
+    page = shopper.get("/checkout/").get_data(as_text=True)
+    data = re.search(r'id="checkout-data">(.*?)</script>', page).group(1)
+    return_url = re.search(r'"returnUrl": ?"([^"]+)"', data).group(1)
+    secret = re.search(r'"clientSecret": ?"([^"]+)"', data).group(1)
+    assert secret not in return_url
+    assert urllib.parse.urlsplit(return_url).query == ""
