@@ -12,7 +12,16 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, session
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from . import payments
@@ -163,6 +172,14 @@ def page_state(order: Order, stripe_status: str | None, returning: bool) -> str:
 @bp.get("/<public_id>")
 def show(public_id: str):
     order = get_order_or_404(public_id)
+    if "payment_intent_client_secret" in request.args:
+        # After a redirect (3-D Secure, bank pages) Stripe.js appends the client secret to
+        # the return_url; move to an address without it, so it stays out of the history,
+        # bookmarks and Referer headers. The other parameters are kept as hints.
+        hints = {
+            k: request.args[k] for k in ("payment_intent", "redirect_status") if k in request.args
+        }
+        return redirect(url_for("orders.show", public_id=order.public_id, **hints), code=303)
     stripe_status = None
     session_id = request.args.get("session_id")
     try:

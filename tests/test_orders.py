@@ -313,3 +313,19 @@ def test_client_secret_is_not_in_the_return_url(stripe_app, shopper):
     secret = re.search(r'"clientSecret": ?"([^"]+)"', data).group(1)
     assert secret not in return_url
     assert urllib.parse.urlsplit(return_url).query == ""
+
+
+def test_return_url_with_the_client_secret_redirects_to_a_clean_address(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    pi = intent(stripe_app, order.stripe_payment_intent_id)
+    response = shopper.get(
+        f"/orders/{order.public_id}?payment_intent={pi.id}"
+        f"&payment_intent_client_secret={pi.client_secret}&redirect_status=succeeded"
+    )
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert pi.client_secret not in location
+    assert location == (
+        f"/orders/{order.public_id}?payment_intent={pi.id}&redirect_status=succeeded"
+    )
+    assert shopper.get(location).status_code == 200
