@@ -148,6 +148,15 @@ def start():
     if not payments.is_configured():
         flash(payments.NOT_CONFIGURED, "error")
         return redirect(url_for("cart.view"), code=303)
+    pending = current_order()
+    if (
+        pending is not None
+        and pending.status == OrderStatus.PROCESSING
+        and pending.stripe_checkout_session_id is None
+    ):
+        # A payment for this checkout is under way (e.g. a bank debit): never start a
+        # second one for the same cart; the order page follows it to paid or failed.
+        return redirect(url_for("orders.show", public_id=pending.public_id), code=303)
     cart = Cart.load()
     if not cart.lines():
         flash("Your cart is empty.", "error")

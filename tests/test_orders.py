@@ -329,3 +329,15 @@ def test_return_url_with_the_client_secret_redirects_to_a_clean_address(stripe_a
         f"/orders/{order.public_id}?payment_intent={pi.id}&redirect_status=succeeded"
     )
     assert shopper.get(location).status_code == 200
+
+
+def test_checkout_during_a_processing_payment_goes_to_the_order_page(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    with stripe_app.app_context():
+        # What payment_intent.processing does (a bank debit that takes days, say).
+        db.session.get(Order, order.id).status = OrderStatus.PROCESSING
+        db.session.commit()
+    response = shopper.get("/checkout/")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/orders/{order.public_id}"
+    assert len(all_orders(stripe_app)) == 1
