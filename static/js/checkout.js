@@ -19,11 +19,21 @@
   var stripe = Stripe(data.publishableKey);
   var elements = stripe.elements({ clientSecret: data.clientSecret });
   var paymentElement = elements.create("payment");
+  var ready = false;
   paymentElement.on("ready", function () {
+    ready = true;
     var loading = document.getElementById("payment-loading");
     if (loading) loading.remove();
     button.disabled = false;
   });
+  // Stripe.js reports a form that cannot load (e.g. an expired client secret); a blocked
+  // network reports nothing, so say so after a while instead of "Loading…" forever.
+  paymentElement.on("loaderror", function () {
+    showError("The payment form could not be loaded. Please reload the page.");
+  });
+  window.setTimeout(function () {
+    if (!ready) showError("The payment form is taking long to load. Please reload the page.");
+  }, 20000);
   paymentElement.mount("#payment-element");
 
   function setLoading(loading) {

@@ -156,3 +156,33 @@ def test_late_webhook_shows_processing_then_paid(page: Page, live_shop: LiveShop
     # No clicks: the page refreshes itself until the late webhook has marked it paid.
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     wait_until(lambda: live_shop.order_status(public_id) == OrderStatus.PAID)
+
+
+def test_email_is_checked_first_and_the_button_is_busy_while_paying(
+    page: Page, live_shop: LiveShop
+):
+    add_to_cart(page, live_shop, "Colombia Huila")
+    open_checkout(page, live_shop)
+    fill_card(page, "4242 4242 4242 4242", email="not-an-email")
+    pay(page)
+    expect(page.locator("#email-error")).to_contain_text("valid email address")
+    expect(page.locator("#pay-button")).to_be_enabled()
+    [order] = orders(live_shop)
+    with live_shop.app.app_context():
+        pi = payments.client().v1.payment_intents.retrieve(order.stripe_payment_intent_id)
+    assert pi.status == "requires_payment_method"  # nothing was sent to Stripe
+
+    # Hold the email request to look at the button while the payment is under way.
+    held = []
+    page.route("**/checkout/*/email", lambda route: held.append(route))
+    page.get_by_label("Email for your receipt").fill("ada@example.com")
+    pay(page)
+    expect(page.locator("#pay-button")).to_be_disabled()
+    expect(page.locator("#pay-button .spinner")).to_be_visible()
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    assert live_shop.order_status(order.public_id) == OrderStatus.PAID
