@@ -6,6 +6,7 @@ delivers signed webhooks to the shop, exactly as Stripe would.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -104,7 +105,13 @@ def test_decline_then_retry_on_the_same_page(page: Page, live_shop: LiveShop):
     assert payment_intents_for(live_shop, order) == [order.stripe_payment_intent_id]
 
 
-def test_3d_secure_completed_is_paid(page: Page, live_shop: LiveShop):
+# Paths the emulator serves (it runs in this process, so its request log lines are
+# captured too: the real Stripe's logs are not ours to check).
+EMULATOR_PATHS = re.compile(r'"(\x1b\[[0-9;]*m)*[A-Z]+ /(v1/|v3|3ds/|elements/|c/pay/|_emulator/)')
+
+
+def test_3d_secure_completed_is_paid(page: Page, live_shop: LiveShop, caplog):
+    caplog.set_level(logging.DEBUG)
     add_to_cart(page, live_shop, "Gooseneck kettle")
     open_checkout(page, live_shop)
     fill_card(page, "4000 0025 0000 3155")
@@ -114,6 +121,15 @@ def test_3d_secure_completed_is_paid(page: Page, live_shop: LiveShop):
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     [order] = orders(live_shop)
     assert order.status == OrderStatus.PAID
+    # Neither the shop's logs nor its addresses ever carried the client secret.
+    with live_shop.app.app_context():
+        pi = payments.client().v1.payment_intents.retrieve(order.stripe_payment_intent_id)
+    assert pi.client_secret not in page.url
+    shop_lines = [
+        r.getMessage() for r in caplog.records if not EMULATOR_PATHS.search(r.getMessage())
+    ]
+    assert any("/orders/" in line for line in shop_lines)  # the shop's own lines are here
+    assert not [line for line in shop_lines if pi.client_secret in line]
 
 
 def test_3d_secure_failed_is_not_paid(page: Page, live_shop: LiveShop):
