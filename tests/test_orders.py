@@ -341,3 +341,17 @@ def test_checkout_during_a_processing_payment_goes_to_the_order_page(stripe_app,
     assert response.status_code == 303
     assert response.headers["Location"] == f"/orders/{order.public_id}"
     assert len(all_orders(stripe_app)) == 1
+
+
+def test_email_during_a_stripe_outage_says_so_and_keeps_nothing(stripe_app, shopper, emulator):
+    [order] = all_orders(stripe_app)
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/fail_next",
+        data=b"status=503&count=5",
+        headers={"Authorization": "Bearer sk_test_emulator"},
+    )
+    urllib.request.urlopen(request).close()
+    response = shopper.post(f"/checkout/{order.public_id}/email", json={"email": "a@example.com"})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == payments.UNAVAILABLE
+    assert all_orders(stripe_app)[0].email is None
