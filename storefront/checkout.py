@@ -151,11 +151,12 @@ def start():
     pending = current_order()
     if (
         pending is not None
-        and pending.status == OrderStatus.PROCESSING
+        and (pending.status == OrderStatus.PROCESSING or pending.is_paid)
         and pending.stripe_checkout_session_id is None
     ):
-        # A payment for this checkout is under way (e.g. a bank debit): never start a
-        # second one for the same cart; the order page follows it to paid or failed.
+        # This checkout's payment is under way (e.g. a bank debit) or already made (the
+        # webhook was first; the customer came back): never charge the same cart twice.
+        # The order page follows it to paid or failed, and empties the cart once paid.
         return redirect(url_for("orders.show", public_id=pending.public_id), code=303)
     cart = Cart.load()
     if not cart.lines():

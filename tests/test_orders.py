@@ -355,3 +355,19 @@ def test_email_during_a_stripe_outage_says_so_and_keeps_nothing(stripe_app, shop
     assert response.status_code == 503
     assert response.get_json()["error"] == payments.UNAVAILABLE
     assert all_orders(stripe_app)[0].email is None
+
+
+def test_back_to_checkout_after_the_webhook_paid_goes_to_the_order_page(stripe_app, shopper):
+    from storefront.fulfilment import fulfil_order
+
+    [order] = all_orders(stripe_app)
+    confirm(stripe_app, order, "pm_card_visa")
+    with stripe_app.app_context():
+        fulfil_order(db.session.get(Order, order.id))  # what the webhook does
+    # The customer never saw the order page (closed the tab) and comes back to checkout.
+    response = shopper.get("/checkout/")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/orders/{order.public_id}"
+    assert len(all_orders(stripe_app)) == 1
+    assert ">Paid<" in shopper.get(response.headers["Location"]).get_data(as_text=True)
+    assert cart_count(shopper) == 0
