@@ -53,12 +53,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     payments.init_app(app)
     for module in (catalog, cart, checkout, orders, webhooks):
         app.register_blueprint(module.bp)
+    # Stripe Checkout, membership and accounts (they import ``billing``, whose webhook
+    # handlers register themselves with ``webhooks.handles``).
+    from . import account, hosted_checkout, membership
+
+    for module in (hosted_checkout, membership, account):
+        app.register_blueprint(module.bp)
     cli.init_app(app)
 
     from .money import format_money
 
     app.jinja_env.filters["money"] = format_money
     app.context_processor(cart.template_context)
+    app.context_processor(account.template_context)
 
     @app.errorhandler(CSRFError)
     def csrf_error(err: CSRFError):

@@ -283,7 +283,7 @@ def on_checkout_session_paid(event: Any) -> str:
             f"membership-welcome:{row.stripe_subscription_id}",
         )
         return PROCESSED
-    return hosted_checkout.fulfil_from_session(field(cs, "id"))
+    return hosted_checkout.fulfil_from_session(field(cs, "id"), from_webhook=True)
 
 
 @webhooks.handles("checkout.session.async_payment_failed")

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, session, url_for
 from sqlalchemy import select
 
-from . import billing, payments
+from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, set_status
@@ -285,7 +285,9 @@ def _paid_amount_matches(cs: Any, order: Order) -> bool:
     )
 
 
-def fulfil_from_session(session_id: str, *, order: Order | None = None) -> str:
+def fulfil_from_session(
+    session_id: str, *, order: Order | None = None, from_webhook: bool = False
+) -> str:
     """Fulfil the order a Checkout Session paid for, exactly once (Stripe's pattern).
 
     Called by the webhook and by the order page. Retrieves the session from Stripe with
@@ -293,6 +295,8 @@ def fulfil_from_session(session_id: str, *, order: Order | None = None) -> str:
     the amount is the order's, then calls ``fulfil_order``. Returns "processed" when the
     order is (now or already) paid by this session, else "ignored". Raises
     ``PaymentError`` when Stripe cannot be asked (the webhook then fails and is retried).
+    From the webhook, a paid amount that is not the order's raises ``PermanentFailure``
+    (recorded as failed for a person to review; Stripe retrying cannot fix it).
     """
     cs = payments.retrieve_checkout_session(session_id, line_items=True)
     if cs.mode != "payment":
@@ -302,6 +306,7 @@ def fulfil_from_session(session_id: str, *, order: Order | None = None) -> str:
         log.warning("checkout session %s is not for a known order here", session_id)
         return IGNORED
     order = found
+    webhooks.note_order(order.public_id)
     if cs.payment_status not in ("paid", "no_payment_required"):
         if cs.status == "complete" and set_status(order, OrderStatus.PROCESSING):
             # A delayed payment method: async_payment_succeeded/failed will follow.
@@ -318,6 +323,8 @@ def fulfil_from_session(session_id: str, *, order: Order | None = None) -> str:
             order.amount_total,
             order.currency,
         )
+        if from_webhook:
+            raise webhooks.PermanentFailure(f"paid amount does not match order {order.public_id}")
         return IGNORED
     _record_payment_details(order, cs)
     if fulfil_order(order):

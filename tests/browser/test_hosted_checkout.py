@@ -1,0 +1,78 @@
+"""Stripe Checkout's hosted page in Chromium: a one-time order and the membership."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from storefront.extensions import db
+from storefront.models import Customer, OutboxMessage
+from tests.live import LiveShop, wait_until
+
+EMAIL = "ada@example.com"
+
+
+def fill_hosted_page(page: Page, *, email: str | None = EMAIL, button: str = "Pay") -> None:
+    """Type a 4242 card into the emulator's hosted Checkout page and submit."""
+    expect(page.locator("#payment-form")).to_be_visible()
+    if email is not None and page.locator("#email").is_editable():
+        page.fill("#email", email)
+    page.fill("#cardNumber", "4242 4242 4242 4242")
+    page.fill("#cardExpiry", "12 / 34")
+    page.fill("#cardCvc", "123")
+    page.fill("#billingName", "Ada Lovelace")
+    page.get_by_role("button", name=button).click()
+
+
+def test_one_time_order_through_the_hosted_page_is_paid(page: Page, live_shop: LiveShop):
+    page.goto(live_shop.url + "/products/ethiopia-yirgacheffe")
+    page.get_by_role("button", name="Add to cart").click()
+    page.goto(live_shop.url + "/cart/")
+    page.get_by_role("button", name="Pay with Stripe Checkout").click()
+    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+    fill_hosted_page(page)
+    page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/orders/[^/?]+\?session_id=cs_"))
+    expect(page.get_by_test_id("order-status")).to_have_text(re.compile("Paid", re.I))
+    public_id = page.url.split("/orders/")[1].split("?")[0]
+    assert live_shop.order_status(public_id) == "paid"
+    page.goto(live_shop.url + "/cart/")
+    expect(page.get_by_text("Your cart is empty")).to_be_visible()
+
+
+def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live_shop: LiveShop):
+    page.goto(live_shop.url + "/membership/")
+    plan = page.get_by_test_id("plan-month")
+    plan.get_by_label("Email").fill(EMAIL)
+    plan.get_by_role("button", name="Subscribe").click()
+    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+    fill_hosted_page(page, button="Subscribe")
+    page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/membership/welcome"))
+    expect(page.get_by_role("heading", name="Welcome to the Coffee Club!")).to_be_visible()
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    expect(page.get_by_test_id("link-sent")).to_be_visible()
+
+    def sign_in_link() -> str | None:
+        with live_shop.app.app_context():
+            body = db.session.scalar(
+                select(OutboxMessage.body).where(
+                    OutboxMessage.kind == "sign_in", OutboxMessage.to_email == EMAIL
+                )
+            )
+        match = re.search(r"https?://\S+/account/sign-in/\S+", body or "")
+        return match.group(0) if match else None
+
+    page.goto(wait_until(sign_in_link))
+
+    def active() -> bool:
+        with live_shop.app.app_context():
+            customer = db.session.scalar(select(Customer).where(Customer.email == EMAIL))
+            return bool(customer and any(s.status == "active" for s in customer.subscriptions))
+
+    wait_until(active)  # the webhook has arrived
+    page.goto(live_shop.url + "/account/")
+    expect(page.get_by_test_id("membership-status")).to_have_text("Active")
+    expect(page.get_by_test_id("membership-period-end")).to_be_visible()
+    expect(page.get_by_test_id("member-badge")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel at period end")).to_be_visible()

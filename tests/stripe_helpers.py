@@ -1,0 +1,83 @@
+"""Helpers for tests that drive Stripe Checkout through the emulator (server side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from storefront import payments, webhooks
+from storefront.extensions import db
+from storefront.models import Order, Price
+
+CARD_OK = "4242424242424242"
+
+
+def price_id(app: Flask, lookup_key: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Price.id).where(Price.lookup_key == lookup_key))
+
+
+def add_to_cart(client, app: Flask, lookup_key: str, quantity: int = 1) -> None:
+    resp = client.post(
+        "/cart/add", data={"price_id": str(price_id(app, lookup_key)), "quantity": quantity}
+    )
+    assert resp.status_code == 303
+
+
+def session_id_from(location: str) -> str:
+    """The Checkout Session id at the end of ``<emulator>/c/pay/<cs_id>``."""
+    assert "/c/pay/cs_" in location, location
+    return location.rsplit("/", 1)[1]
+
+
+def pay_hosted_page(
+    emulator_url: str, cs_id: str, *, email: str = "ada@example.com", card: str = CARD_OK
+) -> dict[str, Any]:
+    """Pay on the hosted page the way its JavaScript does (the emulator's page API)."""
+    resp = requests.post(
+        f"{emulator_url}/v1/payment_pages/{cs_id}/confirm",
+        data={
+            "email": email,
+            "billing_name": "Ada Lovelace",
+            "card[number]": card,
+            "card[exp_month]": "12",
+            "card[exp_year]": "2034",
+            "card[cvc]": "123",
+        },
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def stripe_events(app: Flask, *types: str) -> list[Any]:
+    """The emulator's events, oldest first (optionally of some types only)."""
+    with app.app_context():
+        page = payments.client().v1.events.list(params={"limit": 100})
+        events = list(reversed(page.data))
+    return [e for e in events if not types or e.type in types]
+
+
+class EventFeed:
+    """Feeds the emulator's events to ``webhooks.process_event``, each once, in order."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.seen: set[str] = set()
+
+    def deliver(self, *, reverse: bool = False) -> list[str]:
+        new = [e for e in stripe_events(self.app) if e.id not in self.seen]
+        if reverse:
+            new.reverse()
+        with self.app.test_request_context("/"):
+            for event in new:
+                webhooks.process_event(event)
+                self.seen.add(event.id)
+        return [e.type for e in new]
+
+
+def order_by_public_id(public_id: str) -> Order:
+    return db.session.scalar(select(Order).where(Order.public_id == public_id))

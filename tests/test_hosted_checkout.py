@@ -1,0 +1,382 @@
+"""Stripe Checkout (hosted page) for one-time orders, against the emulator via the SDK."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from storefront import billing, hosted_checkout, payments, webhooks
+from storefront.extensions import db
+from storefront.models import Order, OutboxMessage, Price, Product
+from tests.stripe_helpers import (
+    EventFeed,
+    add_to_cart,
+    order_by_public_id,
+    pay_hosted_page,
+    session_id_from,
+    stripe_events,
+)
+
+BEANS = "ethiopia-yirgacheffe-usd"
+MUG = "stoneware-mug-usd"
+
+
+@pytest.fixture
+def shop(stripe_app):
+    return stripe_app.test_client()
+
+
+def start(shop) -> str:
+    resp = shop.post("/checkout/stripe/")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    return session_id_from(resp.headers["Location"])
+
+
+def retrieve(app, cs_id: str):
+    with app.app_context():
+        return payments.retrieve_checkout_session(cs_id, line_items=True)
+
+
+def only_order(app) -> Order:
+    orders = db.session.scalars(select(Order)).all()
+    assert len(orders) == 1
+    return orders[0]
+
+
+def confirmations(app) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.kind == "order_confirmation")
+    )
+
+
+def catalog_amount(lookup_key: str) -> int:
+    return db.session.scalar(select(Price.unit_amount).where(Price.lookup_key == lookup_key))
+
+
+def test_session_parameters_come_from_the_database(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS, 2)
+    add_to_cart(shop, stripe_app, MUG, 1)
+    cs_id = start(shop)
+    cs = retrieve(stripe_app, cs_id)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        expected = catalog_amount(BEANS) * 2 + catalog_amount(MUG)
+        synced = {
+            p.stripe_price_id
+            for p in db.session.scalars(select(Price).where(Price.lookup_key.in_([BEANS, MUG])))
+        }
+        assert order.amount_total == expected
+        assert order.stripe_checkout_session_id == cs_id
+        public_id = order.public_id
+    assert cs.mode == "payment"
+    assert cs.amount_total == expected
+    assert cs.currency == "usd"
+    assert cs.metadata["order_id"] == public_id
+    assert cs.client_reference_id == public_id
+    assert cs.success_url == (
+        f"http://localhost/orders/{public_id}?session_id={{CHECKOUT_SESSION_ID}}"
+    )
+    assert cs.cancel_url == "http://localhost/cart/"
+    assert {li.price.id for li in cs.line_items.data} == synced
+    assert sorted(li.quantity for li in cs.line_items.data) == [1, 2]
+
+
+def test_payment_intent_carries_the_order_id(stripe_app, shop, emulator):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    pay_hosted_page(emulator.url, cs_id)
+    cs = retrieve(stripe_app, cs_id)
+    with stripe_app.app_context():
+        pi = payments.client().v1.payment_intents.retrieve(cs.payment_intent)
+        assert pi.metadata["order_id"] == only_order(stripe_app).public_id
+        assert pi.amount == only_order(stripe_app).amount_total
+
+
+def test_unsynced_price_is_sent_as_price_data_with_our_amount(stripe_app, shop):
+    with stripe_app.app_context():
+        price = db.session.scalar(select(Price).where(Price.lookup_key == BEANS))
+        synced_id, amount = price.stripe_price_id, price.unit_amount
+        price.stripe_price_id = None
+        db.session.commit()
+    add_to_cart(shop, stripe_app, BEANS, 3)
+    cs = retrieve(stripe_app, start(shop))
+    (item,) = cs.line_items.data
+    assert item.price.id != synced_id
+    assert item.price.unit_amount == amount
+    assert cs.amount_total == amount * 3
+
+
+def test_stale_synced_price_never_decides_the_amount(stripe_app, shop, caplog):
+    # Our price changed but was not synced: Stripe's Price still has the old amount.
+    with stripe_app.app_context():
+        price = db.session.scalar(select(Price).where(Price.lookup_key == BEANS))
+        price.unit_amount += 500
+        new_amount = price.unit_amount
+        db.session.commit()
+    add_to_cart(shop, stripe_app, BEANS, 2)
+    with caplog.at_level(logging.ERROR, logger="storefront.hosted_checkout"):
+        cs_id = start(shop)
+    cs = retrieve(stripe_app, cs_id)
+    assert cs.amount_total == new_amount * 2
+    assert cs.status == "open"
+    assert "retrying with price_data" in caplog.text
+    with stripe_app.app_context():
+        assert only_order(stripe_app).stripe_checkout_session_id == cs_id
+
+
+def test_second_press_reuses_the_open_session(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    first = start(shop)
+    assert shop.get("/cart/").status_code == 200  # back from Stripe via cancel_url
+    second = start(shop)
+    assert first == second
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+        sessions = payments.client().v1.checkout.sessions.list(params={"status": "open"})
+        assert [s.id for s in sessions.data] == [first]
+
+
+def test_session_creation_is_idempotent_per_order(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    with stripe_app.test_request_context("/"):
+        order = only_order(stripe_app)
+        # A retried request (same order, same attempt) gets the same session back.
+        again = hosted_checkout._create_session(order, "first")
+    assert again.id == cs_id
+
+
+def test_changed_cart_expires_the_old_session_and_cancels_its_order(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    old_cs = start(shop)
+    add_to_cart(shop, stripe_app, MUG)
+    new_cs = start(shop)
+    assert new_cs != old_cs
+    assert retrieve(stripe_app, old_cs).status == "expired"
+    with stripe_app.app_context():
+        orders = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert [o.status for o in orders] == ["canceled", "pending"]
+        assert orders[1].stripe_checkout_session_id == new_cs
+        assert len(orders[1].items) == 2
+
+
+def test_expired_session_is_replaced_by_a_new_order(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    old_cs = start(shop)
+    with stripe_app.app_context():
+        payments.expire_checkout_session(old_cs)
+    new_cs = start(shop)
+    assert new_cs != old_cs
+    assert retrieve(stripe_app, new_cs).status == "open"
+    with stripe_app.app_context():
+        statuses = db.session.scalars(select(Order.status).order_by(Order.id)).all()
+        assert statuses == ["canceled", "pending"]
+
+
+def test_empty_cart_is_refused(stripe_app, shop):
+    resp = shop.post("/checkout/stripe/", follow_redirects=True)
+    assert "Your cart is empty" in resp.get_data(as_text=True)
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_without_stripe_keys_the_button_explains(client, app):
+    add_to_cart(client, app, BEANS)
+    resp = client.post("/checkout/stripe/", follow_redirects=True)
+    assert payments.NOT_CONFIGURED in resp.get_data(as_text=True)
+
+
+def test_stripe_outage_shows_a_message_not_a_500(stripe_app, shop, emulator):
+    add_to_cart(shop, stripe_app, BEANS)
+    import requests
+
+    requests.post(
+        f"{emulator.url}/_emulator/fail_next",
+        data={"status": "503", "count": "5"},
+        headers={"Authorization": "Bearer sk_test_emulator"},
+        timeout=5,
+    )
+    resp = shop.post("/checkout/stripe/", follow_redirects=True)
+    assert resp.status_code == 200
+    assert "temporarily unavailable" in resp.get_data(as_text=True)
+
+
+def test_button_needs_a_csrf_token(csrf_app):
+    client = csrf_app.test_client()
+    assert client.post("/checkout/stripe/").status_code == 400
+
+
+def test_cart_shows_the_stripe_checkout_button(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    html = shop.get("/cart/").get_data(as_text=True)
+    assert "Pay with Stripe Checkout" in html
+    assert 'action="/checkout/stripe/"' in html
+
+
+# --------------------------------------------------------------------------- fulfilment
+
+
+def paid_order(stripe_app, shop, emulator) -> tuple[str, str]:
+    add_to_cart(shop, stripe_app, BEANS, 2)
+    cs_id = start(shop)
+    result = pay_hosted_page(emulator.url, cs_id, email="grace@example.com")
+    assert result["status"] == "complete"
+    with stripe_app.app_context():
+        return only_order(stripe_app).public_id, cs_id
+
+
+def test_success_page_fulfils_the_order(stripe_app, shop, emulator):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    resp = shop.get(f"/orders/{public_id}?session_id={cs_id}")
+    assert resp.status_code == 200
+    with stripe_app.app_context():
+        order = order_by_public_id(public_id)
+        assert order.status == "paid"
+        assert order.fulfilled_at is not None
+        assert order.email == "grace@example.com"  # collected by Checkout
+        assert order.stripe_payment_intent_id == retrieve(stripe_app, cs_id).payment_intent
+        assert confirmations(stripe_app) == 1
+    # The cart is empty afterwards, so a new purchase makes a new order.
+    assert "Your cart is empty" in shop.get("/cart/").get_data(as_text=True)
+
+
+def test_webhook_and_success_page_fulfil_exactly_once(stripe_app, shop, emulator):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    with stripe_app.app_context():
+        stock_before = db.session.scalar(
+            select(Product.stock).join(Price).where(Price.lookup_key == BEANS)
+        )
+    types = EventFeed(stripe_app).deliver()
+    assert "checkout.session.completed" in types
+    shop.get(f"/orders/{public_id}?session_id={cs_id}")
+    shop.get(f"/orders/{public_id}?session_id={cs_id}")
+    with stripe_app.app_context():
+        assert order_by_public_id(public_id).status == "paid"
+        assert confirmations(stripe_app) == 1
+        stock_after = db.session.scalar(
+            select(Product.stock).join(Price).where(Price.lookup_key == BEANS)
+        )
+        if stock_before is not None:
+            assert stock_after == stock_before - 2
+
+
+def test_concurrent_fulfilment_happens_once(stripe_app, shop, emulator):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            with stripe_app.test_request_context("/"):
+                barrier.wait()
+                outcomes.append(hosted_checkout.fulfil_from_session(cs_id))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert outcomes == ["processed"] * 8
+    with stripe_app.app_context():
+        assert order_by_public_id(public_id).status == "paid"
+        assert confirmations(stripe_app) == 1
+
+
+def test_unpaid_session_does_not_fulfil(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    with stripe_app.app_context():
+        public_id = only_order(stripe_app).public_id
+    shop.get(f"/orders/{public_id}?session_id={cs_id}")
+    with stripe_app.test_request_context("/"):
+        assert hosted_checkout.fulfil_from_session(cs_id) == "ignored"
+        assert order_by_public_id(public_id).status == "pending"
+
+
+def test_session_of_another_order_in_the_url_is_ignored(stripe_app, shop, emulator):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    other = stripe_app.test_client()
+    add_to_cart(other, stripe_app, MUG)
+    other_cs = start(other)
+    with stripe_app.app_context():
+        other_order = db.session.scalar(
+            select(Order).where(Order.stripe_checkout_session_id == other_cs)
+        )
+        other_id = other_order.public_id
+    # The paid session pasted onto the unpaid order's page must not mark it paid.
+    other.get(f"/orders/{other_id}?session_id={cs_id}")
+    with stripe_app.test_request_context("/"):
+        assert order_by_public_id(other_id).status == "pending"
+        assert (
+            hosted_checkout.fulfil_from_session(cs_id, order=order_by_public_id(other_id))
+            == "ignored"
+        )
+        assert order_by_public_id(other_id).status == "pending"
+
+
+def test_amount_mismatch_is_refused(stripe_app, shop, emulator, caplog):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    with stripe_app.app_context():
+        order = order_by_public_id(public_id)
+        order.amount_total += 100  # the order now says something else than what was paid
+        db.session.commit()
+    with caplog.at_level(logging.ERROR), stripe_app.test_request_context("/"):
+        assert hosted_checkout.fulfil_from_session(cs_id) == "ignored"  # the order page
+        # The webhook records it as failed for a person to look at.
+        (completed,) = [
+            e for e in stripe_events(stripe_app) if e.type == "checkout.session.completed"
+        ]
+        assert webhooks.process_event(completed) == "failed"
+        order = order_by_public_id(public_id)
+        assert order.status == "pending"
+        assert order.fulfilled_at is None
+        assert confirmations(stripe_app) == 0
+    assert "NOT fulfilled" in caplog.text
+
+
+def test_expired_session_webhook_cancels_the_unpaid_order(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    with stripe_app.app_context():
+        payments.expire_checkout_session(cs_id)
+    assert "checkout.session.expired" in EventFeed(stripe_app).deliver()
+    with stripe_app.app_context():
+        assert only_order(stripe_app).status == "canceled"
+
+
+def test_expiry_of_a_replaced_session_does_not_cancel_the_order(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        order.stripe_checkout_session_id = None  # as if a newer session had taken over
+        db.session.commit()
+        payments.expire_checkout_session(cs_id)
+    EventFeed(stripe_app).deliver()
+    with stripe_app.app_context():
+        assert only_order(stripe_app).status == "pending"
+
+
+def test_async_payment_failure_marks_the_order_failed(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    cs = retrieve(stripe_app, cs_id)
+    # The emulator has no delayed payment methods: hand the handler the event Stripe sends.
+    event = {
+        "type": "checkout.session.async_payment_failed",
+        "data": {"object": cs.to_dict()},
+    }
+    with stripe_app.test_request_context("/"):
+        assert billing.on_checkout_session_payment_failed(event) == "processed"
+        order = only_order(stripe_app)
+        assert order.status == "failed"
+        assert order.last_payment_error

@@ -1,0 +1,287 @@
+"""The Coffee Club subscription through Stripe Checkout, driven through the emulator.
+
+Webhook events are the emulator's own, fetched with the SDK and fed to
+``webhooks.process_event`` (the code path the endpoint uses), so the tests control
+when and in which order the shop hears about each change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from sqlalchemy import func, select
+
+from storefront import payments
+from storefront.extensions import db
+from storefront.models import Customer, OutboxMessage, Price, Subscription
+from tests.stripe_helpers import EventFeed, pay_hosted_page, session_id_from
+
+EMAIL = "ada@example.com"
+MONTHLY = "coffee-club-monthly-usd"
+YEARLY = "coffee-club-yearly-usd"
+
+
+def subscribe(shop, email: str | None = EMAIL, plan: str = MONTHLY) -> str:
+    data = {"price": plan, "nonce": "n" * 20 if email else "m" * 20}
+    if email:
+        data["email"] = email
+    resp = shop.post("/membership/subscribe", data=data)
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    return session_id_from(resp.headers["Location"])
+
+
+def sign_in(shop, email: str = EMAIL) -> None:
+    with shop.session_transaction() as sess:
+        sess["account_email"] = email
+
+
+def membership(app, email: str = EMAIL) -> Subscription | None:
+    with app.app_context():
+        customer = db.session.scalar(select(Customer).where(Customer.email == email))
+        if customer is None or not customer.subscriptions:
+            return None
+        sub = customer.subscriptions[-1]
+        db.session.expunge(sub)
+        return sub
+
+
+def member_shop(stripe_app, emulator) -> tuple:
+    """A signed-in customer whose monthly membership was paid and announced by webhooks."""
+    shop = stripe_app.test_client()
+    cs_id = subscribe(shop)
+    assert pay_hosted_page(emulator.url, cs_id, email=EMAIL)["status"] == "complete"
+    feed = EventFeed(stripe_app)
+    feed.deliver()
+    sign_in(shop)
+    return shop, feed
+
+
+def advance(app, sub_id: str) -> None:
+    with app.app_context():
+        payments.client().raw_request("post", f"/v1/test_helpers/subscriptions/{sub_id}/advance")
+
+
+def test_membership_page_shows_both_plans(client):
+    html = client.get("/membership/").get_data(as_text=True)
+    assert "Coffee Club" in html
+    assert "$9.00" in html and "$90.00" in html
+    assert html.count(">Subscribe</button>") == 2
+    assert "Save $18.00 a year" in html
+    assert 'name="csrf_token"' in html
+
+
+def test_subscribe_makes_a_subscription_session_with_the_synced_price(stripe_app):
+    shop = stripe_app.test_client()
+    cs_id = subscribe(shop, plan=YEARLY)
+    with stripe_app.app_context():
+        cs = payments.retrieve_checkout_session(cs_id, line_items=True)
+        customer = db.session.scalar(select(Customer).where(Customer.email == EMAIL))
+        yearly = db.session.scalar(select(Price).where(Price.lookup_key == YEARLY))
+        assert cs.mode == "subscription"
+        assert cs.customer == customer.stripe_customer_id
+        assert [li.price.id for li in cs.line_items.data] == [yearly.stripe_price_id]
+        assert cs.amount_total == yearly.unit_amount
+        assert cs.success_url.endswith("/membership/welcome?session_id={CHECKOUT_SESSION_ID}")
+        assert cs.cancel_url.endswith("/membership/")
+
+
+def test_customer_is_created_once_per_email_and_reused(stripe_app):
+    shop = stripe_app.test_client()
+    subscribe(shop, email="Ada@Example.com ")
+    with stripe_app.app_context():
+        first = db.session.scalar(select(Customer.stripe_customer_id))
+    shop.post("/membership/subscribe", data={"price": YEARLY, "email": EMAIL, "nonce": "x" * 20})
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 1
+        assert db.session.scalar(select(Customer.email)) == EMAIL
+        assert db.session.scalar(select(Customer.stripe_customer_id)) == first
+        stripe_customers = payments.client().v1.customers.list(params={"email": EMAIL})
+        assert len(stripe_customers.data) == 1
+
+
+def test_double_submitted_form_reuses_the_session(stripe_app):
+    shop = stripe_app.test_client()
+    assert subscribe(shop) == subscribe(shop)
+
+
+def test_subscribe_needs_an_email_and_a_plan(stripe_app):
+    shop = stripe_app.test_client()
+    resp = shop.post("/membership/subscribe", data={"price": MONTHLY}, follow_redirects=True)
+    assert "valid email address" in resp.get_data(as_text=True)
+    resp = shop.post(
+        "/membership/subscribe", data={"price": "nope", "email": EMAIL}, follow_redirects=True
+    )
+    assert "choose a membership plan" in resp.get_data(as_text=True)
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_signed_in_customer_subscribes_without_typing_an_email(stripe_app):
+    shop = stripe_app.test_client()
+    sign_in(shop, "grace@example.com")
+    html = shop.get("/membership/").get_data(as_text=True)
+    assert "Subscribing as <strong>grace@example.com</strong>" in html
+    cs_id = subscribe(shop, email=None)
+    with stripe_app.app_context():
+        cs = payments.retrieve_checkout_session(cs_id)
+        customer = db.session.scalar(select(Customer))
+        assert customer.email == "grace@example.com"
+        assert cs.customer == customer.stripe_customer_id
+
+
+def test_subscription_becomes_active_only_through_webhooks(stripe_app, emulator):
+    shop = stripe_app.test_client()
+    cs_id = subscribe(shop)
+    pay_hosted_page(emulator.url, cs_id, email=EMAIL)
+    assert membership(stripe_app) is None  # paid, but no webhook yet
+    html = shop.get(f"/membership/welcome?session_id={cs_id}").get_data(as_text=True)
+    assert "Activating" in html
+    types = EventFeed(stripe_app).deliver()
+    assert "checkout.session.completed" in types
+    sub = membership(stripe_app)
+    assert sub is not None
+    assert sub.status == "active"
+    assert sub.grants_access
+    assert sub.current_period_end is not None
+    assert sub.cancel_at_period_end is False
+    with stripe_app.app_context():
+        assert sub.price_id == db.session.scalar(
+            select(Price.id).where(Price.lookup_key == MONTHLY)
+        )
+        stripe_sub = payments.retrieve_subscription(sub.stripe_subscription_id)
+        period_end = stripe_sub["items"]["data"][0]["current_period_end"]
+        # Stored as UTC (SQLite hands it back without a zone).
+        assert sub.current_period_end.replace(tzinfo=UTC).timestamp() == period_end
+        welcome = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.kind == "membership_welcome")
+        )
+        assert welcome.to_email == EMAIL
+    html = shop.get(f"/membership/welcome?session_id={cs_id}").get_data(as_text=True)
+    assert "Active" in html
+
+
+def test_members_see_the_badge_and_free_shipping(stripe_app, emulator):
+    shop, _ = member_shop(stripe_app, emulator)
+    page = shop.get("/").get_data(as_text=True)
+    assert 'data-testid="member-badge"' in page
+    with stripe_app.app_context():
+        price_id = db.session.scalar(
+            select(Price.id).where(Price.lookup_key == "stoneware-mug-usd")
+        )
+    shop.post("/cart/add", data={"price_id": str(price_id), "quantity": "1"})
+    cart = shop.get("/cart/").get_data(as_text=True)
+    assert "Free for members" in cart
+    # Someone else (not signed in) sees neither.
+    stranger = stripe_app.test_client()
+    assert 'data-testid="member-badge"' not in stranger.get("/").get_data(as_text=True)
+
+
+def test_events_out_of_order_still_end_in_the_current_state(stripe_app, emulator):
+    shop = stripe_app.test_client()
+    cs_id = subscribe(shop)
+    pay_hosted_page(emulator.url, cs_id, email=EMAIL)
+    EventFeed(stripe_app).deliver(reverse=True)
+    assert membership(stripe_app).status == "active"
+
+
+def test_renewal_moves_to_the_next_period(stripe_app, emulator):
+    shop, feed = member_shop(stripe_app, emulator)
+    before = membership(stripe_app)
+    advance(stripe_app, before.stripe_subscription_id)
+    assert "invoice.paid" in feed.deliver()
+    after = membership(stripe_app)
+    assert after.status == "active"
+    assert after.current_period_end > before.current_period_end
+    html = shop.get("/account/").get_data(as_text=True)
+    assert 'data-testid="payment-problem"' not in html
+    assert after.current_period_end.strftime("%-d %B %Y") in html
+
+
+def test_failed_renewal_is_past_due_with_a_banner_and_a_notice(stripe_app, emulator):
+    shop, feed = member_shop(stripe_app, emulator)
+    sub = membership(stripe_app)
+    with stripe_app.app_context():
+        sc = payments.client()
+        customer_id = db.session.scalar(select(Customer.stripe_customer_id))
+        pm = sc.v1.payment_methods.attach(
+            "pm_card_chargeCustomerFail", params={"customer": customer_id}
+        )
+        sc.v1.customers.update(
+            customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+        )
+    advance(stripe_app, sub.stripe_subscription_id)
+    assert "invoice.payment_failed" in feed.deliver()
+    assert membership(stripe_app).status == "past_due"
+    html = shop.get("/account/").get_data(as_text=True)
+    assert 'data-testid="payment-problem"' in html
+    assert "problem with your membership payment" in html
+    with stripe_app.app_context():
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "membership_payment_problem")
+        ).all()
+        assert [n.to_email for n in notices] == [EMAIL]
+    feed.seen.clear()  # every event delivered again: still one notice
+    feed.deliver()
+    with stripe_app.app_context():
+        assert (
+            db.session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.kind == "membership_payment_problem")
+            )
+            == 1
+        )
+
+
+def test_cancel_at_period_end_then_the_membership_ends(stripe_app, emulator):
+    shop, feed = member_shop(stripe_app, emulator)
+    resp = shop.post("/account/membership/cancel", follow_redirects=True)
+    assert "will end at the end of the current period" in resp.get_data(as_text=True)
+    # Our record follows Stripe's webhook, not the button; until it comes, the page says so.
+    assert membership(stripe_app).cancel_at_period_end is False
+    assert 'data-testid="awaiting-stripe"' in shop.get("/account/").get_data(as_text=True)
+    assert "customer.subscription.updated" in feed.deliver()
+    sub = membership(stripe_app)
+    assert sub.cancel_at_period_end is True
+    assert sub.grants_access  # paid until the period ends
+    html = shop.get("/account/").get_data(as_text=True)
+    assert 'data-testid="awaiting-stripe"' not in html
+    assert "Resume membership" in html
+    assert "Ends on" in html
+
+    advance(stripe_app, sub.stripe_subscription_id)
+    assert "customer.subscription.deleted" in feed.deliver()
+    ended = membership(stripe_app)
+    assert ended.status == "canceled"
+    assert not ended.grants_access
+    page = shop.get("/account/").get_data(as_text=True)
+    assert "Your membership has ended" in page
+    assert 'data-testid="member-badge"' not in page
+
+
+def test_resume_keeps_the_membership(stripe_app, emulator):
+    shop, feed = member_shop(stripe_app, emulator)
+    shop.post("/account/membership/cancel")
+    feed.deliver()
+    assert membership(stripe_app).cancel_at_period_end is True
+    shop.post("/account/membership/resume")
+    feed.deliver()
+    sub = membership(stripe_app)
+    assert sub.cancel_at_period_end is False
+    advance(stripe_app, sub.stripe_subscription_id)
+    feed.deliver()
+    assert membership(stripe_app).status == "active"
+
+
+def test_existing_member_cannot_subscribe_twice(stripe_app, emulator):
+    shop, _ = member_shop(stripe_app, emulator)
+    resp = shop.post("/membership/subscribe", data={"price": YEARLY, "nonce": "z" * 20})
+    assert resp.status_code == 303
+    assert resp.headers["Location"].endswith("/account/")
+    html = shop.get("/membership/").get_data(as_text=True)
+    assert 'data-testid="already-member"' in html
+
+
+def test_welcome_page_without_a_completed_session_goes_back(client):
+    resp = client.get("/membership/welcome?session_id=cs_test_nope")
+    assert resp.status_code == 303
