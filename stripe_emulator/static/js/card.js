@@ -102,7 +102,9 @@
     var res = { empty: d.length === 0, complete: false, error: null, brand: card.brand };
     if (d.length >= card.lengths[0] && luhn(d) && card.lengths.indexOf(d.length) !== -1) {
       res.complete = true;
-    } else if (d.length >= maxLength(d)) {
+    } else if (d.length >= maxLength(d) || (card.lengths.indexOf(d.length) !== -1 && d.length >= 14)) {
+      // Like Stripe.js: a full-length number that fails the Luhn check (4242 4242 4242 4241)
+      // is invalid at once, not "incomplete" (only 13-digit Visas may still grow).
       res.error = error("invalid_number");
     } else {
       res.incompleteError = error("incomplete_number");

@@ -1,0 +1,185 @@
+"""The Stripe.js stand-in in Chromium, on a merchant page of another origin.
+
+The shop's own browser tests use the Payment Element with ``redirect: "if_required"``;
+these cover the rest of what the stand-in promises: the Card Element with
+``confirmCardPayment``, ``retrievePaymentIntent``, and ``confirmPayment`` with a real
+redirect to ``return_url`` (3-D Secure included).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import stripe
+from flask import Flask, render_template_string, request
+from playwright.sync_api import Page, expect
+
+from tests.live import Server
+
+pytestmark = pytest.mark.browser
+
+PK = "pk_test_emulator"
+MERCHANT_PAGE = (Path(__file__).parent / "pages" / "merchant.html").read_text()
+ELEMENT_FRAME = 'iframe[name^="__privateStripeFrame"][title*="Secure payment input frame"]'
+CHALLENGE_FRAME = 'iframe[title="3D Secure authentication"]'
+
+
+@pytest.fixture
+def merchant_url(emulator_url: str) -> Iterator[str]:
+    """A merchant's page served from its own origin, loading Stripe.js from the emulator."""
+    app = Flask("merchant")
+
+    @app.get("/")
+    def checkout():
+        return render_template_string(MERCHANT_PAGE, emulator=emulator_url, pk=PK)
+
+    @app.get("/return")
+    def returned():
+        return f"<h1>Returned</h1><p id='status'>{request.args.get('redirect_status', '')}</p>"
+
+    server = Server(app)
+    yield server.url
+    server.stop()
+
+
+def open_page(page: Page, merchant_url: str, kind: str, client_secret: str) -> None:
+    page.goto(merchant_url + "/")
+    page.evaluate("([kind, secret]) => window.setupPayment(kind, secret)", [kind, client_secret])
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+
+
+def new_intent(client: stripe.StripeClient, amount: int = 2400) -> stripe.PaymentIntent:
+    return client.v1.payment_intents.create(
+        {"amount": amount, "currency": "usd", "automatic_payment_methods": {"enabled": True}}
+    )
+
+
+def fill_card_element(page: Page, number: str) -> None:
+    frame = page.frame_locator(ELEMENT_FRAME)
+    frame.locator('input[name="cardnumber"]').fill(number)
+    frame.locator('input[name="exp-date"]').fill("12 / 34")
+    frame.locator('input[name="cvc"]').fill("123")
+    frame.locator('input[name="postal"]').fill("12345")
+
+
+def fill_payment_element(page: Page, number: str) -> None:
+    frame = page.frame_locator(ELEMENT_FRAME)
+    frame.locator('input[name="number"]').fill(number)
+    frame.locator('input[name="expiry"]').fill("12 / 34")
+    frame.locator('input[name="cvc"]').fill("123")
+    frame.locator('input[name="postalCode"]').fill("12345")
+
+
+def test_card_element_confirm_card_payment_succeeds(
+    page: Page, merchant_url: str, stripe_client: stripe.StripeClient
+):
+    pi = new_intent(stripe_client)
+    open_page(page, merchant_url, "card", pi.client_secret)
+    fill_card_element(page, "4242 4242 4242 4242")
+    # A change event says the element is complete, with no error.
+    complete = page.wait_for_function(
+        "window.events.filter(e => e[0] === 'change' && e[1].complete).pop()"
+    ).json_value()[1]
+    assert complete.get("error") is None
+    assert complete["brand"] == "visa"
+    page.click("#pay")
+    expect(page.locator("#status")).to_have_text("Payment succeeded")
+    result = page.evaluate("window.lastResult")
+    assert result["paymentIntent"]["id"] == pi.id
+    assert "error" not in result
+    after = stripe_client.v1.payment_intents.retrieve(pi.id)
+    assert after.status == "succeeded"
+    pm = stripe_client.v1.payment_methods.retrieve(after.payment_method)
+    assert pm.card.last4 == "4242"
+    assert pm.billing_details.name == "Jenny Rosen"
+    # The card number never reached the merchant page's own script.
+    assert "4242 4242 4242 4242" not in page.content()
+
+
+def test_card_element_decline_is_a_card_error(
+    page: Page, merchant_url: str, stripe_client: stripe.StripeClient
+):
+    pi = new_intent(stripe_client)
+    open_page(page, merchant_url, "card", pi.client_secret)
+    fill_card_element(page, "4000 0000 0000 9995")
+    page.click("#pay")
+    expect(page.locator("#message")).to_contain_text("insufficient funds")
+    error = page.evaluate("window.lastResult.error")
+    assert error["type"] == "card_error"
+    assert error["code"] == "card_declined"
+    assert error["decline_code"] == "insufficient_funds"
+    assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+
+
+def test_incorrect_number_is_rejected_in_the_form(
+    page: Page, merchant_url: str, stripe_client: stripe.StripeClient
+):
+    pi = new_intent(stripe_client)
+    open_page(page, merchant_url, "card", pi.client_secret)
+    number = page.frame_locator(ELEMENT_FRAME).locator('input[name="cardnumber"]')
+    number.fill("4242 4242 4242 4241")
+    # Change events cross from the frame by postMessage: wait for the one with the error.
+    change = page.wait_for_function(
+        "window.events.filter(e => e[0] === 'change' && e[1].error).pop()"
+    ).json_value()[1]
+    assert change["complete"] is False
+    assert change["error"]["code"] == "invalid_number"
+    # Nothing was sent to the API: the intent is untouched.
+    assert stripe_client.v1.payment_intents.retrieve(pi.id).payment_method is None
+
+
+def test_retrieve_payment_intent_with_the_publishable_key(
+    page: Page, merchant_url: str, stripe_client: stripe.StripeClient
+):
+    pi = new_intent(stripe_client, amount=1234)
+    open_page(page, merchant_url, "payment", pi.client_secret)
+    result = page.evaluate(
+        "secret => window.checkout.stripe.retrievePaymentIntent(secret)", pi.client_secret
+    )
+    assert result["paymentIntent"]["id"] == pi.id
+    assert result["paymentIntent"]["amount"] == 1234
+    assert result["paymentIntent"]["status"] == "requires_payment_method"
+    wrong = page.evaluate(
+        "secret => window.checkout.stripe.retrievePaymentIntent(secret)",
+        pi.id + "_secret_wrong",
+    )
+    assert wrong["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("number", "challenge", "status"),
+    [
+        ("4242 4242 4242 4242", None, "succeeded"),
+        ("4000 0025 0000 3155", "Complete authentication", "succeeded"),
+        ("4000 0025 0000 3155", "Fail authentication", "failed"),
+    ],
+)
+def test_confirm_payment_redirects_to_return_url(
+    page: Page,
+    merchant_url: str,
+    stripe_client: stripe.StripeClient,
+    number: str,
+    challenge: str | None,
+    status: str,
+):
+    pi = new_intent(stripe_client)
+    open_page(page, merchant_url, "payment", pi.client_secret)
+    page.evaluate("window.redirectMode = 'always'")
+    fill_payment_element(page, number)
+    page.click("#pay")
+    if challenge:
+        # With redirect "always", 3-D Secure is a full page like Stripe's hosted challenge.
+        page.get_by_role("button", name=challenge).click()
+    page.wait_for_url(re.compile(re.escape(merchant_url) + r"/return\?"))
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["payment_intent"] == [pi.id]
+    assert query["payment_intent_client_secret"] == [pi.client_secret]
+    assert query["redirect_status"] == [status]
+    after = stripe_client.v1.payment_intents.retrieve(pi.id)
+    assert after.receipt_email == "buyer@example.com"
+    expected = "succeeded" if status == "succeeded" else "requires_payment_method"
+    assert after.status == expected
