@@ -6,6 +6,7 @@ carry a price. Bad input gets a clear message and leaves the cart unchanged.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ from .models import Price, Product
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
 MAX_QUANTITY = 99
+
+# ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then rejects.
+# Nine digits keep ids well inside SQLite's 64-bit integers.
+_ID_RE = re.compile(r"[0-9]{1,9}")
+_QUANTITY_RE = re.compile(r"[0-9]{1,2}")
 
 
 class CartError(ValueError):
@@ -62,7 +68,13 @@ class Cart:
             currency = cls.currencies()[0]
         items: dict[str, int] = {}
         for key, qty in (raw.get("items") or {}).items():
-            if isinstance(key, str) and key.isdigit() and isinstance(qty, int) and qty > 0:
+            if (
+                isinstance(key, str)
+                and _ID_RE.fullmatch(key)
+                and isinstance(qty, int)
+                and not isinstance(qty, bool)
+                and qty > 0
+            ):
                 items[key] = min(qty, MAX_QUANTITY)
         return cls(currency=currency, items=items)
 
@@ -152,7 +164,10 @@ def _sellable(price: Price) -> bool:
 
 
 def _cart_key(price_id: Any) -> str:
-    if not isinstance(price_id, str) or not price_id.isdigit():
+    """A price id from a form field or JSON, as the cart's key (e.g. "7")."""
+    if isinstance(price_id, int) and not isinstance(price_id, bool):
+        price_id = str(price_id)  # JSON numbers: the same digit rule applies
+    if not isinstance(price_id, str) or not _ID_RE.fullmatch(price_id):
         raise CartError("Please choose a product.")
     return str(int(price_id))
 
@@ -169,12 +184,15 @@ def _price_for_cart(price_id: Any) -> Price:
 
 def parse_quantity(value: Any) -> int:
     """An integer from 1 to 99, or a ``CartError`` saying so."""
-    text = str(value).strip() if value is not None else ""
-    if not text.lstrip("-").isdigit():
-        raise CartError("Quantity must be a whole number from 1 to 99.")
-    qty = int(text)
+    message = f"Quantity must be a whole number from 1 to {MAX_QUANTITY}."
+    if isinstance(value, int) and not isinstance(value, bool):
+        qty = value  # a JSON number (True/False are ints in Python, but not quantities)
+    elif isinstance(value, str) and _QUANTITY_RE.fullmatch(value.strip()):
+        qty = int(value.strip())
+    else:
+        raise CartError(message)
     if not 1 <= qty <= MAX_QUANTITY:
-        raise CartError("Quantity must be a whole number from 1 to 99.")
+        raise CartError(message)
     return qty
 
 
@@ -203,7 +221,8 @@ def _data() -> dict[str, Any]:
     if request.is_json:
         body = request.get_json(silent=True)
         if isinstance(body, dict):
-            return {k: (str(v) if isinstance(v, int | str) else v) for k, v in body.items()}
+            # Values stay as sent: the parsers accept strings and real ints, nothing else.
+            return body
     abort(400, "Send the cart change as a form or a JSON object.")
 
 

@@ -217,3 +217,52 @@ def test_cart_post_with_csrf_token_works(csrf_app, usd):
     )
     assert response.status_code == 303
     assert cart_items(client) == {str(usd): 1}
+
+
+@pytest.mark.parametrize("quantity", ["²", "٣", "--5", "+5", "1e1", "9" * 5000])
+def test_malformed_quantity_on_update_is_refused_and_cart_unchanged(client, usd, quantity):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    response = client.post(
+        "/cart/update", data={"price_id": usd, "quantity": quantity}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Quantity must be a whole number from 1 to 99." in response.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 1}
+
+
+@pytest.mark.parametrize("bad_id", ["²", "٣", "9" * 25, "9" * 5000, "-1", " 1"])
+def test_malformed_price_id_on_add_is_refused_and_cart_unchanged(client, usd, bad_id):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    response = client.post(
+        "/cart/add", data={"price_id": bad_id, "quantity": "1"}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Please choose a product." in response.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"quantity": "²"}, "Quantity must be a whole number from 1 to 99."),
+        ({"quantity": True}, "Quantity must be a whole number from 1 to 99."),
+        ({"quantity": 2.0}, "Quantity must be a whole number from 1 to 99."),
+        ({"quantity": 100}, "Quantity must be a whole number from 1 to 99."),
+        ({"price_id": 10**30}, "Please choose a product."),
+        ({"price_id": True}, "Please choose a product."),
+        ({"price_id": "9" * 5000}, "Please choose a product."),
+    ],
+)
+def test_malformed_json_cart_change_is_400_and_cart_unchanged(client, usd, body, error):
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    response = client.post("/cart/update", json={"price_id": str(usd), "quantity": 1} | body)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": error}
+    assert cart_items(client) == {str(usd): 1}
+
+
+def test_json_price_id_may_be_a_number(client, usd):
+    response = client.post("/cart/add", json={"price_id": usd, "quantity": 3})
+    assert response.status_code == 200
+    assert response.get_json()["count"] == 3
+    assert cart_items(client) == {str(usd): 3}
