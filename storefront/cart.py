@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -226,12 +227,22 @@ def _data() -> dict[str, Any]:
     abort(400, "Send the cart change as a form or a JSON object.")
 
 
+def is_local_path(target: str) -> bool:
+    """True for a path on this site, e.g. "/cart/?x=1"; never another host."""
+    # Browsers drop tabs and newlines and read "\\" as "/", so "/\t/evil.example" and
+    # "/\\evil.example" mean "//evil.example"; control characters would also break
+    # the Location header. Our pages send ASCII paths; anything else falls back.
+    if any(not 0x21 <= ord(c) <= 0x7E for c in target) or "\\" in target:
+        return False
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
 def _safe_next(default: str) -> str:
     target = request.form.get("next", "")
-    # Only same-site paths: never redirect to another host.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return target if is_local_path(target) else default
 
 
 def _apply(change, success: str):
