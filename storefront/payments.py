@@ -212,13 +212,17 @@ def sync_product(product: Any) -> tuple[str, list[tuple[str, str]]]:
         }
         if price.recurring_interval:
             params["recurring"] = {"interval": price.recurring_interval}
+        # The key names the price being replaced too: after A -> B -> A the second "A"
+        # is a new creation (replaying the first would hand back a price that lost its
+        # lookup key), while a retry of this very request still replays.
+        replaces = found.id if found is not None else "new"
         created = call(
             "price create",
             sc.v1.prices.create,
             params=params,
             options={
                 "idempotency_key": idempotency_key(
-                    "price", price.lookup_key, price.currency, price.unit_amount
+                    "price", price.lookup_key, price.currency, price.unit_amount, replaces
                 )
             },
         )
