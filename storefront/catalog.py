@@ -144,12 +144,23 @@ def sync_catalog(echo=click.echo) -> int:
     base = current_app.config.get("STRIPE_API_BASE") or "Stripe"
     echo(f"Syncing catalog to {base} ...")
     products = db.session.scalars(select(Product).order_by(Product.id)).all()
+    totals = {"created": 0, "updated": 0, "unchanged": 0}
     for product in products:
         stripe_id, results = payments.sync_product(product)
         db.session.commit()
+        for _key, action in results:
+            totals[action] += 1
         summary = ", ".join(f"{key} {action}" for key, action in results)
         echo(f"  {product.slug} -> {stripe_id}: {summary}")
-    echo(f"Synced {len(products)} products.")
+    changes = totals["created"] + totals["updated"]
+    # Say plainly whether anything changed: a second run should read "no changes".
+    outcome = (
+        f"{totals['created']} prices created, {totals['updated']} updated, "
+        f"{totals['unchanged']} unchanged"
+        if changes
+        else f"no changes, all {totals['unchanged']} prices already up to date"
+    )
+    echo(f"Synced {len(products)} products: {outcome}.")
     return len(products)
 
 
