@@ -6,6 +6,7 @@ import pytest
 
 from storefront import create_app
 from storefront.catalog import load_catalog_file, seed_catalog
+from storefront.config import DEFAULTS
 from storefront.extensions import db
 
 pytest_plugins = ["tests.live"]
@@ -22,6 +23,16 @@ TEST_CONFIG = {
     "STRIPE_JS_URL": "https://js.stripe.com/v3/",
     "STRIPE_MAX_NETWORK_RETRIES": 0,
 }
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Tests see the shop's defaults, not the developer's shell or ``.env``."""
+    # FLASK_DEBUG turns on app.debug (Flask reads it itself); the rest are read by
+    # ``load_settings`` from the environment and from ``.env`` in the working directory.
+    for name in [*DEFAULTS, "FLASK_DEBUG"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
 
 
 def make_app(tmp_path, **overrides):

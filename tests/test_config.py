@@ -59,3 +59,15 @@ def test_default_database_is_sqlite_in_instance_folder(tmp_path, monkeypatch):
     settings = load_settings(str(tmp_path), tmp_path / "missing.env")
     assert settings["DATABASE_URL"].startswith("sqlite:///")
     assert settings["STRIPE_JS_URL"] == "https://js.stripe.com/v3/"
+
+
+def test_tests_ignore_the_developers_shell_and_env_file(app):
+    """The autouse ``isolated_settings`` fixture: exported FLASK_DEBUG or a .env must not leak."""
+    import os
+    from pathlib import Path
+
+    assert not (Path.cwd() / ".env").exists()
+    assert "FLASK_DEBUG" not in os.environ and "SHOP_CURRENCIES" not in os.environ
+    assert not app.debug
+    assert app.config["SHOP_CURRENCIES"] == "usd,eur"
+    assert app.config["SHOP_NAME"] == "Fernwood Coffee Co."
