@@ -15,9 +15,24 @@ def cart_items(client):
         return dict((session.get("cart") or {}).get("items", {}))
 
 
+def session_cart(client):
+    with client.session_transaction() as session:
+        return session.get("cart")
+
+
 @pytest.fixture
 def usd(app):
     return price_id(app, "ethiopia-yirgacheffe-usd")
+
+
+@pytest.fixture
+def filled(app, client):
+    """A cart already holding a valid line (2 x Colombia Huila); returns the session cart."""
+    other = price_id(app, "colombia-huila-usd")
+    client.post("/cart/add", data={"price_id": other, "quantity": "2"})
+    cart = session_cart(client)
+    assert cart == {"currency": "usd", "items": {str(other): 2}}
+    return cart
 
 
 def test_add_to_cart_shows_line_and_total(app, client, usd):
@@ -79,54 +94,65 @@ def test_total_quantity_above_99_is_refused(app, client):
     assert cart_items(client) == {str(usd): 60}
 
 
-@pytest.mark.parametrize("bad_id", ["999999", "x", ""])
-def test_unknown_price_is_refused(client, bad_id):
+@pytest.mark.parametrize(
+    ("bad_id", "message"),
+    [
+        ("999999", "Sorry, that product is not available."),
+        ("x", "Please choose a product."),
+        ("", "Please choose a product."),
+    ],
+)
+def test_unknown_price_is_refused_and_cart_unchanged(client, filled, bad_id, message):
     response = client.post(
         "/cart/add", data={"price_id": bad_id, "quantity": "1"}, follow_redirects=True
     )
-    page = response.get_data(as_text=True)
-    assert "not available" in page or "Please choose a product" in page
-    assert cart_items(client) == {}
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert session_cart(client) == filled
 
 
-def test_inactive_price_is_refused(app, client, usd):
+def test_inactive_price_is_refused_and_cart_unchanged(app, client, filled, usd):
     with app.app_context():
         db.session.get(Price, usd).active = False
         db.session.commit()
     response = client.post(
         "/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True
     )
-    assert "not available" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert response.status_code == 200
+    assert "Sorry, that product is not available." in response.get_data(as_text=True)
+    assert session_cart(client) == filled
 
 
-def test_inactive_product_is_refused(app, client, usd):
+def test_inactive_product_is_refused_and_cart_unchanged(app, client, filled, usd):
     with app.app_context():
         db.session.get(Price, usd).product.active = False
         db.session.commit()
     response = client.post(
         "/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True
     )
-    assert "not available" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert response.status_code == 200
+    assert "Sorry, that product is not available." in response.get_data(as_text=True)
+    assert session_cart(client) == filled
 
 
-def test_price_in_another_currency_is_refused(app, client):
+def test_price_in_another_currency_is_refused_and_cart_unchanged(app, client, filled):
     eur = price_id(app, "ethiopia-yirgacheffe-eur")
     response = client.post(
         "/cart/add", data={"price_id": eur, "quantity": "1"}, follow_redirects=True
     )
+    assert response.status_code == 200
     assert "Switch currency first" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert session_cart(client) == filled
 
 
-def test_recurring_price_is_not_a_cart_item(app, client):
+def test_recurring_price_is_not_a_cart_item_and_cart_unchanged(app, client, filled):
     monthly = price_id(app, "coffee-club-monthly-usd")
     response = client.post(
         "/cart/add", data={"price_id": monthly, "quantity": "1"}, follow_redirects=True
     )
+    assert response.status_code == 200
     assert "Memberships are not cart items" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert session_cart(client) == filled
 
 
 def test_switching_currency_moves_items_to_that_currency(app, client, usd):
@@ -191,12 +217,25 @@ def test_tampered_cookie_items_are_ignored(client, usd):
     assert "Your cart is empty" in client.get("/cart/").get_data(as_text=True)
 
 
-def test_cart_posts_require_csrf_token(csrf_app, usd):
+@pytest.mark.parametrize(
+    ("endpoint", "data"),
+    [
+        ("/cart/add", {"quantity": "1"}),
+        ("/cart/update", {"quantity": "5"}),
+        ("/cart/remove", {}),
+        ("/cart/currency", {"currency": "eur"}),
+    ],
+)
+def test_cart_posts_require_csrf_token(csrf_app, endpoint, data):
+    usd = price_id(csrf_app, "ethiopia-yirgacheffe-usd")
     client = csrf_app.test_client()
-    response = client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    filled = {"currency": "usd", "items": {str(usd): 2}}
+    with client.session_transaction() as session:
+        session["cart"] = filled
+    response = client.post(endpoint, data={"price_id": usd, **data})
     assert response.status_code == 400
     assert "Please try again" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert session_cart(client) == filled
 
 
 def test_cart_post_with_csrf_token_works(csrf_app, usd):
