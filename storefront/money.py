@@ -25,8 +25,9 @@ def format_money(amount: int, currency: str) -> str:
     """``format_money(1800, "usd") == "$18.00"``; ``format_money(1800, "jpy") == "¥1,800"``."""
     places = decimals(currency)
     sign = "-" if amount < 0 else ""
-    value = abs(amount) / (10**places)
-    number = f"{value:,.{places}f}"
+    # Integer arithmetic: a float loses cents above 2**53 minor units.
+    whole, fraction = divmod(abs(amount), 10**places)
+    number = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
     symbol = SYMBOLS.get(currency.lower())
     if symbol:
         return f"{sign}{symbol}{number}"

@@ -108,3 +108,13 @@ def test_money_is_formatted_per_currency_minor_units():
     assert format_money(1800, "jpy") == "¥1,800"
     assert format_money(123456, "usd") == "$1,234.56"
     assert format_money(1000, "kwd") == "1.000 KWD"
+
+
+def test_money_formatting_is_exact_for_huge_amounts():
+    # 2**53 + 1: a float division would round the last cent away.
+    assert format_money(9007199254740993, "usd") == "$90,071,992,547,409.93"
+    assert format_money(-9007199254740993, "eur") == "-€90,071,992,547,409.93"
+    assert format_money(9007199254740993, "jpy") == "¥9,007,199,254,740,993"
+    assert format_money(9007199254740993, "kwd") == "9,007,199,254,740.993 KWD"
+    assert format_money(5, "usd") == "$0.05"
+    assert format_money(0, "usd") == "$0.00"
