@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,77 @@ def product(slug: str):
 catalog_cli = AppGroup("catalog", help="Load the catalog and mirror it to Stripe.")
 
 
+RECURRING_INTERVALS = (None, "day", "week", "month", "year")
+_CURRENCY_RE = re.compile(r"[a-z]{3}")
+
+
 def load_catalog_file(path: Path = CATALOG_FILE) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)["products"]
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f"Cannot read catalog file {path}: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("products"), list):
+        raise click.ClickException(f'Catalog file {path} has no "products" list.')
+    return data["products"]
+
+
+def _is_count(value: Any) -> bool:
+    """A non-negative int; JSON 18.5 or true is not one (int() would quietly accept them)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entry(number: int, entry: Any) -> None:
+    """Raise a ``ClickException`` naming the entry if it is not a valid catalog product."""
+    if not isinstance(entry, dict):
+        raise click.ClickException(f"Catalog product #{number} is not an object.")
+    slug = entry.get("slug")
+    where = f"Catalog product #{number} ({slug!r})"
+    for name in ("slug", "name", "category"):
+        if not isinstance(entry.get(name), str) or not entry[name].strip():
+            raise click.ClickException(f"{where}: {name} must be a non-empty string.")
+    if not isinstance(entry.get("active", True), bool):
+        raise click.ClickException(f"{where}: active must be true or false.")
+    if entry.get("stock") is not None and not _is_count(entry["stock"]):
+        raise click.ClickException(f"{where}: stock must be a whole number >= 0 or null.")
+    if not isinstance(entry.get("prices"), list):
+        raise click.ClickException(f"{where}: prices must be a list.")
+    for p in entry["prices"]:
+        if not isinstance(p, dict):
+            raise click.ClickException(f"{where}: every price must be an object.")
+        key = p.get("lookup_key")
+        at = f"{where}, price {key!r}"
+        if not isinstance(key, str) or not key.strip():
+            raise click.ClickException(f"{at}: lookup_key must be a non-empty string.")
+        if not _is_count(p.get("unit_amount")):
+            raise click.ClickException(
+                f"{at}: unit_amount must be a whole number of minor units >= 0, "
+                f"not {p.get('unit_amount')!r}."
+            )
+        currency = p.get("currency")
+        if not isinstance(currency, str) or not _CURRENCY_RE.fullmatch(currency):
+            raise click.ClickException(
+                f"{at}: currency must be a three-letter lowercase code, not {currency!r}."
+            )
+        recurring = p.get("recurring")
+        if recurring is not None and not isinstance(recurring, dict):
+            raise click.ClickException(f"{at}: recurring must be an object or null.")
+        interval = (recurring or {}).get("interval")
+        if interval not in RECURRING_INTERVALS:
+            raise click.ClickException(
+                f"{at}: recurring interval must be day, week, month or year, not {interval!r}."
+            )
+        if not isinstance(p.get("active", True), bool):
+            raise click.ClickException(f"{at}: active must be true or false.")
 
 
 def seed_catalog(entries: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert or update products (by slug) and prices (by lookup key). Idempotent."""
+    """Insert or update products (by slug) and prices (by lookup key). Idempotent.
+
+    Every entry is checked first, so a bad file changes nothing.
+    """
+    for number, entry in enumerate(entries, start=1):
+        _check_entry(number, entry)
     counts = {
         "products created": 0,
         "products updated": 0,
@@ -105,8 +170,8 @@ def seed_catalog(entries: list[dict[str, Any]]) -> dict[str, int]:
             price = db.session.scalar(select(Price).where(Price.lookup_key == p["lookup_key"]))
             values = {
                 "product_id": product.id,
-                "currency": p["currency"].lower(),
-                "unit_amount": int(p["unit_amount"]),
+                "currency": p["currency"],
+                "unit_amount": p["unit_amount"],
                 "recurring_interval": interval,
                 "active": p.get("active", True),
             }

@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import func, select
 
 from storefront.catalog import load_catalog_file, seed_catalog
@@ -118,3 +119,77 @@ def test_money_formatting_is_exact_for_huge_amounts():
     assert format_money(9007199254740993, "kwd") == "9,007,199,254,740.993 KWD"
     assert format_money(5, "usd") == "$0.05"
     assert format_money(0, "usd") == "$0.00"
+
+
+def write_catalog(tmp_path, lookup_key, **changes):
+    """The real catalog with one price changed and the first product renamed."""
+    import json
+
+    products = load_catalog_file()
+    products[0]["name"] = "Renamed before the bad entry"
+    for product in products:
+        for price in product["prices"]:
+            if price["lookup_key"] == lookup_key:
+                price.update(changes)
+    path = tmp_path / "bad-catalog.json"
+    path.write_text(json.dumps({"products": products}), encoding="utf-8")
+    return path
+
+
+def catalog_rows(app):
+    with app.app_context():
+        products = db.session.execute(select(Product.slug, Product.name)).all()
+        prices = db.session.execute(
+            select(Price.lookup_key, Price.unit_amount, Price.currency, Price.recurring_interval)
+        ).all()
+    return sorted(products), sorted(prices)
+
+
+@pytest.mark.parametrize(
+    ("lookup_key", "changes", "problem"),
+    [
+        ("stoneware-mug-usd", {"unit_amount": 18.5}, "unit_amount must be a whole number"),
+        ("stoneware-mug-usd", {"unit_amount": "1800"}, "unit_amount must be a whole number"),
+        ("stoneware-mug-usd", {"unit_amount": True}, "unit_amount must be a whole number"),
+        ("stoneware-mug-usd", {"unit_amount": -1}, "unit_amount must be a whole number"),
+        ("stoneware-mug-usd", {"currency": "USD"}, "currency must be a three-letter lowercase"),
+        ("stoneware-mug-usd", {"currency": "dollars"}, "currency must be a three-letter"),
+        ("stoneware-mug-usd", {"currency": None}, "currency must be a three-letter"),
+        ("coffee-club-monthly-usd", {"recurring": {"interval": "fortnight"}}, "interval must be"),
+        ("coffee-club-monthly-usd", {"recurring": "month"}, "recurring must be an object"),
+    ],
+)
+def test_seeding_a_bad_catalog_names_the_entry_and_changes_nothing(
+    app, tmp_path, lookup_key, changes, problem
+):
+    import click
+
+    before = catalog_rows(app)
+    entries = load_catalog_file(write_catalog(tmp_path, lookup_key, **changes))
+    with app.app_context(), pytest.raises(click.ClickException) as excinfo:
+        seed_catalog(entries)
+    message = excinfo.value.message
+    assert problem in message
+    assert lookup_key in message
+    assert "\n" not in message
+    assert catalog_rows(app) == before
+
+
+def test_seed_command_reports_a_bad_catalog_without_a_traceback(app, runner, tmp_path):
+    path = write_catalog(tmp_path, "stoneware-mug-usd", unit_amount=18.5)
+    before = catalog_rows(app)
+    result = runner.invoke(args=["catalog", "seed", "--file", str(path)])
+    assert result.exit_code == 1
+    assert "Error: Catalog product #" in result.output
+    assert "'stoneware-mug-usd': unit_amount must be a whole number" in result.output
+    assert "18.5" in result.output
+    assert "Traceback" not in result.output
+    assert catalog_rows(app) == before
+
+
+def test_seed_command_reports_a_file_that_is_not_json(runner, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json", encoding="utf-8")
+    result = runner.invoke(args=["catalog", "seed", "--file", str(path)])
+    assert result.exit_code == 1
+    assert "Cannot read catalog file" in result.output
