@@ -11,6 +11,7 @@ import click
 from flask import Blueprint, abort, current_app, render_template, request
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .extensions import db
 from .models import Price, Product
@@ -18,6 +19,8 @@ from .models import Price, Product
 bp = Blueprint("catalog", __name__)
 
 CATALOG_FILE = Path(__file__).parent / "data" / "catalog.json"
+# Labels and order for the shop's own categories; any other category still shows,
+# labelled from its slug and listed after these.
 CATEGORY_NAMES = {"coffee": "Coffee", "brewing": "Brewing gear", "ceramics": "Ceramics"}
 
 
@@ -27,26 +30,52 @@ def current_currency() -> str:
     return Cart.load().currency
 
 
+def category_label(slug: str) -> str:
+    """ "brewing" -> "Brewing gear"; an unlisted "loose-leaf" -> "Loose Leaf"."""
+    return CATEGORY_NAMES.get(slug) or slug.replace("-", " ").replace("_", " ").title()
+
+
+def recurring_only(product: Product) -> bool:
+    """A membership-style product: it has prices and every one is recurring."""
+    return bool(product.prices) and all(p.is_recurring for p in product.prices)
+
+
+def grid_products() -> list[Product]:
+    """Active products that are not sold by subscription, in catalog order."""
+    products = db.session.scalars(
+        select(Product)
+        .where(Product.active)
+        .options(selectinload(Product.prices))
+        .order_by(Product.id)
+    )
+    return [p for p in products if not recurring_only(p)]
+
+
+def categories_of(products: list[Product]) -> dict[str, str]:
+    """Slug -> label for the categories these products are in, the shop's own first."""
+    slugs = {p.category for p in products}
+    order = [c for c in CATEGORY_NAMES if c in slugs] + sorted(slugs - set(CATEGORY_NAMES))
+    return {slug: category_label(slug) for slug in order}
+
+
 @bp.get("/")
 def index():
-    """The product grid, optionally filtered by ``?category=``."""
-    category = request.args.get("category")
-    if category is not None and category not in CATEGORY_NAMES:
+    """The product grid, optionally filtered by ``?category=`` (empty means all)."""
+    category = request.args.get("category") or None
+    products = grid_products()
+    categories = categories_of(products)
+    if category is not None and category not in categories:
         abort(404, f"There is no category called “{category}”.")
-    query = select(Product).where(Product.active, Product.category.in_(CATEGORY_NAMES))
     if category:
-        query = query.where(Product.category == category)
+        products = [p for p in products if p.category == category]
     # Categories in the shop's order (coffee first), products in catalog order within each.
-    order = list(CATEGORY_NAMES)
-    products = sorted(
-        db.session.scalars(query.order_by(Product.id)).all(),
-        key=lambda p: order.index(p.category),
-    )
+    order = list(categories)
+    products.sort(key=lambda p: order.index(p.category))
     currency = current_currency()
     return render_template(
         "catalog/index.html",
         products=[(p, p.price_in(currency)) for p in products],
-        categories=CATEGORY_NAMES,
+        categories=categories,
         category=category,
     )
 
@@ -60,7 +89,7 @@ def product(slug: str):
         "catalog/product.html",
         product=item,
         price=item.price_in(current_currency()),
-        category_name=CATEGORY_NAMES.get(item.category, item.category.title()),
+        category_name=category_label(item.category),
     )
 
 

@@ -193,3 +193,61 @@ def test_seed_command_reports_a_file_that_is_not_json(runner, tmp_path):
     result = runner.invoke(args=["catalog", "seed", "--file", str(path)])
     assert result.exit_code == 1
     assert "Cannot read catalog file" in result.output
+
+
+def add_product(app, slug, category, amount=900):
+    with app.app_context():
+        product = Product(
+            slug=slug,
+            name=slug.replace("-", " ").title(),
+            category=category,
+            image="img/products/stoneware-mug.svg",
+        )
+        db.session.add(product)
+        db.session.flush()
+        db.session.add(
+            Price(product_id=product.id, currency="usd", unit_amount=amount, lookup_key=slug)
+        )
+        db.session.commit()
+
+
+def test_product_in_an_unlisted_category_is_on_the_grid(app, client):
+    add_product(app, "sencha-green-tea", "loose-leaf-tea")
+    page = client.get("/").get_data(as_text=True)
+    assert "Sencha Green Tea" in page
+    assert "Ethiopia Yirgacheffe" in page
+    assert ">Loose Leaf Tea</a>" in page
+    assert ">Brewing gear</a>" in page  # the shop's own labels stay
+    assert page.index(">Ceramics</a>") < page.index(">Loose Leaf Tea</a>")
+
+
+def test_unlisted_category_filter_shows_only_that_category(app, client):
+    add_product(app, "sencha-green-tea", "loose-leaf-tea")
+    response = client.get("/?category=loose-leaf-tea")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Sencha Green Tea" in page
+    assert "Ethiopia Yirgacheffe" not in page
+    assert "<h1>Loose Leaf Tea</h1>" in page
+
+
+def test_empty_category_means_all(client):
+    response = client.get("/?category=")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Ethiopia Yirgacheffe" in page
+    assert "Stoneware" in page
+    assert "Fresh coffee, good gear" in page
+
+
+def test_categories_come_from_products_on_sale(app, client):
+    with app.app_context():
+        for product in db.session.scalars(select(Product).where(Product.category == "ceramics")):
+            product.active = False
+        db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert ">Ceramics</a>" not in page
+    assert ">Coffee</a>" in page
+    # The membership is sold on its own page: no category link for it either.
+    assert "category=membership" not in page
+    assert client.get("/?category=membership").status_code == 404
