@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -85,6 +85,9 @@ def product(slug: str):
     item = db.session.scalar(select(Product).where(Product.slug == slug, Product.active))
     if item is None:
         abort(404, "We could not find that product.")
+    if recurring_only(item):
+        # Memberships are sold by subscription on their own page, never through the cart.
+        return redirect(url_for("membership.index"), code=302)
     return render_template(
         "catalog/product.html",
         product=item,

@@ -251,3 +251,12 @@ def test_categories_come_from_products_on_sale(app, client):
     # The membership is sold on its own page: no category link for it either.
     assert "category=membership" not in page
     assert client.get("/?category=membership").status_code == 404
+
+
+def test_membership_product_page_redirects_to_the_membership_page(client):
+    response = client.get("/products/coffee-club")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/membership/"
+    page = client.get("/products/coffee-club", follow_redirects=True).get_data(as_text=True)
+    assert "Not sold in" not in page
+    assert "Coffee Club" in page
