@@ -67,16 +67,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.context_processor(cart.template_context)
     app.context_processor(account.template_context)
 
+    def wants_json() -> bool:
+        return request.is_json or request.accept_mimetypes.best == "application/json"
+
     @app.errorhandler(CSRFError)
     def csrf_error(err: CSRFError):
-        return render_template(
-            "errors/400.html",
-            reason="Your session expired or the form was stale. Please try again.",
-        ), 400
+        reason = "Your session expired or the form was stale. Please try again."
+        if wants_json():
+            # Say which check failed (e.g. "The CSRF token is missing.") to API callers.
+            return {"error": f"{reason} ({err.description})"}, 400
+        return render_template("errors/400.html", reason=reason), 400
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
-        if request.is_json or request.accept_mimetypes.best == "application/json":
+        if wants_json():
             return {"error": err.description}, err.code
         template = "errors/404.html" if err.code == 404 else "errors/400.html"
         return render_template(template, reason=err.description, code=err.code), err.code

@@ -338,3 +338,28 @@ def test_next_redirect_keeps_a_local_path_and_query(client, usd):
     )
     assert response.status_code == 303
     assert response.headers["Location"] == "/?category=coffee"
+
+
+def test_json_cart_post_without_csrf_token_gets_json_400(csrf_app):
+    usd = price_id(csrf_app, "ethiopia-yirgacheffe-usd")
+    client = csrf_app.test_client()
+    response = client.post("/cart/add", json={"price_id": str(usd), "quantity": 1})
+    assert response.status_code == 400
+    assert response.is_json
+    error = response.get_json()["error"]
+    assert "Please try again" in error
+    assert "CSRF token is missing" in error
+    assert session_cart(client) is None
+
+
+def test_csrf_error_for_a_client_that_wants_json_is_json(csrf_app):
+    usd = price_id(csrf_app, "ethiopia-yirgacheffe-usd")
+    client = csrf_app.test_client()
+    response = client.post(
+        "/cart/add",
+        data={"price_id": usd, "quantity": "1"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "Please try again" in response.get_json()["error"]
+    assert session_cart(client) is None
