@@ -10,7 +10,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .config import load_settings, production_problem
+from .config import load_settings, production_problem, settings_problem
 from .extensions import csrf, db, migrate
 
 
@@ -26,6 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(app.instance_path))
     if test_config is not None:
         app.config.from_mapping(test_config)
+    problem = settings_problem(app.config)  # test_config may override what was checked
+    if problem:
+        raise SystemExit(f"Refusing to start: {problem}.")
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,50 @@ DEFAULTS: dict[str, Any] = {
 }
 
 INT_SETTINGS = {"STRIPE_MAX_NETWORK_RETRIES", "WEBHOOK_GRACE_SECONDS"}
+# ASCII digits only (int() would also take "٣" or "1_0"); nine digits is plenty.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def _parse(name: str, value: str) -> Any:
+    """A setting from ``.env`` or the environment; bad values are left for the check."""
+    value = value.strip()
+    if name in INT_SETTINGS and _WHOLE_NUMBER.fullmatch(value):
+        return int(value)
+    if name == "LOG_LEVEL" and value.upper() in logging.getLevelNamesMapping():
+        return value.upper()
+    return value
+
+
+def settings_problem(config: dict) -> str | None:
+    """The one-line reason these settings cannot be used, or None when they are fine."""
+    for name in sorted(INT_SETTINGS):
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{name} must be a whole number (0 or more), not {value!r}"
+    level = config.get("LOG_LEVEL")
+    levels = logging.getLevelNamesMapping()
+    if not isinstance(level, str) or level not in levels:
+        names = ", ".join(n for n in levels if n not in ("NOTSET", "WARN", "FATAL"))
+        return f"LOG_LEVEL must be one of {names}, not {level!r}"
+    return None
 
 
 def load_settings(instance_path: str, env_file: str | os.PathLike[str] | None = None) -> dict:
-    """Defaults overlaid with ``.env`` (if present) and then the process environment."""
+    """Defaults overlaid with ``.env`` (if present) and then the process environment.
+
+    A value the shop cannot use stops it with a one-line ``SystemExit``, as production
+    problems do, rather than a traceback later on.
+    """
     settings = dict(DEFAULTS)
     env_file = Path(env_file) if env_file else Path.cwd() / ".env"
     file_values = dotenv_values(env_file) if env_file.is_file() else {}
     for name in DEFAULTS:
         value = os.environ.get(name, file_values.get(name))
         if value not in (None, ""):
-            settings[name] = int(value) if name in INT_SETTINGS else value
+            settings[name] = _parse(name, value)
+    problem = settings_problem(settings)
+    if problem:
+        raise SystemExit(f"Refusing to start: {problem}.")
     if not settings["DATABASE_URL"]:
         settings["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "storefront.sqlite3")
     return settings

@@ -71,3 +71,48 @@ def test_tests_ignore_the_developers_shell_and_env_file(app):
     assert not app.debug
     assert app.config["SHOP_CURRENCIES"] == "usd,eur"
     assert app.config["SHOP_NAME"] == "Fernwood Coffee Co."
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBHOOK_GRACE_SECONDS", "ten"),
+        ("WEBHOOK_GRACE_SECONDS", "-5"),
+        ("WEBHOOK_GRACE_SECONDS", "٣"),
+        ("STRIPE_MAX_NETWORK_RETRIES", "2.5"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", "10"),
+    ],
+)
+def test_bad_setting_stops_the_shop_with_a_one_line_reason(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as excinfo:
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    message = str(excinfo.value)
+    assert message.startswith(f"Refusing to start: {name} must be ")
+    assert repr(value) in message
+    assert "\n" not in message
+
+
+def test_bad_setting_in_env_file_is_reported_too(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("WEBHOOK_GRACE_SECONDS=ten\n")
+    with pytest.raises(SystemExit) as excinfo:
+        load_settings(str(tmp_path), env_file)
+    assert "WEBHOOK_GRACE_SECONDS must be a whole number" in str(excinfo.value)
+
+
+def test_good_settings_are_parsed(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_GRACE_SECONDS", " 30 ")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    settings = load_settings(str(tmp_path), tmp_path / "missing.env")
+    assert settings["WEBHOOK_GRACE_SECONDS"] == 30
+    assert settings["LOG_LEVEL"] == "WARNING"
+
+
+def test_bad_setting_passed_in_code_is_refused_too():
+    with pytest.raises(SystemExit) as excinfo:
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://", "WEBHOOK_GRACE_SECONDS": "10"})
+    assert str(excinfo.value) == (
+        "Refusing to start: WEBHOOK_GRACE_SECONDS must be a whole number (0 or more), not '10'."
+    )
