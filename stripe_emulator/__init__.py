@@ -45,13 +45,13 @@ def create_app(config: dict | None = None) -> Flask:
         if request.method == "OPTIONS":
             return app.response_class(status=204)
         if request.path.startswith("/v1/"):
-            return core.idempotency_lookup()
+            return core.idempotency_begin()
         return None
 
     @app.after_request
     def _finish(response):
         if request.path.startswith("/v1/"):
-            core.idempotency_store(response)
+            core.idempotency_finish(response)
             response.headers["Request-Id"] = g.get("request_id", "")
             # Stripe.js calls the API from the merchant's pages, as with api.stripe.com.
             response.headers["Access-Control-Allow-Origin"] = "*"
@@ -60,6 +60,10 @@ def create_app(config: dict | None = None) -> Flask:
             )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
         return response
+
+    @app.teardown_request
+    def _teardown(_exc):
+        core.idempotency_abandon()
 
     @app.errorhandler(core.StripeError)
     def _stripe_error(err: core.StripeError):

@@ -33,15 +33,21 @@ CREATE TABLE IF NOT EXISTS objects (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY,
+-- One row per (API key, Idempotency-Key): claimed (status NULL) before the request runs,
+-- filled in with the answer when it ends.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    created INTEGER NOT NULL
+    status INTEGER,
+    body TEXT,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (account, key)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+_FORGET_ALL = "DELETE FROM objects; DELETE FROM idempotency_keys; DELETE FROM counters;"
 
 
 # --------------------------------------------------------------------------- errors
@@ -117,14 +123,18 @@ def db() -> sqlite3.Connection:
 
 def init_store(path: str, reset: bool = False) -> None:
     conn = connect(path)
+    # Older files keyed idempotency by the key alone (no API key); those answers are dropped.
+    conn.execute("DROP TABLE IF EXISTS idempotency")
+    # A claim still in progress at start-up belongs to a request that died with the process.
+    conn.execute("DELETE FROM idempotency_keys WHERE status IS NULL")
     if reset:
-        conn.executescript("DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;")
+        conn.executescript(_FORGET_ALL)
     conn.close()
 
 
 def reset_store() -> None:
     with _write_lock:
-        db().executescript("DELETE FROM objects; DELETE FROM idempotency; DELETE FROM counters;")
+        db().executescript(_FORGET_ALL)
 
 
 @contextmanager
@@ -439,21 +449,42 @@ def list_of(objs: list[dict[str, Any]], url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- idempotency
 
 
-def idempotency_lookup() -> Any | None:
-    """Replay a stored answer for a repeated ``Idempotency-Key`` (POST only)."""
+# Answers Stripe never keeps for a key: the request did not run (auth, rate limit, another
+# request in progress) or failed on Stripe's side and may be retried.
+_NOT_STORED = {401, 403, 409, 429}
+
+
+def idempotency_begin() -> Any | None:
+    """Claim a POST's ``Idempotency-Key`` before it runs, or answer for the key.
+
+    The key is scoped to the API key.  A request that does not authenticate claims nothing
+    (its endpoint answers 401).  A key already claimed answers its stored result, 409 while
+    that request is still running, or 400 if it was used with other parameters.
+    """
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or not key:
         return None
+    try:
+        authenticate(allow_publishable=True)
+    except StripeError:
+        return None
+    account = hashlib.sha256((request_key() or "").encode()).hexdigest()
     fingerprint = hashlib.sha256(
         (request.path + "?" + request.get_data(as_text=True)).encode()
     ).hexdigest()
-    g.idempotency = (key, fingerprint)
-    row = (
-        db()
-        .execute("SELECT fingerprint, status, body FROM idempotency WHERE key=?", (key,))
-        .fetchone()
-    )
+    with transaction() as conn:
+        row = conn.execute(
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE account=? AND key=?",
+            (account, key),
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO idempotency_keys (account, key, fingerprint, created) "
+                "VALUES (?,?,?,?)",
+                (account, key, fingerprint, now()),
+            )
     if row is None:
+        g.idempotency = (account, key)
         return None
     if row[0] != fingerprint:
         raise StripeError(
@@ -462,22 +493,47 @@ def idempotency_lookup() -> Any | None:
             "execute a different request.",
             type="idempotency_error",
         )
+    if row[1] is None:
+        raise StripeError(
+            "There is currently another in-progress request using this Idempotent Key "
+            "(that probably means you submitted twice, and the other request is still going "
+            f"through): {key}. Please try again later.",
+            status=409,
+            type="idempotency_error",
+            code="idempotency_key_in_use",
+        )
     response = current_app.response_class(row[2], status=row[1], mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def idempotency_store(response) -> None:
-    stored = g.get("idempotency")
-    # Stripe replays results, including errors, except 5xx/429 which may be retried.
-    if not stored or response.status_code >= 500 or response.status_code == 429:
+def idempotency_finish(response) -> None:
+    """Store the answer for the claimed key, or release the claim if Stripe would not keep it."""
+    claim = g.pop("idempotency", None)
+    if claim is None:
         return
-    key, fingerprint = stored
-    with _write_lock:
-        db().execute(
-            "INSERT OR IGNORE INTO idempotency (key, fingerprint, status, body, created) "
-            "VALUES (?,?,?,?,?)",
-            (key, fingerprint, response.status_code, response.get_data(as_text=True), now()),
+    status = response.status_code
+    if status >= 500 or status in _NOT_STORED or g.get("idempotency_discard"):
+        release_idempotency_claim(claim)
+        return
+    with transaction() as conn:
+        conn.execute(
+            "UPDATE idempotency_keys SET status=?, body=? WHERE account=? AND key=?",
+            (status, response.get_data(as_text=True), *claim),
+        )
+
+
+def idempotency_abandon() -> None:
+    """Teardown: a request that ended without an answer (an exception) releases its claim."""
+    claim = g.pop("idempotency", None)
+    if claim is not None:
+        release_idempotency_claim(claim)
+
+
+def release_idempotency_claim(claim: tuple[str, str]) -> None:
+    with transaction() as conn:
+        conn.execute(
+            "DELETE FROM idempotency_keys WHERE account=? AND key=? AND status IS NULL", claim
         )
 
 

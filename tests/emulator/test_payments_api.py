@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,7 +13,7 @@ import pytest
 import stripe
 from conftest import make_client
 
-from stripe_emulator import core
+from stripe_emulator import core, payments
 
 NEXT_YEAR = datetime.date.today().year + 1
 
@@ -392,19 +393,25 @@ def test_idempotent_replay_of_a_decline_replays_the_402(stripe_client):
     assert second.value.error.payment_intent.id == first.value.error.payment_intent.id
 
 
+def raw_post(url: str, data: dict, headers: dict[str, str]) -> tuple[int, dict, dict]:
+    """POST a form over plain HTTP; returns (status, headers, JSON body)."""
+    body = urllib.parse.urlencode(data).encode()
+    req = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, dict(resp.headers), json.load(resp)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), json.load(exc)
+
+
 def test_idempotency_over_plain_http(emulator_url):
     def post(amount: int):
-        body = urllib.parse.urlencode({"amount": amount, "currency": "usd"}).encode()
-        req = urllib.request.Request(
+        return raw_post(
             f"{emulator_url}/v1/payment_intents",
-            data=body,
-            headers={"Authorization": "Bearer sk_test_x", "Idempotency-Key": "k-1"},
+            {"amount": amount, "currency": "usd"},
+            {"Authorization": "Bearer sk_test_x", "Idempotency-Key": "k-1"},
         )
-        try:
-            with urllib.request.urlopen(req) as resp:
-                return resp.status, dict(resp.headers), json.load(resp)
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), json.load(exc)
 
     s1, h1, b1 = post(700)
     s2, h2, b2 = post(700)
@@ -412,6 +419,113 @@ def test_idempotency_over_plain_http(emulator_url):
     assert (s1, s2) == (200, 200) and b1 == b2
     assert "Idempotent-Replayed" not in h1 and h2["Idempotent-Replayed"] == "true"
     assert s3 == 400 and b3["error"]["type"] == "idempotency_error"
+
+
+PAY_NOW = {"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+
+
+def test_concurrent_requests_with_one_key_create_one_payment_intent(emulator_url):
+    barrier = threading.Barrier(6)
+    created: list[stripe.PaymentIntent] = []
+    refused: list[stripe.StripeError] = []
+
+    def create() -> None:
+        client = make_client(emulator_url)
+        barrier.wait()
+        try:
+            created.append(
+                client.v1.payment_intents.create(
+                    params=PAY_NOW, options={"idempotency_key": "race-1"}
+                )
+            )
+        except stripe.StripeError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(created) + len(refused) == 6
+    assert len({pi.id for pi in created}) == 1
+    for exc in refused:
+        assert exc.http_status == 409
+        assert exc.error.type == "idempotency_error"
+        assert exc.error.code == "idempotency_key_in_use"
+    listed = make_client(emulator_url).v1.payment_intents.list().data
+    assert [pi.id for pi in listed] == [created[0].id]
+
+
+def test_key_in_progress_answers_409_then_replays_the_result(emulator_url, monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+    original = payments.create_payment_intent
+
+    def held_back(p, *args, **kwargs):
+        entered.set()
+        release.wait(10)
+        return original(p, *args, **kwargs)
+
+    monkeypatch.setattr(payments, "create_payment_intent", held_back)
+    options = {"idempotency_key": "slow-1"}
+    first: dict[str, stripe.PaymentIntent] = {}
+    thread = threading.Thread(
+        target=lambda: first.update(
+            pi=make_client(emulator_url).v1.payment_intents.create(params=PAY_NOW, options=options)
+        )
+    )
+    thread.start()
+    assert entered.wait(10)
+    client = make_client(emulator_url)
+    with pytest.raises(stripe.APIError) as excinfo:
+        client.v1.payment_intents.create(params=PAY_NOW, options=options)
+    assert excinfo.value.http_status == 409
+    assert excinfo.value.error.code == "idempotency_key_in_use"
+    release.set()
+    thread.join(timeout=10)
+
+    again = client.v1.payment_intents.create(params=PAY_NOW, options=options)
+    assert again.id == first["pi"].id and again.status == "succeeded"
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_unauthenticated_requests_do_not_use_up_the_key(emulator_url, publishable_client):
+    url = f"{emulator_url}/v1/payment_intents"
+    status, _, body = raw_post(url, PAY_NOW, {"Idempotency-Key": "auth-1"})
+    assert status == 401
+    with pytest.raises(stripe.AuthenticationError):
+        publishable_client.v1.payment_intents.create(
+            params=PAY_NOW, options={"idempotency_key": "auth-1"}
+        )
+    status, headers, body = raw_post(
+        url, PAY_NOW, {"Authorization": "Bearer sk_test_x", "Idempotency-Key": "auth-1"}
+    )
+    assert status == 200 and body["status"] == "succeeded"
+    assert "Idempotent-Replayed" not in headers
+
+
+def test_idempotency_keys_are_scoped_to_the_api_key(emulator_url):
+    ann, bob = make_client(emulator_url, "sk_test_ann"), make_client(emulator_url, "sk_test_bob")
+    options = {"idempotency_key": "shared-1"}
+    for_ann = ann.v1.payment_intents.create(params=PAY_NOW, options=options)
+    for_bob = bob.v1.payment_intents.create(params=PAY_NOW, options=options)
+    assert for_bob.id != for_ann.id
+    assert ann.v1.payment_intents.create(params=PAY_NOW, options=options).id == for_ann.id
+
+
+def test_a_crashed_request_releases_its_key(stripe_client, monkeypatch):
+    def crash(p, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    options = {"idempotency_key": "crash-1"}
+    with monkeypatch.context() as patch:
+        patch.setattr(payments, "create_payment_intent", crash)
+        with pytest.raises(stripe.APIError) as excinfo:
+            stripe_client.v1.payment_intents.create(params=PAY_NOW, options=options)
+        assert excinfo.value.http_status == 500
+    pi = stripe_client.v1.payment_intents.create(params=PAY_NOW, options=options)
+    assert pi.status == "succeeded"
+    assert pi.last_response.headers.get("Idempotent-Replayed") is None
 
 
 # --------------------------------------------------------------------------- intents lifecycle
