@@ -10,6 +10,7 @@ from sqlalchemy import case, update
 from .extensions import db
 from .models import (
     PAYABLE_STATUSES,
+    TRANSITIONS,
     Order,
     OrderStatus,
     OutboxMessage,
@@ -20,23 +21,48 @@ from .money import format_money
 
 log = logging.getLogger(__name__)
 
+# Targets reached only from a paid order; every other target needs ``fulfilled_at IS NULL``.
+REFUND_STATUSES = frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED})
+
+
+def _sources(status: OrderStatus) -> list[str]:
+    """The statuses from which the state machine allows a move to ``status``."""
+    return [str(s) for s, targets in TRANSITIONS.items() if status in targets]
+
 
 def set_status(order: Order, status: str, *, error: str | None = None) -> bool:
     """Move an order along the state machine; returns False (and changes nothing)
     when the move would go backwards, e.g. ``failed`` after ``paid``.
 
-    The caller commits. ``paid`` is not set here: use ``fulfil_order``.
+    The move is one guarded ``UPDATE … WHERE status IN (<allowed sources>)`` judged
+    against the row in the database, not against ``order`` as this caller loaded it:
+    another worker may have fulfilled the order since (webhook, order page, reconcile),
+    and a stale copy must not move it back. Unpaid targets also require
+    ``fulfilled_at IS NULL``. ``order`` is refreshed either way, so the caller sees the
+    status that holds now. The caller commits. ``paid`` is not set here: use
+    ``fulfil_order``.
     """
-    if status == order.status and status != OrderStatus.PARTIALLY_REFUNDED:
+    target = OrderStatus(status)
+    values: dict[str, object] = {"status": str(target), "updated_at": utcnow()}
+    if target == OrderStatus.FAILED:
+        values["last_payment_error"] = error
+    elif target in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+        values["last_payment_error"] = None
+    conditions = [Order.id == order.id, Order.status.in_(_sources(target))]
+    if target not in REFUND_STATUSES:
+        conditions.append(Order.fulfilled_at.is_(None))
+    db.session.flush()  # the caller's pending changes first, so the refresh keeps them
+    result = db.session.execute(
+        update(Order)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(order)
+    if result.rowcount != 1:
+        if order.status != target:
+            log.info("order %s: ignoring %s -> %s", order.public_id, order.status, target)
         return False
-    if not order.can_become(status):
-        log.info("order %s: ignoring %s -> %s", order.public_id, order.status, status)
-        return False
-    order.status = status
-    if status == OrderStatus.FAILED:
-        order.last_payment_error = error
-    elif status in (OrderStatus.PENDING, OrderStatus.PROCESSING):
-        order.last_payment_error = None
     return True
 
 

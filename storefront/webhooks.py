@@ -463,10 +463,19 @@ def on_charge_refunded(event: Any) -> str:
         _payment_succeeded(order, pi_id, field(charge, "amount"), field(charge, "currency"))
         if not order.is_paid:
             return PROCESSED
-    refunded = int(field(charge, "amount_refunded", default=0))
-    if refunded <= order.amount_refunded:
+    refunded = min(int(field(charge, "amount_refunded", default=0)), order.amount_total)
+    # Guarded like set_status: judged against the row now, not this worker's copy, so a
+    # late partial refund can never lower a total another worker already raised.
+    result = db.session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.amount_refunded < refunded)
+        .values(amount_refunded=refunded, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(order)
+    if result.rowcount != 1:
         return PROCESSED  # an older or repeated refund event
-    order.amount_refunded = min(refunded, order.amount_total)
+    # The status follows the stored total (set_status never moves refunded back to partial).
     full = order.amount_refunded >= order.amount_total or field(charge, "refunded") is True
     set_status(order, OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED)
     db.session.commit()

@@ -157,3 +157,75 @@ def test_confirmation_link_uses_the_configured_base_url_outside_requests(app):
         assert fulfil_order(load(public_id)) is True
         body = db.session.scalar(select(OutboxMessage.body))
     assert f"Order status: https://shop.example.com/orders/{public_id}" in body
+
+
+def test_set_status_from_a_stale_copy_after_another_worker_fulfilled_stays_paid(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)  # handler A has loaded the order: pending
+        assert order.status == OrderStatus.PENDING
+        with app.app_context():  # meanwhile another worker (own session) fulfils it
+            assert fulfil_order(load(public_id)) is True
+        assert order.status == OrderStatus.PENDING  # A's copy is stale
+        assert set_status(order, OrderStatus.FAILED, error="Your card was declined.") is False
+        db.session.commit()
+        assert order.status == OrderStatus.PAID  # refreshed: what holds now
+    after = get_order(app, public_id)
+    assert after.status == OrderStatus.PAID
+    assert after.fulfilled_at is not None
+    assert after.last_payment_error is None
+    assert outbox_count(app, public_id) == 1
+
+
+def test_set_status_from_a_stale_copy_in_another_thread_cannot_cancel_a_paid_order(app):
+    public_id = make_order(app)
+    loaded = threading.Event()
+    fulfilled = threading.Event()
+    results: dict[str, bool] = {}
+    errors: list[BaseException] = []
+
+    def handler_a():
+        with app.app_context():
+            try:
+                order = load(public_id)
+                loaded.set()
+                assert fulfilled.wait(10)
+                results["a"] = set_status(order, OrderStatus.CANCELED)
+                db.session.commit()
+            except BaseException as err:
+                errors.append(err)
+            finally:
+                db.session.remove()
+
+    def worker_b():
+        with app.app_context():
+            try:
+                assert loaded.wait(10)
+                results["b"] = fulfil_order(load(public_id))
+            except BaseException as err:
+                errors.append(err)
+            finally:
+                fulfilled.set()
+                db.session.remove()
+
+    threads = [threading.Thread(target=handler_a), threading.Thread(target=worker_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert results == {"a": False, "b": True}
+    after = get_order(app, public_id)
+    assert after.status == OrderStatus.PAID
+    assert after.fulfilled_at is not None
+
+
+def test_set_status_changes_the_row_and_refreshes_the_object(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        assert set_status(order, OrderStatus.FAILED, error="Declined.") is True
+        db.session.commit()
+    after = get_order(app, public_id)
+    assert after.status == OrderStatus.FAILED
+    assert after.last_payment_error == "Declined."

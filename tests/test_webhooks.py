@@ -584,3 +584,21 @@ def test_refund_before_checkout_completion_is_retried(app, client):
     order = get_order(app, public_id)
     assert order.status == OrderStatus.REFUNDED
     assert order.amount_refunded == AMOUNT
+
+
+def test_late_partial_refund_from_a_stale_copy_never_lowers_the_refunded_total(app, client):
+    public_id = make_order(app, pi_id="pi_test_1")
+    post_event(client, succeeded_event(public_id))
+    partial = make_event("charge.refunded", charge("pi_test_1", amount=AMOUNT, refunded=500))
+    full = make_event("charge.refunded", charge("pi_test_1", amount=AMOUNT, refunded=AMOUNT))
+    with app.app_context():
+        stale = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        assert (stale.status, stale.amount_refunded) == (OrderStatus.PAID, 0)
+        with app.app_context():  # another worker processes the full refund first
+            assert webhooks.handler_for("charge.refunded")(full) == "processed"
+        # This worker's copy still says paid with nothing refunded.
+        assert webhooks.handler_for("charge.refunded")(partial) == "processed"
+        db.session.commit()
+    order = get_order(app, public_id)
+    assert order.amount_refunded == AMOUNT
+    assert order.status == OrderStatus.REFUNDED
