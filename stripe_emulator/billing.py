@@ -175,7 +175,7 @@ def create_subscription():
         raise core.missing("customer")
     customer = core.get(customer_id, "customer")
     if customer is None:
-        raise core.not_found(customer_id, "customer")
+        raise core.not_found(customer_id, "customer", "customer")
     raw_items = p.get("items")
     if not isinstance(raw_items, list) or not raw_items:
         raise core.missing("items")

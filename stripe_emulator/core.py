@@ -80,9 +80,15 @@ class StripeError(Exception):
             self.body.update(extra)
 
 
-def not_found(obj_id: str, param: str = "id") -> StripeError:
+# Stripe names most objects by their ``object`` value in 404s, but not all.
+_NOT_FOUND_NAMES = {"payment_method": "PaymentMethod"}
+
+
+def not_found(obj_id: str, type: str, param: str = "id") -> StripeError:
+    """Stripe's 404, e.g. ``No such customer: 'cus_x'`` (``type`` is the object's name)."""
+    name = _NOT_FOUND_NAMES.get(type, type)
     return StripeError(
-        f"No such {param}: '{obj_id}'", status=404, code="resource_missing", param=param
+        f"No such {name}: '{obj_id}'", status=404, code="resource_missing", param=param
     )
 
 
@@ -207,7 +213,7 @@ def get(obj_id: str | None, type: str | None = None) -> dict[str, Any] | None:
 def get_or_404(obj_id: str, type: str, param: str = "id") -> dict[str, Any]:
     obj = get(obj_id, type)
     if obj is None:
-        raise not_found(obj_id, param)
+        raise not_found(obj_id, type, param)
     return obj
 
 
@@ -252,6 +258,15 @@ def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
             last = i == len(parts) - 1
             if part == "":  # ``a[]=`` appends
                 part = str(len(node))
+            existing = node.get(part)
+            # ``metadata=`` and ``metadata[x]=1`` together: one name both a value and a hash.
+            if (last and isinstance(existing, dict)) or (
+                not last and existing is not None and not isinstance(existing, dict)
+            ):
+                name = parts[0] + "".join(f"[{p}]" for p in parts[1 : i + 1])
+                raise StripeError(
+                    f"Invalid hash: {name} was sent both as a value and as a hash.", param=name
+                )
             if last:
                 node[part] = value
             else:
@@ -273,7 +288,12 @@ def params() -> dict[str, Any]:
         pairs = list(request.args.items(multi=True))
         if request.method not in ("GET", "DELETE"):
             pairs += list(request.form.items(multi=True))
-        g.params = parse_form(pairs)
+        try:
+            g.params = parse_form(pairs)
+        except StripeError:
+            # Malformed parameters never start the request: Stripe keeps no idempotent answer.
+            g.idempotency_discard = True
+            raise
     return g.params
 
 
@@ -353,32 +373,44 @@ def authenticate(allow_publishable: bool = False) -> str:
 
 
 def expand(obj: Any, paths: list[str]) -> Any:
-    """Replace ids by their objects along dotted ``expand[]`` paths (``data.`` for lists)."""
+    """Replace ids by their objects along dotted ``expand[]`` paths (``data.`` for lists).
+
+    A path naming a field the object does not have (and no hook computes) is Stripe's 400.
+    """
     for path in paths:
-        obj = _expand_path(obj, path.split("."))
+        obj = _expand_path(obj, path.split("."), [])
     return obj
 
 
-def _expand_path(node: Any, parts: list[str]) -> Any:
+def cannot_expand(path: str) -> StripeError:
+    return StripeError(f"This property cannot be expanded ({path}).")
+
+
+def _expand_path(node: Any, parts: list[str], done: list[str]) -> Any:
     if not parts or node is None:
         return node
     if isinstance(node, dict) and node.get("object") == "list" and parts[0] == "data":
         node = dict(node)
-        node["data"] = [_expand_path(item, parts[1:]) for item in node["data"]]
-        return node
-    if not isinstance(node, dict):
+        node["data"] = [_expand_path(item, parts[1:], done) for item in node["data"]]
         return node
     head, rest = parts[0], parts[1:]
+    here = done + [head]
+    if isinstance(node, str):
+        return node  # an id whose object is gone: left as the id
+    if not isinstance(node, dict):
+        raise cannot_expand(".".join(here))
     node = dict(node)
     value = node.get(head)
     if isinstance(value, str):
         loaded = get(value)
         if loaded is not None:
             value = present(loaded)
-    elif value is None and head in _present_hooks:
+    elif value is None:
         # Includable fields that are not stored (a session's line_items, an invoice's payments).
         value = present_hook(head, node)
-    node[head] = _expand_path(value, rest)
+        if value is None and head not in node:
+            raise cannot_expand(".".join(here))
+    node[head] = _expand_path(value, rest, here)
     return node
 
 
@@ -429,16 +461,32 @@ def list_response(objs: list[dict[str, Any]], url: str):
     ids = [o["id"] for o in objs]
     if start:
         if start not in ids:
-            raise not_found(start, "starting_after")
-        objs = objs[ids.index(start) + 1 :]
+            raise _cursor_not_found(start, objs, "starting_after")
+        rest = objs[ids.index(start) + 1 :]
+        page, has_more = rest[:limit], len(rest) > limit
     elif end:
         if end not in ids:
-            raise not_found(end, "ending_before")
-        objs = objs[: ids.index(end)][-limit:]
-    page = objs[:limit]
-    paths = [x[len("data.") :] for x in (p.get("expand") or []) if x.startswith("data.")]
+            raise _cursor_not_found(end, objs, "ending_before")
+        # The page just before the cursor; more remain if anything precedes that page.
+        before = objs[: ids.index(end)]
+        page, has_more = before[-limit:], len(before) > limit
+    else:
+        page, has_more = objs[:limit], len(objs) > limit
+    paths = p.get("expand") or []
+    if isinstance(paths, str):
+        paths = [paths]
+    for path in paths:
+        if not path.startswith("data."):
+            raise cannot_expand(path)
+    paths = [x[len("data.") :] for x in paths]
     data = [expand(present(o), paths) for o in page]
-    return jsonify({"object": "list", "data": data, "has_more": len(objs) > limit, "url": url})
+    return jsonify({"object": "list", "data": data, "has_more": has_more, "url": url})
+
+
+def _cursor_not_found(obj_id: str, objs: list[dict[str, Any]], param: str) -> StripeError:
+    stored = get(obj_id)
+    type = (stored or (objs[0] if objs else {})).get("object", "object")
+    return not_found(obj_id, type, param)
 
 
 def list_of(objs: list[dict[str, Any]], url: str) -> dict[str, Any]:

@@ -393,7 +393,9 @@ def test_idempotent_replay_of_a_decline_replays_the_402(stripe_client):
     assert second.value.error.payment_intent.id == first.value.error.payment_intent.id
 
 
-def raw_post(url: str, data: dict, headers: dict[str, str]) -> tuple[int, dict, dict]:
+def raw_post(
+    url: str, data: dict | list[tuple[str, str]], headers: dict[str, str]
+) -> tuple[int, dict, dict]:
     """POST a form over plain HTTP; returns (status, headers, JSON body)."""
     body = urllib.parse.urlencode(data).encode()
     req = urllib.request.Request(url, data=body, headers=headers)
@@ -785,23 +787,59 @@ def test_fail_next_needs_the_secret_key(publishable_client):
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda c: c.v1.payment_intents.retrieve("pi_missing"),
-        lambda c: c.v1.charges.retrieve("ch_missing"),
-        lambda c: c.v1.refunds.retrieve("re_missing"),
-        lambda c: c.v1.customers.retrieve("cus_missing"),
-        lambda c: c.v1.products.retrieve("prod_missing"),
-        lambda c: c.v1.prices.retrieve("price_missing"),
-        lambda c: c.v1.payment_methods.retrieve("pm_missing"),
-        lambda c: new_pi(c, payment_method="pm_missing"),
+        (lambda c: c.v1.payment_intents.retrieve("pi_missing"), "payment_intent: 'pi_missing'"),
+        (lambda c: c.v1.charges.retrieve("ch_missing"), "charge: 'ch_missing'"),
+        (lambda c: c.v1.refunds.retrieve("re_missing"), "refund: 're_missing'"),
+        (lambda c: c.v1.customers.retrieve("cus_missing"), "customer: 'cus_missing'"),
+        (lambda c: c.v1.products.retrieve("prod_missing"), "product: 'prod_missing'"),
+        (lambda c: c.v1.prices.retrieve("price_missing"), "price: 'price_missing'"),
+        (lambda c: c.v1.payment_methods.retrieve("pm_missing"), "PaymentMethod: 'pm_missing'"),
+        (lambda c: new_pi(c, payment_method="pm_missing"), "PaymentMethod: 'pm_missing'"),
+        (
+            lambda c: c.v1.checkout.sessions.retrieve("cs_test_missing"),
+            "checkout.session: 'cs_test_missing'",
+        ),
     ],
 )
-def test_missing_objects_are_404_resource_missing(stripe_client, call):
+def test_missing_objects_are_404_resource_missing(stripe_client, call, message):
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
         call(stripe_client)
     assert excinfo.value.http_status == 404
     assert excinfo.value.code == "resource_missing"
+    assert excinfo.value.user_message == f"No such {message}"
+
+
+def test_value_and_hash_for_one_param_is_a_400(emulator_url):
+    url = f"{emulator_url}/v1/customers"
+    auth = {"Authorization": "Bearer sk_test_x"}
+    both = [("metadata", ""), ("metadata[x]", "1")]
+    for pairs in (both, both[::-1]):
+        status, _, body = raw_post(url, pairs, auth)
+        assert status == 400, body
+        assert body["error"]["type"] == "invalid_request_error"
+        assert body["error"]["param"] == "metadata"
+
+
+def test_unknown_expansions_are_refused(stripe_client):
+    pi = new_pi(stripe_client, payment_method="pm_card_visa", confirm=True)
+    for expand in (["bogus"], ["latest_charge.bogus"], ["amount.currency"]):
+        with pytest.raises(stripe.InvalidRequestError) as excinfo:
+            stripe_client.v1.payment_intents.retrieve(pi.id, params={"expand": expand})
+        assert excinfo.value.http_status == 400
+        assert "cannot be expanded" in excinfo.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        stripe_client.v1.payment_intents.list(params={"expand": ["data.bogus"]})
+    assert excinfo.value.user_message == "This property cannot be expanded (bogus)."
+    # A session's line_items are computed, not stored: still not a PaymentIntent field.
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.payment_intents.retrieve(pi.id, params={"expand": ["line_items"]})
+    # Known fields still expand, including ones that are null.
+    full = stripe_client.v1.payment_intents.retrieve(
+        pi.id, params={"expand": ["latest_charge", "customer"]}
+    )
+    assert full.latest_charge.object == "charge" and full.customer is None
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -900,6 +938,24 @@ def test_price_list_pagination(stripe_client):
     page2 = stripe_client.v1.prices.list(params={"limit": 2, "starting_after": page.data[-1].id})
     assert [p.id for p in page2.data] == ids[::-1][2:4]
     assert [p.id for p in stripe_client.v1.prices.list().auto_paging_iter()] == ids[::-1]
+
+
+def test_ending_before_pages_back_with_has_more(stripe_client):
+    product = stripe_client.v1.products.create(params={"name": "P"})
+    newest_first = [
+        stripe_client.v1.prices.create(
+            params={"product": product.id, "unit_amount": n, "currency": "usd"}
+        ).id
+        for n in range(1, 6)
+    ][::-1]
+    page = stripe_client.v1.prices.list(params={"limit": 2, "ending_before": newest_first[4]})
+    assert [p.id for p in page.data] == newest_first[2:4] and page.has_more
+    page = stripe_client.v1.prices.list(params={"limit": 2, "ending_before": newest_first[2]})
+    assert [p.id for p in page.data] == newest_first[0:2] and not page.has_more
+    everything = stripe_client.v1.prices.list(
+        params={"limit": 10, "ending_before": newest_first[4]}
+    )
+    assert [p.id for p in everything.data] == newest_first[:4] and not everything.has_more
 
 
 def test_customers(stripe_client, emulator_app):

@@ -425,3 +425,15 @@ def test_subscription_session_with_price_data(stripe_client, emulator_url):
     assert item.quantity == 2
     assert item.current_period_end - item.current_period_start == 14 * 86400
     assert latest_invoice(stripe_client, sub).amount_paid == 800
+
+
+def test_invoice_expansions_are_checked_against_its_fields(stripe_client, emulator_url):
+    sub = subscribe(stripe_client, emulator_url)
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        stripe_client.v1.invoices.retrieve(sub.latest_invoice, {"expand": ["subscription"]})
+    assert excinfo.value.http_status == 400
+    assert excinfo.value.user_message == "This property cannot be expanded (subscription)."
+    invoice = stripe_client.v1.invoices.retrieve(
+        sub.latest_invoice, {"expand": ["payments", "customer"]}
+    )
+    assert invoice.customer.id == sub.customer and invoice.payments.data
