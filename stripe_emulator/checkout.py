@@ -3,11 +3,12 @@
 A session is created ``open``/``unpaid`` with ``url`` = ``<base>/c/pay/<cs_id>`` (the page
 lives in ``browser.py``).  The page reads ``GET /v1/payment_pages/<cs_id>`` and pays with
 ``POST /v1/payment_pages/<cs_id>/confirm``: in payment mode a PaymentIntent is created and
-confirmed; in subscription mode a customer is found or created, the card attached and the
-first invoice charged before the subscription is started.  A card that needs 3-D Secure
-answers ``requires_action``; the session completes when that PaymentIntent later succeeds
-(``payment_intent.succeeded`` listener).  Line items are not stored on the session's public
-fields but computed for ``expand[]=line_items``, as Stripe does.
+confirmed; in subscription mode a customer is found or created and the first invoice
+charged (the card is attached to the customer when that succeeds) before the subscription
+is started.  A card that needs 3-D Secure answers ``requires_action``; the session completes
+when that PaymentIntent later succeeds (``payment_intent.succeeded`` listener).  Line items
+are not stored on the session's public fields but computed for ``expand[]=line_items``, as
+Stripe does.
 """
 
 from __future__ import annotations
@@ -526,7 +527,11 @@ def _payment_mode_intent(
 def _subscription_mode_intent(
     session: dict[str, Any], pm: dict[str, Any], details: dict[str, Any]
 ) -> dict[str, Any]:
-    """Find or create the customer, attach the card, and prepare the first invoice's charge."""
+    """Find or create the customer and prepare the first invoice's charge.
+
+    The card is saved to the customer only once it is charged (``setup_future_usage``), so a
+    declined card is not left attached.
+    """
     from . import api, payments
 
     customer_id = session.get("customer") or session.get("_customer")
@@ -536,7 +541,6 @@ def _subscription_mode_intent(
         # Kept so that a retry after a declined card reuses the same customer.
         session["_customer"] = customer_id
         core.save(session)
-    payments.attach_payment_method(pm, customer_id)
     return payments.create_payment_intent(
         {
             "amount": session["amount_total"],

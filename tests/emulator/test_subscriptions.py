@@ -154,6 +154,19 @@ def test_declined_first_payment_creates_no_subscription(stripe_client, emulator_
     assert event_types(stripe_client).count("customer.created") == 1
 
 
+def test_declined_card_is_not_saved_to_the_customer(stripe_client, emulator_url):
+    session = subscription_session(stripe_client)
+    status, body = pay(emulator_url, session.id, "4000000000000002")
+    assert status == 402, body
+    (customer,) = stripe_client.v1.customers.list().data
+    assert stripe_client.v1.payment_methods.list({"customer": customer.id}).data == []
+    status, body = pay(emulator_url, session.id)
+    assert status == 200, body
+    saved = stripe_client.v1.payment_methods.list({"customer": customer.id}).data
+    assert [pm.card.last4 for pm in saved] == ["4242"]
+    assert event_types(stripe_client).count("payment_method.attached") == 1
+
+
 def test_3ds_card_starts_subscription_after_authentication(stripe_client, emulator_url):
     session = subscription_session(stripe_client)
     status, body = pay(emulator_url, session.id, "4000002500003155")
