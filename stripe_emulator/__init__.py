@@ -93,7 +93,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.post("/_emulator/reset")
     def reset():
-        """Forget every object (tests and `make run --reset` use this)."""
+        """``POST /_emulator/reset``: forget every object (``python -m stripe_emulator --reset``
+        does the same at start-up)."""
         core.authenticate()
         core.reset_store()
         return {"reset": True}
