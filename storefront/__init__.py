@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
 from .config import load_settings, production_problem, settings_problem
@@ -46,6 +47,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.getLogger("stripe").setLevel(logging.WARNING)
 
     db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            # SQLite ignores foreign keys unless each connection turns them on.
+            event.listen(db.engine, "connect", _enable_sqlite_foreign_keys)
     migrate.init_app(
         app, db, directory=os.path.join(app.root_path, "..", "migrations"), render_as_batch=True
     )
@@ -89,3 +94,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return render_template(template, reason=err.description, code=err.code), err.code
 
     return app
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -25,11 +25,9 @@ from flask import (
 from sqlalchemy import select
 
 from .extensions import db
-from .models import Price, Product
+from .models import MAX_QUANTITY, Price, Product
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
-
-MAX_QUANTITY = 99
 
 # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then rejects.
 # Nine digits keep ids well inside SQLite's 64-bit integers.

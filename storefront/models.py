@@ -6,10 +6,14 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+
+
+# At most this many of one item per order line (the cart enforces it, the database too).
+MAX_QUANTITY = 99
 
 
 def utcnow() -> datetime:
@@ -48,6 +52,9 @@ class Product(db.Model):
 
 
 class Price(db.Model):
+    # Constraint names get the "ck_<table>_" prefix from the naming convention.
+    __table_args__ = (CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), index=True)
     currency: Mapped[str] = mapped_column(String(3))
@@ -99,6 +106,14 @@ PAYABLE_STATUSES = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING, Order
 
 
 class Order(db.Model):
+    __table_args__ = (
+        CheckConstraint("amount_total >= 0", name="amount_total_not_negative"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s.value}'" for s in OrderStatus) + ")",
+            name="status_known",
+        ),
+    )
+
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     email: Mapped[str | None] = mapped_column(String(320))
@@ -133,6 +148,11 @@ class Order(db.Model):
 
 
 class OrderItem(db.Model):
+    __table_args__ = (
+        CheckConstraint(f"quantity BETWEEN 1 AND {MAX_QUANTITY}", name="quantity_in_range"),
+        CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+    )
+
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
     # Links back to the catalog (kept nullable: the snapshot below is what was sold).
