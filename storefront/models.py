@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
-
 # At most this many of one item per order line (the cart enforces it, the database too).
 MAX_QUANTITY = 99
 
