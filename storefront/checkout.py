@@ -8,8 +8,10 @@ order and intent are updated to the new amount (see the README for why).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from flask import (
 )
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import payments
 from .cart import Cart, CartError
@@ -38,6 +41,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
 SESSION_KEY = "checkout_order"
+# A random token the session gets with its first cart item; the order made for that cart
+# keeps it in the unique ``Order.checkout_token``, so simultaneous checkouts (a double
+# click, two tabs) of one cart find one order instead of making two.
+TOKEN_KEY = "checkout_token"
+# How many finished orders of one browser session the token chain follows (see below).
+MAX_TOKEN_STEPS = 20
 # Deliberately simple: the browser validates too, and Stripe rejects what is not a mailbox.
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED)
@@ -99,39 +108,94 @@ def current_order() -> Order | None:
     return db.session.scalar(select(Order).where(Order.public_id == public_id))
 
 
+def new_checkout_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@bp.after_app_request
+def give_the_cart_a_checkout_token(response):
+    """The response that first writes a cart item also gives the session its token, so
+    the token exists before any page shows a Checkout button, and every request of this
+    browser's checkout carries the same one (the cookie is written by this response)."""
+    if (
+        request.endpoint != "static"
+        and (session.get("cart") or {}).get("items")
+        and not session.get(TOKEN_KEY)
+    ):
+        session[TOKEN_KEY] = new_checkout_token()
+    return response
+
+
+def next_checkout_token(token: str, finished: Order) -> str:
+    """The token for the order after ``finished`` (paid, canceled, ...): derived rather
+    than random, so simultaneous requests that both find it finished agree on one."""
+    return hashlib.sha256(f"{token}:{finished.public_id}".encode()).hexdigest()[:43]
+
+
+def is_open(order: Order) -> bool:
+    """Can this order still be paid here (unpaid, and not a Stripe Checkout order)?"""
+    return order.status in OPEN_STATUSES and order.stripe_checkout_session_id is None
+
+
+def order_for_token(cart: Cart) -> Order:
+    """The open order holding this browser's checkout token, made from ``cart`` if none.
+
+    The unique token decides: of simultaneous requests, one INSERT wins and the others,
+    refused by the database, load its order. Commits; remembers the order in the session.
+    """
+    token = session.get(TOKEN_KEY) or new_checkout_token()
+    for _ in range(MAX_TOKEN_STEPS):
+        order = db.session.scalar(select(Order).where(Order.checkout_token == token))
+        if order is None:
+            order = create_order_from_cart(cart)
+            order.checkout_token = token
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                continue  # a simultaneous request made it just now: load that one
+            log.info("order %s created for checkout", order.public_id)
+        elif not is_open(order):
+            token = next_checkout_token(token, order)
+            continue
+        session[TOKEN_KEY] = token
+        session[SESSION_KEY] = order.public_id
+        return order
+    raise RuntimeError("checkout token chain too long")
+
+
 def prepare_order(cart: Cart) -> tuple[Order, Any]:
     """The order and its PaymentIntent for this cart, reusing them whenever possible."""
     order = current_order()
-    if order is not None and (
-        order.status not in OPEN_STATUSES or order.stripe_checkout_session_id is not None
-    ):
-        order = None  # paid, processing or canceled: a new purchase makes a new order
+    if order is None or not is_open(order):
+        # None yet, or paid, processing or canceled: a new purchase makes a new order.
+        order = order_for_token(cart)
     intent = None
-    if order is not None and order.stripe_payment_intent_id:
+    if order.stripe_payment_intent_id:
         intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id)
         if intent.status in ("succeeded", "processing"):
             return order, intent  # the caller sends the customer to the order page
         if intent.status == "canceled":
-            order, intent = None, None
-        elif not order_matches_cart(order, cart):
-            if intent.status in ("requires_payment_method", "requires_confirmation"):
-                refill_order(order, cart)
-                intent = payments.update_payment_intent(
-                    intent.id, amount=order.amount_total, currency=order.currency
-                )
-                set_status(order, OrderStatus.PENDING)
-                db.session.commit()
-                log.info("order %s: cart changed, amount now %s", order.public_id, intent.amount)
-            else:
-                # Mid-authentication: leave that attempt alone and start a new order.
-                payments.cancel_payment_intent(intent.id)
-                set_status(order, OrderStatus.CANCELED)
-                db.session.commit()
-                order, intent = None, None
-    if order is None:
-        order = create_order_from_cart(cart)
-        db.session.commit()
-        session[SESSION_KEY] = order.public_id
+            order, intent = _replace(order, cart, "its payment was canceled"), None
+    if intent is None:
+        if not order_matches_cart(order, cart):
+            # Unpaid and no intent yet (e.g. creating it failed): the order follows the cart.
+            refill_order(order, cart)
+            db.session.commit()
+            log.info("order %s: cart changed, amount now %s", order.public_id, order.amount_total)
+    elif not order_matches_cart(order, cart):
+        if intent.status in ("requires_payment_method", "requires_confirmation"):
+            refill_order(order, cart)
+            intent = payments.update_payment_intent(
+                intent.id, amount=order.amount_total, currency=order.currency
+            )
+            set_status(order, OrderStatus.PENDING)
+            db.session.commit()
+            log.info("order %s: cart changed, amount now %s", order.public_id, intent.amount)
+        else:
+            # Mid-authentication: leave that attempt alone and start a new order.
+            payments.cancel_payment_intent(intent.id)
+            order, intent = _replace(order, cart, "the cart changed during authentication"), None
     if intent is None:
         intent = payments.create_payment_intent(order)
         order.stripe_payment_intent_id = intent.id
@@ -140,6 +204,14 @@ def prepare_order(cart: Cart) -> tuple[Order, Any]:
         set_status(order, OrderStatus.PENDING)
     db.session.commit()
     return order, intent
+
+
+def _replace(order: Order, cart: Cart, reason: str) -> Order:
+    """Cancel ``order`` (unless it moved on meanwhile) and return the cart's next order."""
+    if set_status(order, OrderStatus.CANCELED):
+        log.info("order %s canceled: %s", order.public_id, reason)
+    db.session.commit()
+    return order_for_token(cart)
 
 
 @bp.route("/", methods=["GET", "POST"])

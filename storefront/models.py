@@ -128,6 +128,9 @@ class Order(db.Model):
     amount_refunded: Mapped[int] = mapped_column(default=0)
     fulfilled_at: Mapped[datetime | None] = mapped_column(default=None)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
+    # The browser's cart token (from its session) for a Payment Element order: the unique
+    # index makes two simultaneous checkouts of one cart find one order, not make two.
+    checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
@@ -181,7 +184,9 @@ class WebhookEvent(db.Model):
     stripe_created: Mapped[int]  # the event's `created` (unix seconds)
     api_version: Mapped[str | None] = mapped_column(String(40))
     payload: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)  # first delivery
+    # Start of the latest processing attempt (what "crashed" is measured from).
+    attempted_at: Mapped[datetime | None] = mapped_column(default=None)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
     # None while being processed; then "processed" | "ignored" | "failed".
     outcome: Mapped[str | None] = mapped_column(String(20), index=True)

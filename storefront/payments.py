@@ -9,6 +9,7 @@ and request ids, never keys, client secrets or card data.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,6 +373,12 @@ def payment_intent_key(order: Any) -> str:
     return idempotency_key("order", order.public_id, "payment_intent")
 
 
+# Stripe answers 409 while another request with the same idempotency key is still running
+# (two tabs checking out one order at once). The SDK retries that only when network retries
+# are on, so the create waits for the other request's answer here: seconds between tries.
+IN_PROGRESS_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6)
+
+
 def create_payment_intent(order: Any) -> Any:
     """The order's PaymentIntent: amount and currency from the order, never the browser."""
     params: dict[str, Any] = {
@@ -383,12 +390,16 @@ def create_payment_intent(order: Any) -> Any:
     }
     if order.email:
         params["receipt_email"] = order.email
-    pi = call(
-        "payment intent create",
-        client().v1.payment_intents.create,
-        params=params,
-        options={"idempotency_key": payment_intent_key(order)},
-    )
+    for wait in (*IN_PROGRESS_WAITS, None):
+        try:
+            pi = client().v1.payment_intents.create(
+                params=params, options={"idempotency_key": payment_intent_key(order)}
+            )
+            break
+        except stripe.StripeError as err:
+            if err.http_status != 409 or wait is None:
+                raise translate(err, "payment intent create") from err
+            time.sleep(wait)
     log.info("order %s: payment intent %s", order.public_id, pi.id)
     return pi
 

@@ -6,8 +6,10 @@ import contextlib
 import logging
 import re
 import socket
+import threading
 
 import pytest
+import requests
 import stripe
 from sqlalchemy import func, select
 
@@ -284,3 +286,84 @@ def test_query_hints_alone_never_show_paid(stripe_app, checkout_client):
 
 def test_unknown_order_is_404(client):
     assert client.get("/orders/nope").status_code == 404
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> dict[str, str]:
+    """A browser's cookies after putting one item in its cart on the live shop."""
+    browser = requests.Session()
+    page = browser.get(live_shop.url + "/cart/").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    with live_shop.app.app_context():
+        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == lookup_key))
+    response = browser.post(
+        live_shop.url + "/cart/add",
+        data={"price_id": pid, "quantity": "1", "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert response.status_code == 303
+    return browser.cookies.get_dict()
+
+
+def test_simultaneous_checkouts_of_one_cart_make_one_order_and_one_intent(live_shop):
+    cookies = live_cart(live_shop)  # a double click / two tabs: the same cookie
+    barrier = threading.Barrier(4)
+    answers: list[tuple[int, str]] = []
+
+    def checkout():
+        barrier.wait()
+        response = requests.get(
+            live_shop.url + "/checkout/", cookies=cookies, allow_redirects=False, timeout=30
+        )
+        answers.append((response.status_code, response.text))
+
+    threads = [threading.Thread(target=checkout) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [status for status, _ in answers] == [200] * 4
+    order = only_order(live_shop.app)
+    assert order.checkout_token
+    with live_shop.app.app_context():
+        intents = payments.client().v1.payment_intents.list(params={"limit": 100})
+    assert [pi.id for pi in intents.data] == [order.stripe_payment_intent_id]
+    assert {client_secret_in(page) for _, page in answers} == {intents.data[0].client_secret}
+
+
+# --------------------------------------------------------------------------- cart changes
+
+
+def fail_next(emulator, status: int = 500, count: int = 1) -> None:
+    """The emulator answers the next ``count`` API requests with ``status``."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        emulator.url + "/_emulator/fail_next",
+        data=f"status={status}&count={count}".encode(),
+        headers={"Authorization": "Bearer sk_test_emulator"},
+    )
+    urllib.request.urlopen(request).close()
+
+
+def test_cart_change_after_a_failed_intent_create_is_not_ignored(
+    stripe_app, checkout_client, emulator
+):
+    fail_next(emulator, 500)
+    failed = checkout_client.get("/checkout/", follow_redirects=True)
+    assert payments.UNAVAILABLE in failed.get_data(as_text=True)
+    first = only_order(stripe_app)
+    assert first.stripe_payment_intent_id is None  # the order exists, its intent does not
+    add(checkout_client, stripe_app, "stoneware-mug-usd", 2)
+    page = checkout_client.get("/checkout/")
+    assert page.status_code == 200
+    order = only_order(stripe_app)
+    assert order.public_id == first.public_id
+    with stripe_app.app_context():
+        prices = dict(db.session.execute(select(Price.lookup_key, Price.unit_amount)).all())
+    expected = prices["ethiopia-yirgacheffe-usd"] * 2 + prices["stoneware-mug-usd"] * 3
+    assert order.amount_total == expected
+    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == expected
+    assert client_secret_in(page.get_data(as_text=True))
