@@ -45,6 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # The SDK logs every request at INFO; our own log lines carry the ids that matter.
     logging.getLogger("stripe").setLevel(logging.WARNING)
+    from .logging_filters import install as install_log_redaction  # before db.init_app
+
+    install_log_redaction(app)
 
     db.init_app(app)
     with app.app_context():
