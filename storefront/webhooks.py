@@ -220,12 +220,42 @@ def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
         db.session.commit()
     except PermanentFailure as err:
         db.session.rollback()
-        return FAILED, f"permanent: {err}"[:1000]
+        return FAILED, "permanent: " + _first_line(err)
     except Exception as err:
         db.session.rollback()
-        log.exception("stripe event %s: handler %s failed", field(event, "id"), _qualname(handler))
-        return FAILED, f"{type(err).__name__}: {err}"[:1000]
+        # The traceback (and a database error's SQL) only for whoever turns on DEBUG; the
+        # stored error and the event's log line get the class and the message's first line.
+        log.debug(
+            "stripe event %s: handler %s failed",
+            field(event, "id"),
+            _qualname(handler),
+            exc_info=True,
+        )
+        return FAILED, error_summary(err)
     return outcome, None
+
+
+# How much of an exception's message is stored and logged for a failed event.
+ERROR_SUMMARY_CHARS = 200
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > ERROR_SUMMARY_CHARS:
+        text = text[: ERROR_SUMMARY_CHARS - 3] + "..."
+    return text
+
+
+def error_summary(err: BaseException) -> str:
+    """``ClassName: first line of the message``, at most one short line.
+
+    A database error's message goes on with the SQL and ``[parameters: ...]`` (payload
+    values, emails) on further lines, and a message may quote the payload; neither belongs
+    in the events table or the log.
+    """
+    first = _first_line(err)
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def _metadata_order_id(event: Any) -> str | None:

@@ -602,3 +602,44 @@ def test_late_partial_refund_from_a_stale_copy_never_lowers_the_refunded_total(a
     order = get_order(app, public_id)
     assert order.amount_refunded == AMOUNT
     assert order.status == OrderStatus.REFUNDED
+
+
+MARKER = "marker-4242-payload-value"
+
+
+@pytest.mark.parametrize("failure", ["database", "message"])
+def test_failed_event_logs_one_short_line_without_payload_data(
+    app, client, monkeypatch, caplog, failure
+):
+    public_id = make_order(app, pi_id="pi_test_1")
+
+    def broken(evt):
+        if failure == "database":
+            # A unique clash on an INSERT that carries payload data (SQL + parameters).
+            for _ in range(2):
+                db.session.add(
+                    OutboxMessage(
+                        kind="x", to_email=MARKER, subject=MARKER, body=MARKER, dedup_key="k"
+                    )
+                )
+            db.session.flush()
+        raise ValueError(f"could not use the event:\n{MARKER}")
+
+    monkeypatch.setitem(webhooks._handlers, "payment_intent.succeeded", broken)
+    monkeypatch.setattr(logging.getLogger("storefront.webhooks"), "disabled", False)
+    caplog.set_level(logging.DEBUG, logger="storefront.webhooks")
+    event = succeeded_event(public_id)
+    assert post_event(client, event).status_code == 500
+
+    records = [r for r in caplog.records if r.name == "storefront.webhooks"]
+    [line] = [r for r in records if r.levelno >= logging.INFO]
+    assert line.levelno == logging.WARNING
+    message = line.getMessage()
+    assert event["id"] in message and "outcome=failed" in message
+    assert "\n" not in message and MARKER not in message
+    expected = "IntegrityError" if failure == "database" else "ValueError: could not use"
+    assert f"error={expected}" in message
+    error = stored(app, event["id"]).error
+    assert "\n" not in error and MARKER not in error and len(error) <= 250
+    # The traceback is still there for whoever turns on DEBUG.
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in records)
