@@ -12,7 +12,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import url_for
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -241,10 +240,10 @@ def _outbox(kind: str, to_email: str, subject: str, body: str, dedup_key: str) -
 
 
 def _account_link() -> str:
-    try:
-        return url_for("account.show", _external=True)
-    except RuntimeError:  # outside a request (reconcile): a relative link will do
-        return "/account"
+    """The My account link for notices: from ``SHOP_BASE_URL``, like every link we mail."""
+    from .hosted_checkout import external_url
+
+    return external_url("account.show")
 
 
 def _invoice_subscription_id(invoice: Any) -> str | None:

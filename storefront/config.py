@@ -89,4 +89,6 @@ def production_problem(config: dict) -> str | None:
             return f"{name} is not set"
     if str(config["STRIPE_SECRET_KEY"]).startswith("pk_"):
         return "STRIPE_SECRET_KEY holds a publishable key"
+    if not config.get("SHOP_BASE_URL"):
+        return "SHOP_BASE_URL is not set (links in e-mails must not come from the Host header)"
     return None

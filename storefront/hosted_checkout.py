@@ -12,7 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from . import billing, payments, webhooks
@@ -51,11 +59,19 @@ class AlreadyPaid(Exception):
 
 
 def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL for Stripe to redirect to (``SHOP_BASE_URL`` behind a proxy)."""
+    """An absolute URL of this shop: for Stripe to redirect to, and for links in e-mails.
+
+    Built from ``SHOP_BASE_URL`` whenever it is set (production requires it), so a forged
+    ``Host`` header can never put another site into a sign-in link. Only without it
+    (development, tests) does the request's own address count; outside a request, and
+    without it, the bare path is all we know.
+    """
     base = current_app.config.get("SHOP_BASE_URL")
     if base:
-        return base.rstrip("/") + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
+        return str(base).rstrip("/") + current_app.url_map.bind("").build(endpoint, values)
+    if has_request_context():
+        return url_for(endpoint, _external=True, **values)
+    return current_app.url_map.bind("").build(endpoint, values)
 
 
 def success_url(order: Order) -> str:

@@ -8,6 +8,7 @@ PRODUCTION = {
     "STRIPE_SECRET_KEY": "sk_test_123",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_123",
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
+    "SHOP_BASE_URL": "https://shop.example.com",
 }
 
 
