@@ -172,11 +172,15 @@ def prepare_order(cart: Cart) -> tuple[Order, Any]:
         order = order_for_token(cart)
     intent = None
     if order.stripe_payment_intent_id:
-        intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id)
-        if intent.status in ("succeeded", "processing"):
-            return order, intent  # the caller sends the customer to the order page
-        if intent.status == "canceled":
-            order, intent = _replace(order, cart, "its payment was canceled"), None
+        try:
+            intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id)
+        except payments.IntentUnusable:
+            order = _replace(order, cart, "Stripe no longer has its payment intent")
+        else:
+            if intent.status in ("succeeded", "processing"):
+                return order, intent  # the caller sends the customer to the order page
+            if intent.status == "canceled":
+                order, intent = _replace(order, cart, "its payment was canceled"), None
     if intent is None:
         if not order_matches_cart(order, cart):
             # Unpaid and no intent yet (e.g. creating it failed): the order follows the cart.
@@ -197,7 +201,13 @@ def prepare_order(cart: Cart) -> tuple[Order, Any]:
             payments.cancel_payment_intent(intent.id)
             order, intent = _replace(order, cart, "the cart changed during authentication"), None
     if intent is None:
-        intent = payments.create_payment_intent(order)
+        try:
+            intent = payments.create_payment_intent(order)
+        except payments.IntentUnusable:
+            # Retrying cannot help (the key is taken for other parameters): a new order
+            # has a new key. The old one was never shown to the customer with an intent.
+            order = _replace(order, cart, "Stripe refused to create its payment intent")
+            intent = payments.create_payment_intent(order)
         order.stripe_payment_intent_id = intent.id
     # Back on the checkout page after a decline: a new attempt (the state machine allows it).
     if order.status == OrderStatus.FAILED:

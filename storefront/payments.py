@@ -379,17 +379,35 @@ def payment_intent_key(order: Any) -> str:
 IN_PROGRESS_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 
-def create_payment_intent(order: Any) -> Any:
-    """The order's PaymentIntent: amount and currency from the order, never the browser."""
-    params: dict[str, Any] = {
+class IntentUnusable(PaymentError):
+    """The order's PaymentIntent cannot be had: Stripe refused its create (the key was
+    used with other parameters) or no longer knows the stored one. Checkout gives up on
+    that order and starts a new one."""
+
+
+def payment_intent_params(order: Any) -> dict[str, Any]:
+    """What the create sends: only what the order's items fix (amount, currency, ids).
+
+    Retrying with the same key must send the very same parameters, or Stripe refuses it;
+    so nothing that can change without the items changing (the receipt email) goes in
+    here: it is set with an update afterwards.
+    """
+    return {
         "amount": order.amount_total,
         "currency": order.currency,
         "automatic_payment_methods": {"enabled": True},
         "metadata": {"order_id": order.public_id},
         "description": f"Order {order.public_id[:8]}",
     }
-    if order.email:
-        params["receipt_email"] = order.email
+
+
+def create_payment_intent(order: Any) -> Any:
+    """The order's PaymentIntent: amount and currency from the order, never the browser.
+
+    Raises ``IntentUnusable`` when Stripe has this order's key with other parameters (an
+    earlier create reached Stripe, its answer was lost, then the cart changed).
+    """
+    params = payment_intent_params(order)
     for wait in (*IN_PROGRESS_WAITS, None):
         try:
             pi = client().v1.payment_intents.create(
@@ -397,21 +415,40 @@ def create_payment_intent(order: Any) -> Any:
             )
             break
         except stripe.StripeError as err:
-            if err.http_status != 409 or wait is None:
-                raise translate(err, "payment intent create") from err
-            time.sleep(wait)
+            if err.http_status == 409 and wait is not None:
+                time.sleep(wait)
+                continue
+            if isinstance(err, stripe.IdempotencyError):
+                log.warning(
+                    "order %s: payment intent key already used with other parameters request_id=%s",
+                    order.public_id,
+                    err.request_id,
+                )
+                raise IntentUnusable(GENERIC, kind="invalid") from err
+            raise translate(err, "payment intent create") from err
     log.info("order %s: payment intent %s", order.public_id, pi.id)
+    if order.email and field(pi, "receipt_email") != order.email:
+        pi = update_payment_intent(pi.id, receipt_email=order.email)
     return pi
 
 
 def retrieve_payment_intent(payment_intent_id: str, *, with_charge: bool = False) -> Any:
+    """The PaymentIntent as Stripe has it now; ``IntentUnusable`` if Stripe has none by
+    that id (e.g. the shop was pointed at another Stripe account)."""
     params = {"expand": ["latest_charge"]} if with_charge else None
-    return call(
-        "payment intent retrieve",
-        client().v1.payment_intents.retrieve,
-        payment_intent_id,
-        params=params,
-    )
+    try:
+        return client().v1.payment_intents.retrieve(payment_intent_id, params=params)
+    except stripe.InvalidRequestError as err:
+        if err.http_status == 404 and err.code == "resource_missing":
+            log.warning(
+                "payment intent %s not found at Stripe request_id=%s",
+                payment_intent_id,
+                err.request_id,
+            )
+            raise IntentUnusable(GENERIC, kind="invalid") from err
+        raise translate(err, "payment intent retrieve") from err
+    except stripe.StripeError as err:
+        raise translate(err, "payment intent retrieve") from err
 
 
 def update_payment_intent(payment_intent_id: str, **fields: Any) -> Any:

@@ -367,3 +367,78 @@ def test_cart_change_after_a_failed_intent_create_is_not_ignored(
     assert order.amount_total == expected
     assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == expected
     assert client_secret_in(page.get_data(as_text=True))
+
+
+# --------------------------------------------------------------------------- lost answers
+
+
+def create_intent_answer_lost(app, order: Order) -> str:
+    """What a create that reached Stripe but whose answer never came back leaves: an
+    intent at Stripe under the order's key, and no id on the order."""
+    with app.test_request_context():
+        pi = payments.create_payment_intent(db.session.get(Order, order.id))
+    return pi.id
+
+
+def test_email_saved_after_a_lost_create_answer_does_not_block_checkout(
+    stripe_app, checkout_client, emulator
+):
+    fail_next(emulator, 500)
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    lost = create_intent_answer_lost(stripe_app, order)
+    saved = checkout_client.post(f"/checkout/{order.public_id}/email", json={"email": "a@b.co"})
+    assert saved.status_code == 200
+    page = checkout_client.get("/checkout/")
+    assert page.status_code == 200
+    after = only_order(stripe_app)
+    # The same key with the same parameters replays the lost answer: that very intent.
+    assert after.stripe_payment_intent_id == lost
+    intent = stripe_intent(stripe_app, lost)
+    assert intent.receipt_email == "a@b.co"
+    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+
+
+def test_intent_create_refused_for_its_key_starts_a_new_order(
+    stripe_app, checkout_client, emulator
+):
+    fail_next(emulator, 500)
+    checkout_client.get("/checkout/")
+    first = only_order(stripe_app)
+    create_intent_answer_lost(stripe_app, first)
+    add(checkout_client, stripe_app, "stoneware-mug-usd", 1)  # the amount changes
+    page = checkout_client.get("/checkout/")
+    assert page.status_code == 200
+    with stripe_app.app_context():
+        old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert old.status == OrderStatus.CANCELED
+        assert new.status == OrderStatus.PENDING
+        intent = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
+        assert intent.amount == new.amount_total
+        assert intent.metadata["order_id"] == new.public_id
+        new_id = new.public_id
+    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+    # The session follows the new order, and reloading keeps it.
+    assert checkout_client.post(f"/checkout/{new_id}/email", json={"email": "a@b.co"}).is_json
+    assert checkout_client.get("/checkout/").status_code == 200
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 2
+
+
+def test_stored_intent_unknown_to_stripe_starts_a_new_order(stripe_app, checkout_client):
+    checkout_client.get("/checkout/")
+    first = only_order(stripe_app)
+    with stripe_app.app_context():
+        # e.g. the shop was pointed at another Stripe account since.
+        db.session.get(Order, first.id).stripe_payment_intent_id = "pi_unknown_here"
+        db.session.commit()
+    page = checkout_client.get("/checkout/")
+    assert page.status_code == 200
+    with stripe_app.app_context():
+        old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert (old.status, new.status) == (OrderStatus.CANCELED, OrderStatus.PENDING)
+        intent = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
+    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+    assert checkout_client.get("/checkout/").status_code == 200
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 2
