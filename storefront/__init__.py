@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException
 
-from .config import load_settings, production_problem, settings_problem
+from .config import database_uri, load_settings, production_problem, settings_problem
 from .extensions import csrf, db, migrate
 
 
@@ -30,7 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     problem = settings_problem(app.config)  # test_config may override what was checked
     if problem:
         raise SystemExit(f"Refusing to start: {problem}.")
-    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
     if not app.debug and not app.testing:

@@ -80,6 +80,18 @@ def load_settings(instance_path: str, env_file: str | os.PathLike[str] | None = 
     return settings
 
 
+def database_uri(url: str) -> str:
+    """SQLAlchemy's URI for ``DATABASE_URL``: PostgreSQL URLs use psycopg 3 (installed).
+
+    Hosting platforms hand out ``postgres://`` or ``postgresql://`` URLs, which SQLAlchemy
+    would otherwise map to psycopg2, a driver the shop does not install.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def production_problem(config: dict) -> str | None:
     """The one-line reason production must not start, or None when it may."""
     if config.get("SECRET_KEY") in (None, "", DEV_SECRET_KEY):

@@ -99,4 +99,22 @@ def create_app(config: dict | None = None) -> Flask:
         core.reset_store()
         return {"reset": True}
 
+    @app.post("/_emulator/clock")
+    def move_clock():
+        """``POST /_emulator/clock`` with ``advance=SECONDS``: move the emulator's clock ahead
+        (e.g. past a Checkout Session's ``expires_at``); background work that falls due then
+        happens at once.  Answers ``{"offset": ..., "now": ...}``; reset puts it back."""
+        core.authenticate()
+        advance = core.to_int(core.params().get("advance", 0), "advance")
+        if advance < 0:
+            raise core.invalid("advance", "The emulator's clock only moves forward.")
+        with core.transaction() as conn:
+            conn.execute(
+                "INSERT INTO counters (name, value) VALUES ('clock_offset', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (advance,),
+            )
+        core.wake_background()
+        return {"offset": core.clock_offset(), "now": core.now()}
+
     return app

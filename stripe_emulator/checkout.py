@@ -63,10 +63,36 @@ def redirect_url(session: dict[str, Any]) -> str:
 
 
 def expire_if_due(session: dict[str, Any]) -> dict[str, Any]:
-    """Sessions past ``expires_at`` expire when next read (Stripe does it in the background)."""
+    """Expire a session past ``expires_at`` (the sweep below does it unasked; a read does not
+    wait for the sweep)."""
     if session["status"] == "open" and session["expires_at"] <= core.now():
         session = _expire(session)
     return session
+
+
+def expire_due_sessions() -> float | None:
+    """Background sweep: expire open sessions past ``expires_at``, as Stripe does without
+    anyone reading them (``checkout.session.expired``).  Returns seconds to the next expiry."""
+    rows = (
+        core.db()
+        .execute(
+            "SELECT id, json_extract(data, '$.expires_at') FROM objects "
+            "WHERE type='checkout.session' AND json_extract(data, '$.status')='open'"
+        )
+        .fetchall()
+    )
+    now = core.now()
+    for cs_id, expires_at in rows:
+        if expires_at <= now:
+            with billing.serialised():
+                session = core.get(cs_id, "checkout.session")
+                if session is not None:
+                    expire_if_due(session)
+    later = [expires_at for _, expires_at in rows if expires_at > now]
+    return min(later) - core.clock() if later else None
+
+
+core.on_sweep(expire_due_sessions)
 
 
 def _expire(session: dict[str, Any]) -> dict[str, Any]:
@@ -371,6 +397,7 @@ def create_session():
     }
     session["_sub_data"] = {"metadata": core.metadata_from(sub_data)}
     core.save(session)
+    core.wake_background()  # the sweeper expires it at expires_at
     log.info("checkout session %s created (%s)", cs_id, mode)
     return core.respond(session)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import after_this_request, current_app, g, has_request_context, jsonify, request
 
 API_VERSION = "2026-10-28.endive"
 
@@ -167,6 +167,11 @@ def transaction() -> Iterator[sqlite3.Connection]:
 
 def now() -> int:
     return int(time.time()) + clock_offset()
+
+
+def clock() -> float:
+    """``now()`` with sub-second precision (for short background delays)."""
+    return time.time() + clock_offset()
 
 
 def clock_offset() -> int:
@@ -622,6 +627,39 @@ def record_event(
 
 
 def _in_request() -> bool:
-    from flask import has_request_context
-
     return has_request_context()
+
+
+# --------------------------------------------------------------------------- background
+
+# Work that happens without a request (Checkout Session expiry, settling ``processing``
+# payments).  The webhook module's deliverer runs every sweep on its background thread; a
+# sweep returns the seconds until it next has something due, or None when it has nothing
+# left to watch (the thread stops when no sweep has).
+_sweeps: list[Callable[[], float | None]] = []
+
+# ``app.extensions`` key of the function that wakes (or starts) the app's sweeper thread.
+SWEEPER_EXTENSION = "stripe_emulator.sweeper"
+
+
+def on_sweep(fn: Callable[[], float | None]) -> None:
+    _sweeps.append(fn)
+
+
+def sweeps() -> list[Callable[[], float | None]]:
+    return list(_sweeps)
+
+
+def wake_background() -> None:
+    """There is new background work (a session to expire, a payment to settle): sweep now,
+    and again once this request's transaction has surely committed."""
+    kick = current_app.extensions.get(SWEEPER_EXTENSION)
+    if kick is None:
+        return
+    kick()
+    if has_request_context():
+
+        @after_this_request
+        def _kick_after(response):
+            kick()
+            return response

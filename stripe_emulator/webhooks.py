@@ -14,6 +14,10 @@ Fault modes for testing receivers (``metadata[emulator_fault]`` on an endpoint, 
 sends each batch in random order, ``late`` holds each event back ``emulator_delay_ms``
 (default 3000) and ``drop_first`` loses the first attempt of each event (retried per backoff).
 
+The same deliverer runs the emulator's other background work on one more thread, the
+sweeper (started on demand, gone when nothing is left to watch): ``core.on_sweep`` functions
+such as Checkout Session expiry and settling ``processing`` payments.
+
 Test helpers outside ``/v1``: ``GET /_emulator/deliveries?event=evt_...&endpoint=we_...``
 lists the queued deliveries and every attempt; ``POST /_emulator/flush_webhooks`` makes all
 pending deliveries due now and waits (``timeout`` seconds, default 10) until none is pending.
@@ -86,6 +90,9 @@ CREATE INDEX IF NOT EXISTS webhook_attempts_event ON webhook_attempts (event_id)
 # have committed them yet when it was woken.
 IDLE_LINGER = 0.5
 MAX_CONSECUTIVE_ERRORS = 20
+# The sweeper looks at least this often (seconds) while it has something to watch, so work
+# made due by another process or a direct database edit is not missed for long.
+SWEEP_INTERVAL = 1.0
 
 
 # --------------------------------------------------------------------------- setup
@@ -124,12 +131,15 @@ def init_app(app: Flask) -> None:
     app.after_request(_forget_deliveries_on_reset)
     deliverer = Deliverer(app)
     app.extensions[EXTENSION] = deliverer
+    app.extensions[core.SWEEPER_EXTENSION] = deliverer.kick_sweeper
     for endpoint_id in pending:
         deliverer.kick(endpoint_id)
+    # Sessions or payments left open by a previous run are due whether or not anyone asks.
+    deliverer.kick_sweeper()
 
 
 def stop_delivery(app: Flask) -> None:
-    """Stop the app's sender threads (tests; the threads are daemons anyway)."""
+    """Stop the app's sender and sweeper threads (tests; the threads are daemons anyway)."""
     deliverer: Deliverer | None = app.extensions.get(EXTENSION)
     if deliverer is not None:
         deliverer.stop()
@@ -475,12 +485,14 @@ def sign(secret: str, payload: bytes, timestamp: int) -> str:
 
 
 class Deliverer:
-    """One app's webhook senders: a thread per endpoint while it has pending deliveries."""
+    """One app's background threads: a webhook sender per endpoint while it has pending
+    deliveries, and one sweeper running ``core.on_sweep`` work while any is left."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.senders: dict[str, _Sender] = {}
+        self.sweeper: _Sender | None = None
         self.stopped = False
         seed = app.config.get("EMULATOR_WEBHOOK_SEED")
         self.rng = random.Random(int(seed)) if seed not in (None, "") else random.Random()
@@ -509,10 +521,23 @@ class Deliverer:
         for (endpoint_id,) in rows.fetchall():
             self.kick(endpoint_id)
 
+    def kick_sweeper(self) -> None:
+        """Wake (or start) the sweeper thread."""
+        with self.lock:
+            if self.stopped:
+                return
+            if self.sweeper is None:
+                thread = threading.Thread(target=self._sweep, name="emulator-sweeper", daemon=True)
+                self.sweeper = _Sender(thread)
+                thread.start()
+            self.sweeper.wake.set()
+
     def stop(self) -> None:
         with self.lock:
             self.stopped = True
             senders = list(self.senders.values())
+            if self.sweeper is not None:
+                senders.append(self.sweeper)
         for sender in senders:
             sender.wake.set()
         for sender in senders:
@@ -563,6 +588,47 @@ class Deliverer:
                 sender = self.senders.get(endpoint_id)
                 if sender is not None and sender.wake is wake:
                     del self.senders[endpoint_id]
+            _close_thread_connections()
+
+    # ------------------------------------------------------------------ sweeper thread
+
+    def _sweep(self) -> None:
+        with self.lock:
+            me = self.sweeper
+        assert me is not None
+        interval = float(self.app.config.get("EMULATOR_SWEEP_INTERVAL") or SWEEP_INTERVAL)
+        lingered = False
+        try:
+            with self.app.app_context():
+                while not self.stopped:
+                    me.wake.clear()
+                    due: list[float] = []
+                    for sweep in core.sweeps():
+                        try:
+                            after = sweep()
+                        except Exception:
+                            # Try again next round: a locked database must not stop the sweeper.
+                            log.exception("background sweep %s failed", sweep.__name__)
+                            after = interval
+                        if after is not None:
+                            due.append(after)
+                    if due:
+                        lingered = False
+                        me.wake.wait(min(max(min(due), 0.05), interval))
+                        continue
+                    if not lingered:
+                        # Look once more after a pause: a kick may precede its commit.
+                        lingered = True
+                        me.wake.wait(IDLE_LINGER)
+                        continue
+                    with self.lock:
+                        if not me.wake.is_set():
+                            self.sweeper = None
+                            return
+        finally:
+            with self.lock:
+                if self.sweeper is me:
+                    self.sweeper = None
             _close_thread_connections()
 
     def _next(self, endpoint_id: str) -> dict[str, Any] | None:

@@ -11,12 +11,15 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from stripe_emulator import create_app
+from stripe_emulator.webhooks import stop_delivery
 
 
 @pytest.fixture
-def emulator_app(tmp_path) -> Flask:
-    """A fresh emulator app with its own SQLite file."""
-    return create_app({"EMULATOR_DB": str(tmp_path / "em.sqlite3"), "TESTING": True})
+def emulator_app(tmp_path) -> Iterator[Flask]:
+    """A fresh emulator app with its own SQLite file (its background threads stop after)."""
+    app = create_app({"EMULATOR_DB": str(tmp_path / "em.sqlite3"), "TESTING": True})
+    yield app
+    stop_delivery(app)
 
 
 @pytest.fixture

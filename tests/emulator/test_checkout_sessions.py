@@ -289,6 +289,34 @@ def test_session_expires_lazily_after_expires_at(stripe_client, emulator_app):
     assert len(events_of(stripe_client, "checkout.session.expired")) == 1
 
 
+def wait_for_events(client: stripe.StripeClient, type_: str, timeout: float = 10) -> list:
+    """Poll the Events API (which never touches sessions) until an event of the type exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = events_of(client, type_)
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {type_} event within {timeout}s")
+
+
+def test_session_expires_in_the_background_without_being_read(stripe_client):
+    soon = payment_session(stripe_client, expires_at=int(time.time()) + 31 * 60)
+    later = payment_session(stripe_client)  # the default: 24 hours
+    moved = stripe_client.raw_request("post", "/_emulator/clock", advance=32 * 60).data
+    assert moved["offset"] == 32 * 60 and moved["now"] >= soon.expires_at
+
+    (event,) = wait_for_events(stripe_client, "checkout.session.expired")
+    assert event.data.object.id == soon.id
+    assert event.data.object.status == "expired"
+    assert stripe_client.v1.checkout.sessions.retrieve(later.id).status == "open"
+
+
+def test_clock_only_moves_forward(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.raw_request("post", "/_emulator/clock", advance=-60)
+
+
 # --------------------------------------------------------------------------- hosted page
 
 
