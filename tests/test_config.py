@@ -1,7 +1,7 @@
 import pytest
 
 from storefront import create_app
-from storefront.config import DEV_SECRET_KEY, load_settings
+from storefront.config import DEV_SECRET_KEY, database_uri, load_settings
 
 PRODUCTION = {
     "SECRET_KEY": "a-real-secret",
@@ -117,3 +117,16 @@ def test_bad_setting_passed_in_code_is_refused_too():
     assert str(excinfo.value) == (
         "Refusing to start: WEBHOOK_GRACE_SECONDS must be a whole number (0 or more), not '10'."
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "uri"),
+    [
+        ("postgres://u:p@db/shop", "postgresql+psycopg://u:p@db/shop"),
+        ("postgresql://u:p@db/shop", "postgresql+psycopg://u:p@db/shop"),
+        ("postgresql+psycopg://u@db/shop", "postgresql+psycopg://u@db/shop"),
+        ("sqlite:///instance/shop.sqlite3", "sqlite:///instance/shop.sqlite3"),
+    ],
+)
+def test_database_url_uses_the_installed_postgresql_driver(url, uri):
+    assert database_uri(url) == uri
