@@ -158,7 +158,12 @@ def _forget_paid_checkout(order: Order) -> None:
 
 
 def page_state(order: Order, stripe_status: str | None, returning: bool) -> str:
-    """What the page shows: paid, processing, failed, canceled or pending."""
+    """What the page shows: paid, processing, failed, canceled or pending.
+
+    ``returning`` (the return URL's ``redirect_status=succeeded``) is a hint: it makes the
+    page wait only while Stripe could not be asked. Once Stripe has answered, its status
+    decides; e.g. ``requires_payment_method`` without an error is still unpaid.
+    """
     if order.is_paid:
         return "paid"
     # Stripe's current word beats a stored failure: a retry after a decline succeeded.
@@ -166,7 +171,7 @@ def page_state(order: Order, stripe_status: str | None, returning: bool) -> str:
         return "processing"
     if order.status in (OrderStatus.FAILED, OrderStatus.CANCELED):
         return str(order.status)
-    return "processing" if returning else "pending"
+    return "processing" if returning and stripe_status is None else "pending"
 
 
 @bp.get("/<public_id>")

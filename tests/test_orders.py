@@ -371,3 +371,18 @@ def test_back_to_checkout_after_the_webhook_paid_goes_to_the_order_page(stripe_a
     assert len(all_orders(stripe_app)) == 1
     assert ">Paid<" in shopper.get(response.headers["Location"]).get_data(as_text=True)
     assert cart_count(shopper) == 0
+
+
+def test_stripe_saying_unpaid_beats_the_succeeded_hint(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    pi = intent(stripe_app, order.stripe_payment_intent_id)
+    assert pi.status == "requires_payment_method" and pi.last_payment_error is None
+    response = shopper.get(
+        f"/orders/{order.public_id}?payment_intent={pi.id}&redirect_status=succeeded"
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'data-testid="order-status">Awaiting payment<' in page
+    assert "Continue to payment" in page
+    assert 'http-equiv="refresh"' not in page  # no "Processing" forever
+    assert all_orders(stripe_app)[0].status == OrderStatus.PENDING
