@@ -21,13 +21,13 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, set_status
-from .models import PAYABLE_STATUSES, Order, OrderStatus
+from .models import PAYABLE_STATUSES, Order, OrderStatus, utcnow
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
 
@@ -169,23 +169,46 @@ def _totals_match(cs: Any, order: Order) -> bool:
     return cs.amount_total == order.amount_total and cs.currency == order.currency
 
 
+def _complete_session(cs: Any, order: Order) -> None:
+    """The order's session is complete: fulfil the order if it is paid, and raise
+    ``AlreadyPaid`` (paid, or a delayed payment under way). Returns only when the delayed
+    payment failed (complete, unpaid, order failed): that attempt is over, and the order
+    must be canceled, never reported as paid."""
+    fulfil_from_session(cs.id, order=order)
+    db.session.refresh(order)
+    if cs.payment_status != "unpaid" or order.status != OrderStatus.FAILED:
+        raise AlreadyPaid(order)
+
+
 def checkout_url_for(order: Order) -> str | None:
     """The URL of the order's one live Checkout Session, creating it when there is none.
 
-    An open session is reused; a complete one means the order is paid (``AlreadyPaid``).
-    An expired one cancels the order (as its ``checkout.session.expired`` webhook does)
-    and returns None: the caller starts a new order. So an order never has two payable
-    sessions, and a late expiry event can never cancel an order whose session is live.
+    An open session is reused; a complete one means the order is paid, or its delayed
+    payment is under way (``AlreadyPaid``) - unless that delayed payment failed: then the
+    attempt is over, the order is canceled and None returned. An expired session cancels
+    the order too (as its ``checkout.session.expired`` webhook does). On None the caller
+    starts a new order. So an order never has two payable sessions, and a late expiry
+    event can never cancel an order whose session is live.
     """
     if order.stripe_checkout_session_id:
         cs = payments.retrieve_checkout_session(order.stripe_checkout_session_id)
         if cs.status == "open":
+            if order.status == OrderStatus.FAILED and set_status(order, OrderStatus.PENDING):
+                db.session.commit()
             return cs.url
         if cs.status == "complete":
-            fulfil_from_session(cs.id, order=order)
-            raise AlreadyPaid(order)
+            _complete_session(cs, order)
+            if set_status(order, OrderStatus.CANCELED):
+                db.session.commit()
+                log.info(
+                    "order %s canceled: its delayed payment failed; starting a new order",
+                    order.public_id,
+                )
+            return None
         session_expired(cs)
         return None
+    if order.status == OrderStatus.FAILED and set_status(order, OrderStatus.PENDING):
+        db.session.commit()
     return _create_session(order, "first").url
 
 
@@ -208,8 +231,7 @@ def _abandon(order: Order) -> None:
             # Already expired, or paid a moment ago: Stripe's answer decides.
             cs = payments.retrieve_checkout_session(cs_id)
             if cs.status == "complete":
-                fulfil_from_session(cs_id, order=order)
-                raise AlreadyPaid(order) from None
+                _complete_session(cs, order)  # returns only when its payment failed
     if set_status(order, OrderStatus.CANCELED):
         db.session.commit()
         log.info("order %s canceled: the cart changed before payment", order.public_id)
@@ -226,8 +248,8 @@ def order_for_cart(cart: Cart) -> Order:
         matches = order_matches_cart(order, cart)
         if order.status in PAYABLE_STATUSES and order.status != OrderStatus.PROCESSING:
             if matches:
-                if order.status == OrderStatus.FAILED and set_status(order, OrderStatus.PENDING):
-                    db.session.commit()
+                # A failed order stays failed here: ``checkout_url_for`` asks Stripe
+                # whether its session can still be paid or the attempt is over.
                 return order
             _abandon(order)
         elif matches and order.status in (OrderStatus.PROCESSING, OrderStatus.PAID):
@@ -262,7 +284,10 @@ def start():
         return redirect(url_for("cart.view"), code=303)
     except AlreadyPaid as paid:
         _forget_paid(paid.order)
-        flash("This order has been paid already.", "info")
+        if paid.order.is_paid:
+            flash("This order has been paid already.", "info")
+        else:
+            flash("Your payment for this order is being processed.", "info")
         return redirect(url_for("orders.show", public_id=paid.order.public_id), code=303)
     except PaymentError as err:
         flash(err.user_message, "error")
@@ -324,7 +349,7 @@ def fulfil_from_session(
     order = found
     webhooks.note_order(order.public_id)
     if cs.payment_status not in ("paid", "no_payment_required"):
-        if cs.status == "complete" and set_status(order, OrderStatus.PROCESSING):
+        if cs.status == "complete" and _pending_to_processing(order):
             # A delayed payment method: async_payment_succeeded/failed will follow.
             db.session.commit()
         return IGNORED
@@ -354,6 +379,26 @@ def fulfil_from_session(
         )
         return IGNORED
     return PROCESSED
+
+
+def _pending_to_processing(order: Order) -> bool:
+    """A complete, unpaid session: its delayed payment is under way. Only a pending order
+    moves (the state machine alone would also let a failed one, and a late or replayed
+    ``checkout.session.completed`` must not revive a payment that already failed).
+    One guarded UPDATE, judged against the row, like ``set_status``."""
+    db.session.flush()
+    result = db.session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.status == str(OrderStatus.PENDING),
+            Order.fulfilled_at.is_(None),
+        )
+        .values(status=str(OrderStatus.PROCESSING), last_payment_error=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(order)
+    return result.rowcount == 1
 
 
 def _record_payment_details(order: Order, cs: Any) -> None:

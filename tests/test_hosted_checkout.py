@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 
 import pytest
+import stripe
 from sqlalchemy import func, select
 
 from storefront import billing, hosted_checkout, payments, webhooks
 from storefront.extensions import db
 from storefront.models import Order, OutboxMessage, Price, Product
+from storefront.payments import PaymentError
 from tests.stripe_helpers import (
     EventFeed,
     add_to_cart,
@@ -19,6 +22,7 @@ from tests.stripe_helpers import (
     session_id_from,
     stripe_events,
 )
+from tests.webhook_helpers import get_order, make_event, post_event
 
 BEANS = "ethiopia-yirgacheffe-usd"
 MUG = "stoneware-mug-usd"
@@ -380,3 +384,124 @@ def test_async_payment_failure_marks_the_order_failed(stripe_app, shop):
         order = only_order(stripe_app)
         assert order.status == "failed"
         assert order.last_payment_error
+
+
+# --------------------------------------------------------------------------- delayed payments
+# The emulator has no delayed payment methods (a session that is complete but unpaid until
+# async_payment_succeeded/failed), so these tests stand in for Stripe's session API and send
+# the shop the signed events Stripe would.
+
+
+class DelayedStripe:
+    """Checkout Sessions as Stripe keeps them, for ``payments``' session functions."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, dict] = {}
+        self.by_key: dict[str, str] = {}
+
+    def create(self, params: dict, key: str):
+        if key in self.by_key:
+            return self.retrieve(self.by_key[key])
+        cs_id = f"cs_test_delayed{len(self.sessions) + 1}"
+        items = params["line_items"]
+        amount = sum(li["price_data"]["unit_amount"] * li["quantity"] for li in items)
+        self.sessions[cs_id] = {
+            "id": cs_id,
+            "object": "checkout.session",
+            "mode": params["mode"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "url": f"https://checkout.example/c/pay/{cs_id}",
+            "amount_total": amount,
+            "currency": items[0]["price_data"]["currency"],
+            "metadata": dict(params["metadata"]),
+            "client_reference_id": params.get("client_reference_id"),
+            "customer_email": params.get("customer_email"),
+            "customer": params.get("customer"),
+            "payment_intent": None,
+            "line_items": {"object": "list", "data": [{"amount_total": amount}]},
+        }
+        self.by_key[key] = cs_id
+        return self.retrieve(cs_id)
+
+    def retrieve(self, cs_id: str, *, line_items: bool = False):
+        return stripe.StripeObject.construct_from(copy.deepcopy(self.sessions[cs_id]), "sk")
+
+    def expire(self, cs_id: str):
+        if self.sessions[cs_id]["status"] != "open":
+            raise PaymentError(payments.GENERIC, kind="invalid")
+        self.sessions[cs_id]["status"] = "expired"
+        return self.retrieve(cs_id)
+
+    def complete_unpaid(self, cs_id: str) -> None:
+        """The customer chose a delayed method (e.g. a bank debit) and submitted."""
+        self.sessions[cs_id].update(status="complete", payment_status="unpaid")
+
+
+@pytest.fixture
+def delayed(app, monkeypatch) -> DelayedStripe:
+    fake = DelayedStripe()
+    app.config["STRIPE_SECRET_KEY"] = "sk_test_fake"
+    monkeypatch.setattr(payments, "create_checkout_session", fake.create)
+    monkeypatch.setattr(payments, "retrieve_checkout_session", fake.retrieve)
+    monkeypatch.setattr(payments, "expire_checkout_session", fake.expire)
+    return fake
+
+
+def session_event(fake: DelayedStripe, event_type: str, cs_id: str) -> dict:
+    return make_event(event_type, copy.deepcopy(fake.sessions[cs_id]))
+
+
+def delayed_payment_failed(app, client, fake: DelayedStripe) -> tuple[str, str]:
+    """A hosted checkout paid with a delayed method whose payment then failed."""
+    add_to_cart(client, app, BEANS, 2)
+    resp = client.post("/checkout/stripe/")
+    assert resp.status_code == 303
+    cs_id = resp.headers["Location"].rsplit("/", 1)[1]
+    with app.app_context():
+        public_id = only_order(app).public_id
+    fake.complete_unpaid(cs_id)
+    resp = post_event(client, session_event(fake, "checkout.session.completed", cs_id))
+    assert resp.status_code == 200
+    assert get_order(app, public_id).status == "processing"
+    post_event(client, session_event(fake, "checkout.session.async_payment_failed", cs_id))
+    assert get_order(app, public_id).status == "failed"
+    return public_id, cs_id
+
+
+def test_failed_delayed_payment_does_not_turn_back_into_processing(app, client, delayed):
+    public_id, cs_id = delayed_payment_failed(app, client, delayed)
+    # A late (retried) checkout.session.completed, and the success page, both re-check it.
+    post_event(client, session_event(delayed, "checkout.session.completed", cs_id))
+    assert get_order(app, public_id).status == "failed"
+    html = client.get(f"/orders/{public_id}?session_id={cs_id}").get_data(as_text=True)
+    assert get_order(app, public_id).status == "failed"
+    assert "Processing" not in html
+
+
+def test_paying_again_after_a_failed_delayed_payment_starts_a_new_order(app, client, delayed):
+    public_id, cs_id = delayed_payment_failed(app, client, delayed)
+    resp = client.post("/checkout/stripe/")
+    assert resp.status_code == 303
+    new_cs = resp.headers["Location"].rsplit("/", 1)[1]
+    assert new_cs != cs_id
+    assert delayed.sessions[new_cs]["status"] == "open"
+    with app.app_context():
+        orders = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert [o.status for o in orders] == ["canceled", "pending"]
+        assert orders[0].public_id == public_id
+        assert orders[1].stripe_checkout_session_id == new_cs
+    flashed = client.get("/cart/").get_data(as_text=True)
+    assert "paid already" not in flashed
+
+
+def test_delayed_payment_under_way_is_not_called_paid(app, client, delayed):
+    add_to_cart(client, app, BEANS)
+    cs_id = client.post("/checkout/stripe/").headers["Location"].rsplit("/", 1)[1]
+    delayed.complete_unpaid(cs_id)
+    resp = client.post("/checkout/stripe/", follow_redirects=True)
+    html = resp.get_data(as_text=True)
+    assert "being processed" in html
+    assert "paid already" not in html
+    with app.app_context():
+        assert only_order(app).status == "processing"
