@@ -4,6 +4,19 @@ It speaks Stripe's HTTP API (form-encoded requests, JSON objects shaped like
 the pinned ``stripe`` SDK declares them), serves a Stripe.js stand-in under
 ``/v3/`` and a hosted Checkout page, and delivers signed webhooks.  It imports
 nothing from ``storefront``.
+
+Settings (``create_app`` config, or the environment variable in brackets):
+``EMULATOR_DB`` (``STRIPE_EMULATOR_DB``), ``EMULATOR_SECRET_KEY`` /
+``EMULATOR_PUBLISHABLE_KEY`` (``STRIPE_EMULATOR_SECRET_KEY`` / ``..._PUBLISHABLE_KEY``),
+``EMULATOR_WEBHOOK_FAULT`` and the other webhook settings (see ``webhooks``), and
+``EMULATOR_PROCESSING_SECONDS`` (``STRIPE_EMULATOR_PROCESSING_SECONDS``, default 0): how
+long a card payment confirmed through the PaymentIntents API stays ``processing`` before it
+succeeds in the background (0: at once, like Stripe's test cards).
+
+Test helpers outside ``/v1`` (secret key): ``POST /_emulator/reset`` forgets everything,
+``POST /_emulator/clock`` (``advance=SECONDS``) moves the clock ahead, ``POST
+/_emulator/fail_next`` injects 429/5xx answers; webhooks add ``/_emulator/deliveries`` and
+``/_emulator/flush_webhooks``.
 """
 
 from __future__ import annotations
@@ -26,6 +39,11 @@ def create_app(config: dict | None = None) -> Flask:
         EMULATOR_PUBLISHABLE_KEY=os.environ.get("STRIPE_EMULATOR_PUBLISHABLE_KEY"),
         # Default webhook fault mode for every endpoint: duplicate|shuffle|late|drop_first.
         EMULATOR_WEBHOOK_FAULT=os.environ.get("STRIPE_EMULATOR_WEBHOOK_FAULT"),
+        # Seconds a card payment confirmed through the PaymentIntents API stays `processing`
+        # before it succeeds in the background; 0 (default): it succeeds at once.
+        EMULATOR_PROCESSING_SECONDS=float(
+            os.environ.get("STRIPE_EMULATOR_PROCESSING_SECONDS") or 0
+        ),
         EMULATOR_RESET=False,
     )
     if config:

@@ -17,11 +17,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", help="SQLite file (default instance/stripe-emulator.sqlite3)")
     parser.add_argument("--reset", action="store_true", help="forget every object first")
     parser.add_argument("--quiet", action="store_true", help="do not log every request")
+    parser.add_argument(
+        "--processing-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="card payments confirmed through the PaymentIntents API stay `processing` this "
+        "long, then succeed (default: env STRIPE_EMULATOR_PROCESSING_SECONDS, else 0 = at once)",
+    )
     args = parser.parse_args(argv)
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    config = {"EMULATOR_DB": args.db} if args.db else {}
+    config: dict = {"EMULATOR_DB": args.db} if args.db else {}
     config["EMULATOR_RESET"] = args.reset
+    if args.processing_seconds is not None:
+        config["EMULATOR_PROCESSING_SECONDS"] = args.processing_seconds
     app = create_app(config)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
 

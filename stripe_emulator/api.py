@@ -630,7 +630,7 @@ def _payment_intent_for_key(pi_id: str) -> dict[str, Any]:
 @bp.post("/payment_intents")
 def create_payment_intent():
     core.authenticate()
-    return core.respond(payments.create_payment_intent(core.params()))
+    return core.respond(payments.create_payment_intent(core.params(), allow_processing=True))
 
 
 @bp.get("/payment_intents/<pi_id>")
@@ -651,17 +651,23 @@ def update_payment_intent(pi_id: str):
 def confirm_payment_intent(pi_id: str):
     pi = _payment_intent_for_key(pi_id)
     p = {k: v for k, v in core.params().items() if k not in ("client_secret", "expand")}
-    return core.respond(payments.confirm_payment_intent(pi, p))
+    return core.respond(payments.confirm_payment_intent(pi, p, allow_processing=True))
 
 
 @bp.post("/payment_intents/<pi_id>/authenticate")
 def authenticate_payment_intent(pi_id: str):
     """Emulator-only: the 3-D Secure challenge page reports ``result=complete|fail``."""
+    from . import checkout
+
     pi = _payment_intent_for_key(pi_id)
     result = core.params().get("result")
     if not result:
         raise core.missing("result")
-    return core.respond(payments.authenticate_payment_intent(pi, result))
+    # A hosted Checkout payment completes its session at once, processing setting or not.
+    allow_processing = not checkout.awaits_payment(pi["id"])
+    return core.respond(
+        payments.authenticate_payment_intent(pi, result, allow_processing=allow_processing)
+    )
 
 
 @bp.post("/payment_intents/<pi_id>/cancel")

@@ -109,6 +109,15 @@ def _expire(session: dict[str, Any]) -> dict[str, Any]:
     return session
 
 
+def awaits_payment(pi_id: str) -> bool:
+    """Whether an open session is waiting for this PaymentIntent (3-D Secure on the page)."""
+    return bool(
+        core.all_of(
+            "checkout.session", lambda s: s["status"] == "open" and s.get("_pending_pi") == pi_id
+        )
+    )
+
+
 def _session_or_404(cs_id: str) -> dict[str, Any]:
     return core.get_or_404(cs_id, "checkout.session")
 

@@ -45,9 +45,14 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (account, key)
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- PaymentIntents in ``processing`` and when (emulator clock) they settle.
+CREATE TABLE IF NOT EXISTS settlements (payment_intent TEXT PRIMARY KEY, due REAL NOT NULL);
 """
 
-_FORGET_ALL = "DELETE FROM objects; DELETE FROM idempotency_keys; DELETE FROM counters;"
+_FORGET_ALL = (
+    "DELETE FROM objects; DELETE FROM idempotency_keys; DELETE FROM counters; "
+    "DELETE FROM settlements;"
+)
 
 
 # --------------------------------------------------------------------------- errors

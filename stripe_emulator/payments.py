@@ -11,11 +11,19 @@ Public, stable functions (parameters are parsed Stripe form params, see ``core.p
 - ``create_payment_intent(p) -> dict`` (with ``p["confirm"]`` it also confirms, and may raise)
 - ``confirm_payment_intent(pi, p, raise_on_decline=True) -> dict``
 - ``authenticate_payment_intent(pi, result) -> dict``
+  (these three take ``allow_processing=True`` from the public API routes, see below)
 - ``cancel_payment_intent(pi, reason=None) -> dict``, ``capture_payment_intent(pi, amount=None)``
 - ``create_refund(p) -> dict``
 
 A declined payment is saved (PI back to ``requires_payment_method`` with
 ``last_payment_error``, a failed charge, events) *before* the 402 ``StripeError`` is raised.
+
+Card payments succeed at once, as with Stripe's test cards.  With the
+``EMULATOR_PROCESSING_SECONDS`` setting (env ``STRIPE_EMULATOR_PROCESSING_SECONDS``, default
+0 = off), a successful card payment confirmed through the PaymentIntents API instead goes to
+``processing`` (charge ``pending``; ``charge.pending`` and ``payment_intent.processing``
+events) and succeeds that many seconds later in the background (``charge.succeeded``,
+``payment_intent.succeeded``).  Manual capture, Checkout's page and invoices stay immediate.
 """
 
 from __future__ import annotations
@@ -289,7 +297,7 @@ def _setup_future_usage(value: Any) -> str | None:
     return value
 
 
-def create_payment_intent(p: dict[str, Any]) -> dict[str, Any]:
+def create_payment_intent(p: dict[str, Any], *, allow_processing: bool = False) -> dict[str, Any]:
     """``POST /v1/payment_intents``; confirms too when ``confirm=true`` (may raise 402)."""
     if p.get("amount") in (None, ""):
         raise core.missing("amount")
@@ -382,7 +390,7 @@ def create_payment_intent(p: dict[str, Any]) -> dict[str, Any]:
         core.save(pi)
         core.record_event("payment_intent.created", pi)
     if confirm:
-        return confirm_payment_intent(pi, p)
+        return confirm_payment_intent(pi, p, allow_processing=allow_processing)
     return pi
 
 
@@ -442,13 +450,18 @@ def _check_pm_customer(pm: dict[str, Any], customer: str | None) -> None:
 
 
 def confirm_payment_intent(
-    pi: dict[str, Any], p: dict[str, Any], raise_on_decline: bool = True
+    pi: dict[str, Any],
+    p: dict[str, Any],
+    raise_on_decline: bool = True,
+    *,
+    allow_processing: bool = False,
 ) -> dict[str, Any]:
     """Confirm: charge the card, or ask for 3-D Secure (``requires_action``).
 
-    On a decline the failed state is saved first; then a 402 card error carrying the
-    PaymentIntent is raised (or, with ``raise_on_decline=False``, the PI is returned with
-    ``status == "requires_payment_method"`` and ``last_payment_error`` set).
+    With ``allow_processing`` and the processing setting on, a good card goes to
+    ``processing`` first.  On a decline the failed state is saved first; then a 402 card
+    error carrying the PaymentIntent is raised (or, with ``raise_on_decline=False``, the PI
+    is returned with ``status == "requires_payment_method"`` and ``last_payment_error`` set).
     """
     error: core.StripeError | None = None
     with core.transaction():
@@ -495,13 +508,16 @@ def confirm_payment_intent(
             core.record_event("payment_intent.requires_action", pi)
         else:
             decline = profile.decline if profile.behaviour == cards.DECLINE else None
-            pi, error = _charge(pi, pm, decline=decline)
+            settle_after = processing_seconds() if allow_processing else 0
+            pi, error = _charge(pi, pm, decline=decline, settle_after=settle_after)
     if error is not None and raise_on_decline:
         raise error
     return pi
 
 
-def authenticate_payment_intent(pi: dict[str, Any], result: str) -> dict[str, Any]:
+def authenticate_payment_intent(
+    pi: dict[str, Any], result: str, *, allow_processing: bool = False
+) -> dict[str, Any]:
     """Finish the 3-D Secure challenge: ``complete`` charges the card, ``fail`` does not.
 
     Never raises for a decline: the browser page reads the PI's status.
@@ -530,7 +546,8 @@ def authenticate_payment_intent(pi: dict[str, Any], result: str) -> dict[str, An
             return pi
         profile = cards.profile_by_fingerprint(pm["card"].get("fingerprint"))
         decline = profile.decline if profile.behaviour == cards.THREE_DS_THEN_DECLINE else None
-        pi, _error = _charge(pi, pm, decline=decline, authenticated=True)
+        settle_after = processing_seconds() if allow_processing else 0
+        pi, _error = _charge(pi, pm, decline=decline, authenticated=True, settle_after=settle_after)
     return pi
 
 
@@ -580,11 +597,17 @@ def _charge(
     *,
     decline: str | None,
     authenticated: bool = False,
+    settle_after: float = 0,
 ) -> tuple[dict[str, Any], core.StripeError | None]:
-    """Create the charge for a confirmed PI and move the PI on (must run in a transaction)."""
+    """Create the charge for a confirmed PI and move the PI on (must run in a transaction).
+
+    ``settle_after`` > 0: a successful automatic-capture payment is ``processing`` (charge
+    ``pending``) and succeeds that many seconds later (``settle_due_payments``).
+    """
     manual = pi["capture_method"] == "manual"
     card = pm["card"]
     failure = cards.DECLINES[decline] if decline else None
+    pending = settle_after > 0 and not failure and not manual
     charge = core.base_object(
         "ch",
         "charge",
@@ -609,7 +632,7 @@ def _charge(
         metadata=dict(pi["metadata"]),
         on_behalf_of=None,
         outcome=_outcome(failure),
-        paid=not failure,
+        paid=not failure and not pending,
         payment_intent=pi["id"],
         payment_method=pm["id"],
         payment_method_details={
@@ -655,7 +678,7 @@ def _charge(
         source_transfer=None,
         statement_descriptor=pi.get("statement_descriptor"),
         statement_descriptor_suffix=pi.get("statement_descriptor_suffix"),
-        status="failed" if failure else "succeeded",
+        status="failed" if failure else ("pending" if pending else "succeeded"),
         transfer_data=None,
         transfer_group=pi.get("transfer_group"),
     )
@@ -688,6 +711,19 @@ def _charge(
     if pi.get("setup_future_usage") and pi.get("customer") and not pm.get("customer"):
         # Stripe saves the card to the customer when the payment was set up for reuse.
         attach_payment_method(pm, pi["customer"])
+    if pending:
+        core.record_event("charge.pending", charge)
+        pi["status"] = "processing"
+        pi["processing"] = {"card": {"customer_notification": None}, "type": "card"}
+        core.save(pi)
+        core.record_event("payment_intent.processing", pi)
+        core.db().execute(
+            "INSERT OR REPLACE INTO settlements (payment_intent, due) VALUES (?, ?)",
+            (pi["id"], core.clock() + settle_after),
+        )
+        core.wake_background()
+        log.info("payment intent %s processing for %ss", pi["id"], settle_after)
+        return pi, None
     core.record_event("charge.succeeded", charge)
     if manual:
         pi["status"] = "requires_capture"
@@ -701,6 +737,48 @@ def _charge(
         core.record_event("payment_intent.succeeded", pi)
     log.info("payment intent %s %s", pi["id"], pi["status"])
     return pi, None
+
+
+def processing_seconds() -> float:
+    """The ``EMULATOR_PROCESSING_SECONDS`` setting (0: payments succeed at once)."""
+    return float(current_app.config.get("EMULATOR_PROCESSING_SECONDS") or 0)
+
+
+def settle_due_payments() -> float | None:
+    """Background sweep: ``processing`` PaymentIntents whose delay is over succeed.
+
+    Returns the seconds until the next one is due (None: none is processing).
+    """
+    rows = core.db().execute("SELECT payment_intent, due FROM settlements").fetchall()
+    now = core.clock()
+    for pi_id, due in rows:
+        if due <= now:
+            _settle(pi_id)
+    later = [due for _, due in rows if due > now]
+    return min(later) - now if later else None
+
+
+def _settle(pi_id: str) -> None:
+    with core.transaction() as conn:
+        conn.execute("DELETE FROM settlements WHERE payment_intent=?", (pi_id,))
+        pi = core.get(pi_id, "payment_intent")
+        if pi is None or pi["status"] != "processing":
+            return  # canceled meanwhile
+        charge = core.get(pi.get("latest_charge"), "charge")
+        if charge is not None:
+            charge["status"] = "succeeded"
+            charge["paid"] = True
+            core.save(charge)
+            core.record_event("charge.succeeded", charge)
+        pi["status"] = "succeeded"
+        pi["amount_received"] = pi["amount"]
+        pi["processing"] = None
+        core.save(pi)
+        core.record_event("payment_intent.succeeded", pi)
+    log.info("payment intent %s succeeded after processing", pi_id)
+
+
+core.on_sweep(settle_due_payments)
 
 
 def _outcome(failure: cards.Decline | None) -> dict[str, Any]:
@@ -754,6 +832,14 @@ def cancel_payment_intent(pi: dict[str, Any], reason: str | None = None) -> dict
                 charge["amount_refunded"] = charge["amount"]
                 charge["refunded"] = True
                 core.save(charge)
+        if pi["status"] == "processing":
+            # The pending charge will never settle now.
+            charge = core.get(pi.get("latest_charge"), "charge")
+            if charge and charge["status"] == "pending":
+                charge["status"] = "failed"
+                core.save(charge)
+                core.record_event("charge.failed", charge)
+            pi["processing"] = None
         pi["status"] = "canceled"
         pi["canceled_at"] = core.now()
         pi["cancellation_reason"] = reason

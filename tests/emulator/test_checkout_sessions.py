@@ -417,6 +417,20 @@ def http_authenticate(base: str, pi_id: str, client_secret: str) -> None:
         assert response.status == 200
 
 
+def test_processing_setting_leaves_hosted_checkout_immediate(
+    stripe_client, emulator_app, emulator_url
+):
+    emulator_app.config["EMULATOR_PROCESSING_SECONDS"] = 30
+    plain = payment_session(stripe_client)
+    status, body = pay(emulator_url, plain.id)
+    assert status == 200 and body["status"] == "complete"
+    with_3ds = payment_session(stripe_client)
+    status, body = pay(emulator_url, with_3ds.id, "4000002500003155")
+    http_authenticate(emulator_url, body["payment_intent"], body["client_secret"])
+    assert stripe_client.v1.checkout.sessions.retrieve(with_3ds.id).status == "complete"
+    assert events_of(stripe_client, "payment_intent.processing") == []
+
+
 def test_expiring_session_cancels_pending_3ds_payment(stripe_client, emulator_url):
     session = payment_session(stripe_client)
     status, body = pay(emulator_url, session.id, "4000002500003155")

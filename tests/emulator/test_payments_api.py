@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,6 +13,7 @@ import urllib.request
 import pytest
 import stripe
 from conftest import make_client
+from shapes import assert_stripe_shape
 
 from stripe_emulator import core, payments
 
@@ -609,6 +611,64 @@ def test_retry_after_decline_succeeds_on_the_same_intent(stripe_client):
     assert pi.last_payment_error is None
     charges = stripe_client.v1.charges.list(params={"payment_intent": pi.id}).data
     assert [c.status for c in charges] == ["succeeded", "failed"]
+
+
+def wait_for_status(client, pi_id: str, status: str, timeout: float = 10) -> stripe.PaymentIntent:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pi = client.v1.payment_intents.retrieve(pi_id, params={"expand": ["latest_charge"]})
+        if pi.status == status:
+            return pi
+        time.sleep(0.05)
+    raise AssertionError(f"{pi_id} is still {pi.status}, not {status}")
+
+
+def event_types_for(app, *ids: str) -> list[str]:
+    return [e["type"] for e in events_of(app) if e["data"]["object"]["id"] in ids]
+
+
+def test_processing_setting_settles_card_payments_in_the_background(stripe_client, emulator_app):
+    emulator_app.config["EMULATOR_PROCESSING_SECONDS"] = 0.5
+    pi = new_pi(
+        stripe_client, payment_method="pm_card_visa", confirm=True, expand=["latest_charge"]
+    )
+    assert pi.status == "processing" and pi.amount_received == 0
+    assert pi.processing.type == "card"
+    assert pi.latest_charge.status == "pending" and pi.latest_charge.paid is False
+    assert_stripe_shape(pi, stripe.PaymentIntent)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.refunds.create(params={"payment_intent": pi.id})
+
+    done = wait_for_status(stripe_client, pi.id, "succeeded")
+    assert done.amount_received == 2500 and done.processing is None
+    assert done.latest_charge.status == "succeeded" and done.latest_charge.paid is True
+    assert event_types_for(emulator_app, pi.id, pi.latest_charge.id) == [
+        "payment_intent.created",
+        "charge.pending",
+        "payment_intent.processing",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+    ]
+
+
+def test_processing_follows_3ds_authentication(stripe_client, publishable_client, emulator_app):
+    emulator_app.config["EMULATOR_PROCESSING_SECONDS"] = 0.5
+    pi = new_pi(stripe_client)
+    assert pi.status == "requires_payment_method"
+    pi = stripe_client.v1.payment_intents.update(
+        pi.id, params={"payment_method": "pm_card_threeDSecure2Required"}
+    )
+    assert pi.status == "requires_confirmation"
+    pi = stripe_client.v1.payment_intents.confirm(pi.id, params={"return_url": "http://shop/r"})
+    assert pi.status == "requires_action"
+    assert authenticate(publishable_client, pi, "complete")["status"] == "processing"
+    assert wait_for_status(stripe_client, pi.id, "succeeded").latest_charge.paid is True
+
+
+def test_payments_succeed_at_once_by_default(stripe_client, emulator_app):
+    pi = new_pi(stripe_client, payment_method="pm_card_visa", confirm=True)
+    assert pi.status == "succeeded"
+    assert "payment_intent.processing" not in event_types_for(emulator_app, pi.id)
 
 
 def test_cancel(stripe_client, emulator_app):
