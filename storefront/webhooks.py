@@ -22,7 +22,7 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, current_app, request
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import payments
@@ -115,6 +115,7 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
     two concurrent deliveries can never both win.
     """
     obj_id = field(event, "data", "object", "id")
+    now = utcnow()
     row = WebhookEvent(
         stripe_event_id=event_id,
         type=str(field(event, "type", default="")),
@@ -122,7 +123,8 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
         stripe_created=int(field(event, "created", default=0)),
         api_version=field(event, "api_version"),
         payload=_payload_text(event),
-        received_at=utcnow(),
+        received_at=now,
+        attempted_at=now,
         outcome=None,
         attempts=1,
     )
@@ -140,15 +142,16 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
             WebhookEvent.stripe_event_id == event_id,
             or_(
                 WebhookEvent.outcome == FAILED,
-                (WebhookEvent.outcome.is_(None)) & (WebhookEvent.received_at < now - STALE_AFTER),
+                (WebhookEvent.outcome.is_(None)) & (_attempt_started() < now - STALE_AFTER),
             ),
         )
-        # received_at marks the start of the latest attempt (what staleness is measured from).
+        # received_at stays the first delivery; attempted_at marks this attempt's start
+        # (what staleness is measured from).
         .values(
             outcome=None,
             error=None,
             processed_at=None,
-            received_at=now,
+            attempted_at=now,
             attempts=WebhookEvent.attempts + 1,
         )
         .execution_options(synchronize_session=False)
@@ -157,6 +160,11 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
     if result.rowcount != 1:
         return None
     return db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+
+
+def _attempt_started():
+    # Rows stored before attempted_at existed: their latest attempt started at received_at.
+    return func.coalesce(WebhookEvent.attempted_at, WebhookEvent.received_at)
 
 
 def _finish(row_id: int, outcome: str, error: str | None = None) -> None:

@@ -643,3 +643,60 @@ def test_failed_event_logs_one_short_line_without_payload_data(
     assert "\n" not in error and MARKER not in error and len(error) <= 250
     # The traceback is still there for whoever turns on DEBUG.
     assert any(r.levelno == logging.DEBUG and r.exc_info for r in records)
+
+
+def test_a_retry_keeps_the_first_received_at_and_records_its_own_start(app, client, monkeypatch):
+    public_id = make_order(app, pi_id="pi_test_1")
+    original = webhooks.handler_for("payment_intent.succeeded")
+    calls = []
+
+    def flaky(evt):
+        calls.append(evt["id"])
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return original(evt)
+
+    monkeypatch.setitem(webhooks._handlers, "payment_intent.succeeded", flaky)
+    event = succeeded_event(public_id)
+    assert post_event(client, event).status_code == 500
+    an_hour_ago = utcnow().replace(tzinfo=None) - timedelta(hours=1)
+    with app.app_context():
+        db.session.execute(
+            update(WebhookEvent).values(received_at=an_hour_ago, attempted_at=an_hour_ago)
+        )
+        db.session.commit()
+    assert post_event(client, event).json["outcome"] == "processed"
+    row = stored(app, event["id"])
+    assert row.attempts == 2
+    assert row.received_at == an_hour_ago  # when Stripe first delivered it
+    assert row.attempted_at > an_hour_ago + timedelta(minutes=59)
+
+
+def test_a_running_retry_of_an_old_event_is_not_taken_over(app, client):
+    public_id = make_order(app, pi_id="pi_test_1")
+    event = succeeded_event(public_id)
+    with app.app_context():
+        # First delivered long ago; a retry started a moment ago and is still running.
+        db.session.add(
+            WebhookEvent(
+                stripe_event_id=event["id"],
+                type=event["type"],
+                object_id="pi_test_1",
+                stripe_created=event["created"],
+                payload="{}",
+                received_at=utcnow() - timedelta(days=1),
+                attempted_at=utcnow(),
+                outcome=None,
+                attempts=2,
+            )
+        )
+        db.session.commit()
+    assert post_event(client, event).json["outcome"] == "duplicate"
+    assert get_order(app, public_id).status == OrderStatus.PENDING
+    with app.app_context():
+        db.session.execute(
+            update(WebhookEvent).values(attempted_at=utcnow() - webhooks.STALE_AFTER - timedelta(1))
+        )
+        db.session.commit()
+    assert post_event(client, event).json["outcome"] == "processed"
+    assert get_order(app, public_id).status == OrderStatus.PAID
