@@ -45,6 +45,16 @@ def wait_for(url: str, timeout: float = 15.0) -> None:
 
 def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
     """Start ``python -m stripe_emulator`` as a child process (never imported here)."""
+    import socket
+
+    in_use = f"port {port} is already in use; stop what runs there or pass --emulator-port"
+    # Whatever holds the port would pass the health check below in the emulator's place.
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise click.ClickException(f"Cannot start the Stripe emulator: {in_use}") from None
     db_path = os.path.join(instance_path, "stripe-emulator.sqlite3")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path, "--quiet"]
@@ -54,6 +64,10 @@ def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
     except click.ClickException:
         proc.terminate()
         raise
+    if proc.poll() is not None:
+        raise click.ClickException(
+            f"The Stripe emulator exited at start-up (code {proc.returncode}); {in_use}"
+        )
     return proc
 
 
