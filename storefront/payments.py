@@ -50,6 +50,11 @@ def is_configured() -> bool:
     return bool(current_app.config.get("STRIPE_SECRET_KEY"))
 
 
+# Per request to Stripe (connect and each read), instead of the SDK's 80 s: a customer
+# waits at most about this times (1 + STRIPE_MAX_NETWORK_RETRIES) before "try again".
+HTTP_TIMEOUT_SECONDS = 10
+
+
 def client() -> stripe.StripeClient:
     """The app's ``StripeClient``; ``STRIPE_API_BASE`` points it at the emulator."""
     existing = current_app.extensions.get("stripe_client")
@@ -70,6 +75,7 @@ def client() -> stripe.StripeClient:
     new = stripe.StripeClient(
         cfg["STRIPE_SECRET_KEY"],
         max_network_retries=int(cfg.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
+        http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
         **kwargs,
     )
     current_app.extensions["stripe_client"] = new
