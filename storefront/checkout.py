@@ -49,6 +49,7 @@ TOKEN_KEY = "checkout_token"
 MAX_TOKEN_STEPS = 20
 # Deliberately simple: the browser validates too, and Stripe rejects what is not a mailbox.
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+EMAIL_MAX_LENGTH = 254  # RFC 5321's limit for a forward path, less the angle brackets
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED)
 
 
@@ -273,6 +274,16 @@ def start():
     )
 
 
+def valid_email(address: str) -> bool:
+    """Looks like one mailbox: no control characters (NUL, ESC, DEL...: \\s misses most),
+    not over-long, one @ and a dotted domain."""
+    return (
+        0 < len(address) <= EMAIL_MAX_LENGTH
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in address)
+        and EMAIL_RE.fullmatch(address) is not None
+    )
+
+
 @bp.post("/<public_id>/email")
 def email(public_id: str):
     """Store the receipt email on the order (and its PaymentIntent) before paying."""
@@ -284,7 +295,7 @@ def email(public_id: str):
     body = request.get_json(silent=True) if request.is_json else request.form
     value = body.get("email") if isinstance(body, dict) or hasattr(body, "get") else None
     address = value.strip() if isinstance(value, str) else ""
-    if len(address) > 254 or not EMAIL_RE.match(address):
+    if not valid_email(address):
         return {"error": "Enter a valid email address, like you@example.com."}, 400
     if address != order.email:
         try:

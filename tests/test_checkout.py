@@ -442,3 +442,27 @@ def test_stored_intent_unknown_to_stripe_starts_a_new_order(stripe_app, checkout
     assert checkout_client.get("/checkout/").status_code == 200
     with stripe_app.app_context():
         assert db.session.scalar(select(func.count(Order.id))) == 2
+
+
+# --------------------------------------------------------------------------- email rules
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada\x00@example.com",
+        "ada@exam\x07ple.com",
+        "\x1b[31mada@example.com",
+        "ada@example.com\x7f",
+        "ada@example\x0b.com",
+        "a" * 64 + "@" + "b" * 187 + ".com",  # 256 characters
+    ],
+)
+def test_email_with_control_characters_or_too_long_is_refused(stripe_app, checkout_client, address):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    response = checkout_client.post(f"/checkout/{order.public_id}/email", json={"email": address})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Enter a valid email address, like you@example.com."}
+    assert only_order(stripe_app).email is None
+    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).receipt_email is None
