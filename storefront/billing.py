@@ -27,10 +27,19 @@ IGNORED = "ignored"
 
 # Stripe statuses after which a subscription never comes back.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+# A live membership: it grants access (``Subscription.grants_access``), My account offers
+# to manage it, and Subscribe refuses a second one. Anything else (incomplete, unpaid,
+# paused, ended) is over for the shop: My account says "join again", and Subscribe lets
+# the customer join again.
+LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 # Statuses where the customer must fix their payment method.
 PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
 
 MEMBERSHIP_SLUG = "coffee-club"
+
+# Outbox recipient of notices for the shop's staff (no staff address is configured; the
+# outbox is where people look).
+STAFF_RECIPIENT = "staff"
 
 
 # --------------------------------------------------------------------------- customers
@@ -135,13 +144,22 @@ def membership_for(customer: Customer | None) -> Subscription | None:
         .where(Subscription.customer_id == customer.id)
         .order_by(Subscription.created_at.desc(), Subscription.id.desc())
     ).all()
-    live = [s for s in subs if s.status not in ENDED_STATUSES]
+    live = [s for s in subs if is_live(s)]
     return (live or list(subs) or [None])[0]
 
 
-def is_member(customer: Customer | None) -> bool:
+def is_live(membership: Subscription | None) -> bool:
+    """The one test for "is a member" (see ``LIVE_STATUSES``)."""
+    return membership is not None and membership.status in LIVE_STATUSES
+
+
+def live_membership(customer: Customer | None) -> Subscription | None:
     membership = membership_for(customer)
-    return membership is not None and membership.grants_access
+    return membership if is_live(membership) else None
+
+
+def is_member(customer: Customer | None) -> bool:
+    return live_membership(customer) is not None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -273,6 +291,7 @@ def on_checkout_session_paid(event: Any) -> str:
         row = sync_subscription(sub_id, event_created=field(event, "created", default=0))
         if row is None:
             return IGNORED
+        _warn_about_other_live_subscriptions(row)
         _outbox(
             "membership_welcome",
             row.customer.email,
@@ -283,6 +302,37 @@ def on_checkout_session_paid(event: Any) -> str:
         )
         return PROCESSED
     return hosted_checkout.fulfil_from_session(field(cs, "id"), from_webhook=True)
+
+
+def _warn_about_other_live_subscriptions(row: Subscription) -> None:
+    """A new membership while the customer has another live one (two subscription
+    sessions paid, e.g. in two tabs): tell staff once, to refund and cancel one by hand.
+    Nothing is canceled automatically; Stripe's list is the source of truth."""
+    customer = row.customer
+    others = [
+        sub.id
+        for sub in payments.list_subscriptions(customer.stripe_customer_id or "")
+        if sub.id != row.stripe_subscription_id and sub.status in LIVE_STATUSES
+    ]
+    if not others:
+        return
+    log.warning(
+        "customer %s has %d live subscriptions: %s and %s; one needs canceling and refunding",
+        customer.id,
+        len(others) + 1,
+        row.stripe_subscription_id,
+        ", ".join(others),
+    )
+    _outbox(
+        "staff_duplicate_membership",
+        STAFF_RECIPIENT,
+        f"Customer {customer.id} has {len(others) + 1} live Coffee Club subscriptions",
+        f"Customer {customer.id} ({customer.email}, Stripe {customer.stripe_customer_id}) "
+        f"now has a new subscription {row.stripe_subscription_id} while also subscribed "
+        f"through {', '.join(others)}.\n\nCancel and refund the extra one in the Stripe "
+        "Dashboard; nothing was canceled automatically.",
+        f"duplicate-membership:{row.stripe_subscription_id}",
+    )
 
 
 @webhooks.handles("checkout.session.async_payment_failed")

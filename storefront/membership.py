@@ -74,8 +74,14 @@ def index():
     )
 
 
-def subscription_params(customer_id: str, email: str, price: Price) -> dict[str, Any]:
-    """A Checkout Session (mode=subscription) for one membership plan."""
+def subscription_params(
+    customer_id: str, email: str, price: Price, nonce: str = ""
+) -> dict[str, Any]:
+    """A Checkout Session (mode=subscription) for one membership plan.
+
+    The session's metadata also names the form (``nonce``) that asked for it, so a double
+    submit of that form is told apart from a session opened elsewhere.
+    """
     if price.stripe_price_id:
         item: dict[str, Any] = {"price": price.stripe_price_id, "quantity": 1}
     else:
@@ -95,11 +101,40 @@ def subscription_params(customer_id: str, email: str, price: Price) -> dict[str,
         "line_items": [item],
         "customer": customer_id,
         "client_reference_id": price.lookup_key,
-        "metadata": metadata,
+        "metadata": {**metadata, "form_nonce": nonce},
         "subscription_data": {"metadata": metadata},
         "success_url": external_url("membership.welcome") + "?session_id=" + SESSION_ID_PLACEHOLDER,
         "cancel_url": external_url("membership.index"),
     }
+
+
+class JustSubscribed(Exception):
+    """Another subscription session of this customer was paid a moment ago."""
+
+
+def _expire_other_sessions(stripe_customer_id: str, price: Price, nonce: str) -> None:
+    """Before a new subscription session: expire the customer's other open ones (another
+    plan, another tab), so only one can ever be paid. The one this very form opened (same
+    plan and nonce) stays: the idempotent create hands it back. Raises ``JustSubscribed``
+    when one of them turns out to be paid already."""
+    for cs in payments.list_open_checkout_sessions(stripe_customer_id):
+        if cs.mode != "subscription":
+            continue
+        if (
+            field(cs, "metadata", "form_nonce") == nonce
+            and field(cs, "metadata", "price_lookup_key") == price.lookup_key
+        ):
+            continue
+        try:
+            payments.expire_checkout_session(cs.id)
+        except PaymentError:
+            status = payments.retrieve_checkout_session(cs.id).status
+            if status == "complete":
+                raise JustSubscribed from None
+            if status == "open":
+                raise
+            continue  # it expired by itself meanwhile
+        log.info("membership checkout session %s expired: a new one replaces it", cs.id)
 
 
 @bp.post("/subscribe")
@@ -126,10 +161,14 @@ def subscribe():
         nonce = secrets.token_urlsafe(16)
     try:
         customer = billing.get_or_create_customer(email)
+        _expire_other_sessions(customer.stripe_customer_id or "", price, nonce)
         cs = payments.create_checkout_session(
-            subscription_params(customer.stripe_customer_id or "", email, price),
+            subscription_params(customer.stripe_customer_id or "", email, price, nonce),
             payments.idempotency_key("subscribe", customer.id, price.lookup_key, nonce),
         )
+    except JustSubscribed:
+        flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
+        return redirect(url_for("account.show"), code=303)
     except PaymentError as err:
         flash(err.user_message, "error")
         return redirect(url_for("membership.index"), code=303)
