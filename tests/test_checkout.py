@@ -86,8 +86,10 @@ def test_reloading_reuses_the_order_and_intent(stripe_app, checkout_client):
 def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
     checkout_client.get("/checkout/")
     order = only_order(stripe_app)
-    assert payments.payment_intent_key(order) == payments.payment_intent_key(order)
-    assert order.public_id in payments.payment_intent_key(order)
+    key = payments.payment_intent_key(order)
+    assert key == f"storefront:order:{order.public_id}:payment_intent"
+    other = Order(public_id="another-order-id", currency="usd", amount_total=1)
+    assert payments.payment_intent_key(other) == "storefront:order:another-order-id:payment_intent"
     with stripe_app.test_request_context():
         again = payments.create_payment_intent(db.session.get(Order, order.id))
     # The same key replays the first answer: never a second intent for one order.
@@ -419,7 +421,8 @@ def test_intent_create_refused_for_its_key_starts_a_new_order(
         new_id = new.public_id
     assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
     # The session follows the new order, and reloading keeps it.
-    assert checkout_client.post(f"/checkout/{new_id}/email", json={"email": "a@b.co"}).is_json
+    saved = checkout_client.post(f"/checkout/{new_id}/email", json={"email": "a@b.co"})
+    assert (saved.status_code, saved.get_json()) == (200, {"ok": True})
     assert checkout_client.get("/checkout/").status_code == 200
     with stripe_app.app_context():
         assert db.session.scalar(select(func.count(Order.id))) == 2
@@ -466,3 +469,56 @@ def test_email_with_control_characters_or_too_long_is_refused(stripe_app, checko
     assert response.get_json() == {"error": "Enter a valid email address, like you@example.com."}
     assert only_order(stripe_app).email is None
     assert stripe_intent(stripe_app, order.stripe_payment_intent_id).receipt_email is None
+
+
+# --------------------------------------------------------------------------- Stripe errors
+
+
+def test_card_decline_maps_to_its_plain_message_and_logs_the_request_id(
+    stripe_app, checkout_client, caplog
+):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    caplog.set_level(logging.INFO, logger="storefront.payments")
+    with stripe_app.test_request_context(), pytest.raises(payments.PaymentError) as caught:
+        payments.call(
+            "payment intent confirm",
+            payments.client().v1.payment_intents.confirm,
+            order.stripe_payment_intent_id,
+            params={"payment_method": "pm_card_visa_chargeDeclinedInsufficientFunds"},
+        )
+    err = caught.value
+    assert err.kind == "card"
+    assert err.code == "insufficient_funds"
+    assert err.user_message == payments.DECLINE_MESSAGES["insufficient_funds"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "storefront.payments"]
+    assert re.fullmatch(
+        r"card declined during payment intent confirm: code=card_declined request_id=req_\w+",
+        line,
+    )
+
+
+def test_invalid_request_from_stripe_gives_the_generic_message_and_logs_the_request_id(
+    stripe_app, checkout_client, caplog
+):
+    checkout_client.get("/checkout/")
+    order = only_order(stripe_app)
+    with stripe_app.app_context():
+        # Canceled at Stripe behind the shop's back: it can no longer be updated.
+        payments.client().v1.payment_intents.cancel(order.stripe_payment_intent_id)
+    caplog.set_level(logging.INFO, logger="storefront.payments")
+    response = checkout_client.post(
+        f"/checkout/{order.public_id}/email", json={"email": "ada@example.com"}
+    )
+    assert response.status_code == 503
+    assert response.get_json() == {"error": payments.GENERIC}
+    assert only_order(stripe_app).email is None
+    [line] = [r.getMessage() for r in caplog.records if r.name == "storefront.payments"]
+    assert re.fullmatch(
+        r"Stripe rejected payment intent update: InvalidRequestError "
+        r"code=payment_intent_unexpected_state request_id=req_\w+",
+        line,
+    )
+    # The checkout page itself then moves on to a new order rather than failing.
+    page = checkout_client.get("/checkout/")
+    assert page.status_code == 200
