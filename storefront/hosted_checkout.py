@@ -27,7 +27,7 @@ from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, set_status
-from .models import PAYABLE_STATUSES, Order, OrderStatus, utcnow
+from .models import PAYABLE_STATUSES, Order, OrderStatus, Price, utcnow
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
 
@@ -84,22 +84,37 @@ def success_url(order: Order) -> str:
 # --------------------------------------------------------------------------- session params
 
 
+def synced_price_id(price: Price | None, unit_amount: int, currency: str) -> str | None:
+    """The Stripe Price to sell ``price`` with: only when it is synced and active and our
+    record still has this amount and currency. None: describe the item with ``price_data``
+    or refuse. What Stripe's Price itself says is checked on the session afterwards
+    (``totals_match``): our record may have changed without a re-sync."""
+    if (
+        price is not None
+        and price.stripe_price_id
+        and price.active
+        and price.unit_amount == unit_amount
+        and price.currency == currency
+    ):
+        return price.stripe_price_id
+    return None
+
+
+def totals_match(cs: Any, amount_total: int, currency: str) -> bool:
+    """Stripe's total for a new session is the amount our database says."""
+    return field(cs, "amount_total") == amount_total and field(cs, "currency") == currency
+
+
 def line_items(order: Order, *, use_price_ids: bool = True) -> list[dict[str, Any]]:
     """Line items from the order's snapshots: a synced Price when it still has the order's
     amount, otherwise ``price_data`` carrying the amount from our database."""
     result: list[dict[str, Any]] = []
     for item in order.items:
-        price = item.price
         synced = (
-            use_price_ids
-            and price is not None
-            and price.stripe_price_id
-            and price.active
-            and price.unit_amount == item.unit_amount
-            and price.currency == order.currency
+            synced_price_id(item.price, item.unit_amount, order.currency) if use_price_ids else None
         )
         if synced:
-            result.append({"price": price.stripe_price_id, "quantity": item.quantity})
+            result.append({"price": synced, "quantity": item.quantity})
         else:
             result.append(
                 {
@@ -166,7 +181,7 @@ def _create_session(order: Order, attempt: str) -> Any:
 
 
 def _totals_match(cs: Any, order: Order) -> bool:
-    return cs.amount_total == order.amount_total and cs.currency == order.currency
+    return totals_match(cs, order.amount_total, order.currency)
 
 
 def _complete_session(cs: Any, order: Order) -> None:

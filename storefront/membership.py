@@ -18,7 +18,7 @@ from sqlalchemy import select
 from . import billing, payments
 from .account import signed_in_customer, signed_in_email
 from .extensions import db
-from .hosted_checkout import SESSION_ID_PLACEHOLDER, external_url
+from .hosted_checkout import SESSION_ID_PLACEHOLDER, external_url, synced_price_id, totals_match
 from .models import Price, Product
 from .payments import PaymentError, field
 
@@ -82,8 +82,9 @@ def subscription_params(
     The session's metadata also names the form (``nonce``) that asked for it, so a double
     submit of that form is told apart from a session opened elsewhere.
     """
-    if price.stripe_price_id:
-        item: dict[str, Any] = {"price": price.stripe_price_id, "quantity": 1}
+    stripe_price_id = synced_price_id(price, price.unit_amount, price.currency)
+    if stripe_price_id:
+        item: dict[str, Any] = {"price": stripe_price_id, "quantity": 1}
     else:
         # Not synced (yet): describe the plan with our own amount and interval.
         item = {
@@ -108,8 +109,73 @@ def subscription_params(
     }
 
 
+PLAN_UPDATING = "This plan is being updated; please try again shortly."
+
+
+class PlanUnavailable(Exception):
+    """Stripe's Price for the plan is not what our database says (not re-synced)."""
+
+
+def _check_session_price(cs: Any, price: Price) -> None:
+    """The session (retrieved with its line items) charges our amount, currency and
+    interval, or it is expired and ``PlanUnavailable`` raised: the Stripe Price id came
+    from our last sync, and the plan may have changed in our database since (``flask
+    catalog sync-stripe`` fixes that)."""
+    items = field(cs, "line_items", "data")
+    stripe_price = field(items, 0, "price")
+    ok = (
+        cs.status == "open"
+        and totals_match(cs, price.unit_amount, price.currency)
+        and len(items or []) == 1
+        and field(stripe_price, "active") is True
+        and field(stripe_price, "recurring", "interval") == price.recurring_interval
+    )
+    if ok:
+        return
+    log.error(
+        "membership plan %s NOT offered: Stripe price %s is %s %s per %s (active=%s), "
+        "ours is %s %s per %s; run `flask catalog sync-stripe`",
+        price.lookup_key,
+        field(stripe_price, "id"),
+        cs.amount_total,
+        cs.currency,
+        field(stripe_price, "recurring", "interval"),
+        field(stripe_price, "active"),
+        price.unit_amount,
+        price.currency,
+        price.recurring_interval,
+    )
+    if cs.status == "open":
+        payments.expire_checkout_session(cs.id)
+    raise PlanUnavailable(price.lookup_key)
+
+
 class JustSubscribed(Exception):
     """Another subscription session of this customer was paid a moment ago."""
+
+
+def _create_session(
+    customer_id: int, stripe_customer_id: str, email: str, price: Price, nonce: str
+) -> Any:
+    """The subscription session for this form (plan and nonce): a double submit gets the
+    same one back (idempotency key). When that one has expired meanwhile (another plan was
+    opened since, or it timed out), a new one is made, keyed by the expired one."""
+    params = subscription_params(stripe_customer_id, email, price, nonce)
+    # The key names the Stripe Price too: after a re-sync the same form makes a new
+    # session instead of replaying one made with the stale price.
+    sold_as = params["line_items"][0].get("price", "price-data")
+    key = payments.idempotency_key("subscribe", customer_id, price.lookup_key, sold_as, nonce)
+    for _ in range(3):
+        created = payments.create_checkout_session(params, key)
+        # As Stripe has it now (a replayed create answers with the session as it was then).
+        cs = payments.retrieve_checkout_session(created.id, line_items=True)
+        if cs.status != "expired":
+            break
+        key = f"{key}:after:{cs.id}"
+    if cs.status == "complete":
+        raise JustSubscribed
+    _check_session_price(cs, price)
+    return cs
 
 
 def _expire_other_sessions(stripe_customer_id: str, price: Price, nonce: str) -> None:
@@ -162,10 +228,10 @@ def subscribe():
     try:
         customer = billing.get_or_create_customer(email)
         _expire_other_sessions(customer.stripe_customer_id or "", price, nonce)
-        cs = payments.create_checkout_session(
-            subscription_params(customer.stripe_customer_id or "", email, price, nonce),
-            payments.idempotency_key("subscribe", customer.id, price.lookup_key, nonce),
-        )
+        cs = _create_session(customer.id, customer.stripe_customer_id or "", email, price, nonce)
+    except PlanUnavailable:
+        flash(PLAN_UPDATING, "error")
+        return redirect(url_for("membership.index"), code=303)
     except JustSubscribed:
         flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
         return redirect(url_for("account.show"), code=303)

@@ -346,6 +346,44 @@ def test_a_second_paid_subscription_is_reported_to_staff_not_canceled(stripe_app
         assert sorted(s.status for s in subs) == ["active", "active"]  # nothing canceled
 
 
+def test_back_to_the_first_plan_from_the_same_page_opens_a_new_session(stripe_app):
+    shop = stripe_app.test_client()
+    monthly = subscribe(shop, plan=MONTHLY)
+    subscribe(shop, plan=YEARLY)  # expires the monthly one
+    again = subscribe(shop, plan=MONTHLY)
+    assert again != monthly
+    assert session_status(stripe_app, again) == "open"
+
+
+def test_membership_price_changed_but_not_synced_is_refused(stripe_app, caplog):
+    from storefront.catalog import sync_catalog
+
+    with stripe_app.app_context():
+        yearly = db.session.scalar(select(Price).where(Price.lookup_key == YEARLY))
+        yearly.unit_amount += 500  # our price changed; Stripe's Price still has the old one
+        new_amount = yearly.unit_amount
+        db.session.commit()
+    shop = stripe_app.test_client()
+    data = {"price": YEARLY, "email": EMAIL, "nonce": "p" * 20}
+    with caplog.at_level("ERROR", logger="storefront.membership"):
+        resp = shop.post("/membership/subscribe", data=data)
+    assert resp.status_code == 303
+    assert resp.headers["Location"].endswith("/membership/")
+    page = shop.get("/membership/").get_data(as_text=True)
+    assert "This plan is being updated; please try again shortly" in page
+    assert "NOT offered" in caplog.text
+    with stripe_app.app_context():
+        customer_id = db.session.scalar(select(Customer.stripe_customer_id))
+        assert payments.list_open_checkout_sessions(customer_id) == []
+        sync_catalog(echo=lambda *_: None)
+    # Once synced, the same form is sold at our amount.
+    cs_id = session_id_from(shop.post("/membership/subscribe", data=data).headers["Location"])
+    with stripe_app.app_context():
+        cs = payments.retrieve_checkout_session(cs_id)
+        assert cs.status == "open"
+        assert cs.amount_total == new_amount
+
+
 def test_welcome_page_without_a_completed_session_goes_back(client):
     resp = client.get("/membership/welcome?session_id=cs_test_nope")
     assert resp.status_code == 303
