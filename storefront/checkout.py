@@ -154,7 +154,9 @@ def order_for_token(cart: Cart) -> Order:
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()
-                continue  # a simultaneous request made it just now: load that one
+                if db.session.scalar(select(Order.id).where(Order.checkout_token == token)):
+                    continue  # a simultaneous request made it just now: load that one
+                raise
             log.info("order %s created for checkout", order.public_id)
         elif not is_open(order):
             token = next_checkout_token(token, order)
