@@ -2,7 +2,7 @@
 
 A subscription's items carry their billing period (API 2026: ``current_period_start/end``
 live on the subscription items).  Each period's invoice is paid with a PaymentIntent
-charged to the customer's default payment method; ``POST
+charged to the subscription's default payment method (else the customer's); ``POST
 /v1/test_helpers/subscriptions/{id}/advance`` moves a subscription to its next period so
 renewals that succeed and renewals that fail can be exercised.  The objects are built in
 ``billing_objects.py``; Checkout Sessions live in ``checkout.py`` (a nested blueprint
@@ -46,10 +46,14 @@ def serialised():
 
 
 def payment_method_for(sub: dict[str, Any]) -> str | None:
-    """The card a renewal is charged to: the customer's default, else the subscription's."""
+    """The card a renewal is charged to, in Stripe's order: the subscription's
+    ``default_payment_method``, else the customer's
+    ``invoice_settings.default_payment_method``."""
+    if sub.get("default_payment_method"):
+        return sub["default_payment_method"]
     customer = core.get(sub["customer"], "customer") or {}
     settings = customer.get("invoice_settings") or {}
-    return settings.get("default_payment_method") or sub.get("default_payment_method")
+    return settings.get("default_payment_method")
 
 
 def charge_invoice(

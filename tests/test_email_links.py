@@ -12,6 +12,10 @@ from tests.stripe_helpers import pay_hosted_page, stripe_events
 from tests.test_config import PRODUCTION
 from tests.test_membership import (
     EMAIL,
+    advance,
+    fail_renewals,
+    member_shop,
+    membership,
     subscribe,
 )
 
@@ -74,3 +78,15 @@ def test_membership_notices_link_to_shop_base_url(stripe_app, emulator):
     (welcome,) = messages(stripe_app, "membership_welcome")
     assert f"{BASE}/account/" in welcome.body
     assert EVIL not in welcome.body
+
+
+def test_payment_problem_notice_links_to_shop_base_url(stripe_app, emulator):
+    member_shop(stripe_app, emulator)
+    stripe_app.config["SHOP_BASE_URL"] = BASE
+    sub = membership(stripe_app)
+    fail_renewals(stripe_app, sub.stripe_subscription_id)
+    advance(stripe_app, sub.stripe_subscription_id)
+    assert "invoice.payment_failed" in deliver_via(stripe_app, EVIL)
+    (notice,) = messages(stripe_app, "membership_payment_problem")
+    assert f"{BASE}/account/" in notice.body
+    assert EVIL not in notice.body

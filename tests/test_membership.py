@@ -61,6 +61,19 @@ def advance(app, sub_id: str) -> None:
         payments.client().raw_request("post", f"/v1/test_helpers/subscriptions/{sub_id}/advance")
 
 
+def fail_renewals(app, sub_id: str) -> None:
+    """Make the subscription's renewals fail, as on Stripe: its own default payment method
+    (which Stripe charges before the customer's default) becomes a card that attaches but
+    whose charges fail (4000 0000 0000 0341)."""
+    with app.app_context():
+        sc = payments.client()
+        sub = sc.v1.subscriptions.retrieve(sub_id)
+        failing = sc.v1.payment_methods.attach(
+            "pm_card_chargeCustomerFail", params={"customer": sub.customer}
+        )
+        sc.v1.subscriptions.update(sub_id, params={"default_payment_method": failing.id})
+
+
 def test_membership_page_shows_both_plans(client):
     html = client.get("/membership/").get_data(as_text=True)
     assert "Coffee Club" in html
@@ -200,15 +213,7 @@ def test_renewal_moves_to_the_next_period(stripe_app, emulator):
 def test_failed_renewal_is_past_due_with_a_banner_and_a_notice(stripe_app, emulator):
     shop, feed = member_shop(stripe_app, emulator)
     sub = membership(stripe_app)
-    with stripe_app.app_context():
-        sc = payments.client()
-        customer_id = db.session.scalar(select(Customer.stripe_customer_id))
-        pm = sc.v1.payment_methods.attach(
-            "pm_card_chargeCustomerFail", params={"customer": customer_id}
-        )
-        sc.v1.customers.update(
-            customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
-        )
+    fail_renewals(stripe_app, sub.stripe_subscription_id)
     advance(stripe_app, sub.stripe_subscription_id)
     assert "invoice.payment_failed" in feed.deliver()
     assert membership(stripe_app).status == "past_due"

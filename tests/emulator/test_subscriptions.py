@@ -212,9 +212,9 @@ def test_failed_renewal_makes_subscription_past_due_and_recovers(stripe_client, 
     failing = stripe_client.v1.payment_methods.attach(
         "pm_card_chargeCustomerFail", {"customer": sub.customer}
     )
-    stripe_client.v1.customers.update(
-        sub.customer, {"invoice_settings": {"default_payment_method": failing.id}}
-    )
+    # The subscription's own default is charged before the customer's (still the good card
+    # Checkout saved), as on Stripe.
+    stripe_client.v1.subscriptions.update(sub.id, {"default_payment_method": failing.id})
     renewed = advance(stripe_client, sub.id)
     assert renewed.status == "past_due"
     invoice = latest_invoice(stripe_client, renewed)
@@ -231,12 +231,47 @@ def test_failed_renewal_makes_subscription_past_due_and_recovers(stripe_client, 
     assert stripe_client.v1.invoices.list({"status": "open"}).data[0].id == invoice.id
 
     good = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": sub.customer})
-    stripe_client.v1.customers.update(
-        sub.customer, {"invoice_settings": {"default_payment_method": good.id}}
-    )
+    stripe_client.v1.subscriptions.update(sub.id, {"default_payment_method": good.id})
     recovered = advance(stripe_client, sub.id)
     assert recovered.status == "active"
     assert latest_invoice(stripe_client, recovered).status == "paid"
+
+
+def test_renewal_charges_the_subscriptions_card_before_the_customers(stripe_client, emulator_url):
+    sub = subscribe(stripe_client, emulator_url)
+    failing = stripe_client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", {"customer": sub.customer}
+    )
+    # A failing customer default does not matter while the subscription has its own card.
+    stripe_client.v1.customers.update(
+        sub.customer, {"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    renewed = advance(stripe_client, sub.id)
+    assert renewed.status == "active"
+    invoice = latest_invoice(stripe_client, renewed)
+    pi = stripe_client.v1.payment_intents.retrieve(invoice.payments.data[0].payment.payment_intent)
+    assert pi.payment_method == sub.default_payment_method
+
+
+def test_renewal_without_a_subscription_card_charges_the_customers_default(stripe_client):
+    price = make_price(stripe_client, amount=500, recurring={"interval": "week"})
+    customer = stripe_client.v1.customers.create({"email": "fallback@example.com"})
+    good = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    stripe_client.v1.customers.update(
+        customer.id, {"invoice_settings": {"default_payment_method": good.id}}
+    )
+    sub = stripe_client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    assert sub.status == "active"
+    assert sub.default_payment_method is None
+    failing = stripe_client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", {"customer": customer.id}
+    )
+    stripe_client.v1.customers.update(
+        customer.id, {"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    assert advance(stripe_client, sub.id).status == "past_due"
 
 
 # --------------------------------------------------------------------------- cancellation
