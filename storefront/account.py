@@ -84,7 +84,7 @@ def send_sign_in_link(email: str) -> str:
                 "Use this link to sign in to your account. It works for one hour.\n\n"
                 f"{link}\n\nIf you did not ask for it, you can ignore this message."
             ),
-            dedup_key=f"sign-in:{email}:{minute}",
+            dedup_key=f"sign-in:{payments.email_digest(email)}:{minute}",
         )
     )
     try:

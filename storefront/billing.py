@@ -45,13 +45,24 @@ STAFF_RECIPIENT = "staff"
 # --------------------------------------------------------------------------- customers
 
 
+# The longest address SMTP can carry (RFC 5321: a 256-octet path minus the angle brackets).
+MAX_EMAIL_LENGTH = 254
+
+
 def normalise_email(email: str | None) -> str | None:
-    """A trimmed, lower-cased email, or None when it does not look like one."""
-    if not email:
+    """A trimmed, lower-cased email, or None when it does not look like one.
+
+    Longer than 254 characters, or holding a space or a control character (NUL included,
+    which PostgreSQL cannot store), is not an email: the forms answer with their usual
+    error instead of failing in the database.
+    """
+    if not email or not isinstance(email, str):
         return None
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 320 or " " in email:
+    if not local or "." not in domain or len(email) > MAX_EMAIL_LENGTH:
+        return None
+    if any(c == " " or ord(c) < 0x20 or ord(c) == 0x7F for c in email):
         return None
     return email
 

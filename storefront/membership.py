@@ -164,14 +164,15 @@ def _create_session(
     # The key names the Stripe Price too: after a re-sync the same form makes a new
     # session instead of replaying one made with the stale price.
     sold_as = params["line_items"][0].get("price", "price-data")
-    key = payments.idempotency_key("subscribe", customer_id, price.lookup_key, sold_as, nonce)
+    first_key = payments.idempotency_key("subscribe", customer_id, price.lookup_key, sold_as, nonce)
+    key = first_key
     for _ in range(3):
         created = payments.create_checkout_session(params, key)
         # As Stripe has it now (a replayed create answers with the session as it was then).
         cs = payments.retrieve_checkout_session(created.id, line_items=True)
         if cs.status != "expired":
             break
-        key = f"{key}:after:{cs.id}"
+        key = f"{first_key}:after:{cs.id}"
     if cs.status == "complete":
         raise JustSubscribed
     _check_session_price(cs, price)

@@ -8,6 +8,7 @@ and request ids, never keys, client secrets or card data.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -308,13 +309,39 @@ def expire_checkout_session(session_id: str) -> Any:
     return call("checkout session expire", client().v1.checkout.sessions.expire, session_id)
 
 
+def list_open_checkout_sessions(customer_id: str) -> list[Any]:
+    """A customer's open Checkout Sessions, every mode (Stripe cannot filter by mode)."""
+    page = call(
+        "checkout session list",
+        client().v1.checkout.sessions.list,
+        params={"customer": customer_id, "status": "open", "limit": 100},
+    )
+    return list(page.data)
+
+
+def list_subscriptions(customer_id: str) -> list[Any]:
+    """A customer's subscriptions in every status, as Stripe has them now."""
+    page = call(
+        "subscription list",
+        client().v1.subscriptions.list,
+        params={"customer": customer_id, "status": "all", "limit": 100},
+    )
+    return list(page.data)
+
+
+def email_digest(email: str) -> str:
+    """A fixed-length stand-in for an email in keys (idempotency, outbox dedup)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
 def create_stripe_customer(email: str) -> str:
     """Create the Stripe Customer for an email, once: the key comes from the email."""
     created = call(
         "customer create",
         client().v1.customers.create,
         params={"email": email, "metadata": {"source": "storefront"}},
-        options={"idempotency_key": idempotency_key("customer", email.lower())},
+        # A digest, not the address: Stripe keys are at most 255 characters.
+        options={"idempotency_key": idempotency_key("customer", email_digest(email))},
     )
     return created.id
 

@@ -143,3 +143,36 @@ def test_forms_need_csrf_tokens(csrf_app):
         assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     html = client.get("/account/").get_data(as_text=True)
     assert 'name="csrf_token"' in html
+
+
+# --------------------------------------------------------------------------- odd emails
+
+
+def long_email(length: int) -> str:
+    domain = "@example.com"
+    return "a" * (length - len(domain)) + domain
+
+
+def test_overlong_email_is_a_form_error_and_writes_nothing(client, app):
+    for email in (long_email(255), long_email(320)):
+        resp = client.post("/account/sign-in", data={"email": email})
+        assert resp.status_code == 400
+        assert "valid email address" in resp.get_data(as_text=True)
+    assert sign_in_messages(app) == []
+
+
+def test_longest_email_gets_a_link_with_a_short_dedup_key(client, app):
+    email = long_email(254)
+    assert client.post("/account/sign-in", data={"email": email}).status_code == 200
+    (message,) = sign_in_messages(app)
+    assert message.to_email == email
+    assert len(message.dedup_key) <= 255  # outbox_message.dedup_key is String(255)
+    assert email not in message.dedup_key
+
+
+def test_control_characters_in_the_email_are_a_form_error(client, app):
+    for email in ("ada\x00@example.com", "ada@exam\x07ple.com", "ada@example.com\x7f"):
+        resp = client.post("/account/sign-in", data={"email": email})
+        assert resp.status_code == 400
+        assert "valid email address" in resp.get_data(as_text=True)
+    assert sign_in_messages(app) == []

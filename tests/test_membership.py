@@ -129,6 +129,37 @@ def test_subscribe_needs_an_email_and_a_plan(stripe_app):
         assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
 
 
+def test_subscribe_refuses_control_characters_and_overlong_emails(stripe_app):
+    shop = stripe_app.test_client()
+    for email in ("ada\x00@example.com", "a" * 243 + "@example.com"):
+        resp = shop.post(
+            "/membership/subscribe", data={"price": MONTHLY, "email": email}, follow_redirects=True
+        )
+        assert "valid email address" in resp.get_data(as_text=True)
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
+        assert payments.client().v1.customers.list().data == []
+
+
+def test_stripe_customer_key_stays_short_for_the_longest_email(stripe_app, monkeypatch):
+    email = "a" * 242 + "@example.com"  # 254 characters: the longest we accept
+    keys: list[str] = []
+    real_call = payments.call
+
+    def spy(action, fn, *args, **kwargs):
+        if action == "customer create":
+            keys.append(kwargs["options"]["idempotency_key"])
+        return real_call(action, fn, *args, **kwargs)
+
+    monkeypatch.setattr(payments, "call", spy)
+    subscribe(stripe_app.test_client(), email=email)
+    (key,) = keys
+    assert len(key) <= 255  # Stripe's limit for idempotency keys
+    assert email not in key
+    with stripe_app.app_context():
+        assert db.session.scalar(select(Customer.email)) == email
+
+
 def test_signed_in_customer_subscribes_without_typing_an_email(stripe_app):
     shop = stripe_app.test_client()
     sign_in(shop, "grace@example.com")
