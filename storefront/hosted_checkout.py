@@ -230,10 +230,10 @@ def checkout_url_for(order: Order) -> str | None:
 # --------------------------------------------------------------------------- orders
 
 
-def _signed_in_customer():
-    from .account import signed_in_customer
+def _signed_in_email() -> str | None:
+    from .account import signed_in_email
 
-    return signed_in_customer()
+    return billing.normalise_email(signed_in_email())
 
 
 def _abandon(order: Order) -> None:
@@ -269,8 +269,11 @@ def order_for_cart(cart: Cart) -> Order:
             _abandon(order)
         elif matches and order.status in (OrderStatus.PROCESSING, OrderStatus.PAID):
             raise AlreadyPaid(order)
-    customer = _signed_in_customer()
-    order = create_order_from_cart(cart, email=customer.email if customer else None)
+    # Signed in: the order carries the email even before there is a Customer record (made
+    # by a first membership), so Checkout pre-fills it (``customer_email``).
+    email = _signed_in_email()
+    customer = billing.find_customer(email) if email else None
+    order = create_order_from_cart(cart, email=email)
     if customer is not None:
         order.customer_id = customer.id
     db.session.commit()

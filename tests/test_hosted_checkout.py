@@ -145,6 +145,42 @@ def test_second_press_reuses_the_open_session(stripe_app, shop):
         assert [s.id for s in sessions.data] == [first]
 
 
+def sign_in(shop, email: str) -> None:
+    with shop.session_transaction() as sess:
+        sess["account_email"] = email
+
+
+def test_signed_in_without_a_customer_record_gets_customer_email(stripe_app, shop):
+    sign_in(shop, "grace@example.com")
+    add_to_cart(shop, stripe_app, BEANS)
+    cs = retrieve(stripe_app, start(shop))
+    assert cs.customer_email == "grace@example.com"
+    assert cs.customer is None
+    with stripe_app.app_context():
+        assert only_order(stripe_app).email == "grace@example.com"
+
+
+def test_signed_in_customer_is_passed_as_the_stripe_customer(stripe_app, shop):
+    with stripe_app.app_context():
+        customer = billing.get_or_create_customer("grace@example.com")
+        stripe_customer_id = customer.stripe_customer_id
+    sign_in(shop, "grace@example.com")
+    add_to_cart(shop, stripe_app, BEANS)
+    cs = retrieve(stripe_app, start(shop))
+    assert cs.customer == stripe_customer_id
+    assert cs.customer_email is None
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert order.customer.stripe_customer_id == stripe_customer_id
+        assert order.email == "grace@example.com"
+
+
+def test_signed_out_shopper_leaves_the_email_to_checkout(stripe_app, shop):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs = retrieve(stripe_app, start(shop))
+    assert cs.customer is None and cs.customer_email is None
+
+
 def test_session_creation_is_idempotent_per_order(stripe_app, shop):
     add_to_cart(shop, stripe_app, BEANS)
     cs_id = start(shop)
