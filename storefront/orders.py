@@ -9,6 +9,7 @@ the webhook is overdue, so a lost webhook never strands a paid order.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -56,7 +57,14 @@ def with_csp(response):
     return response
 
 
+# What new_public_id() makes (URL-safe base64); anything else cannot be an order, and
+# PostgreSQL would refuse some of it (a NUL byte) with an error rather than "no rows".
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def get_order_or_404(public_id: str) -> Order:
+    if not _PUBLIC_ID.fullmatch(public_id):
+        abort(404, "We could not find that order.")
     order = db.session.scalar(select(Order).where(Order.public_id == public_id))
     if order is None:
         abort(404, "We could not find that order.")
@@ -204,8 +212,11 @@ def show(public_id: str):
     if order.is_paid:
         _forget_paid_checkout(order)
     # Query parameters are hints only: they can make us wait, never show "paid".
+    # Only this order's own Checkout Session counts: any other ?session_id= is ignored.
     returning = request.args.get("redirect_status") == "succeeded" or (
-        session_id is not None and stripe_status is None
+        session_id is not None
+        and session_id == order.stripe_checkout_session_id
+        and stripe_status is None
     )
     state = page_state(order, stripe_status, returning)
     return render_template(

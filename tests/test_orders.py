@@ -385,3 +385,21 @@ def test_stripe_saying_unpaid_beats_the_succeeded_hint(stripe_app, shopper):
     assert "Continue to payment" in page
     assert 'http-equiv="refresh"' not in page  # no "Processing" forever
     assert all_orders(stripe_app)[0].status == OrderStatus.PENDING
+
+
+def test_a_session_id_that_is_not_the_orders_own_is_ignored(app, client):
+    from tests.webhook_helpers import make_order
+
+    public_id = make_order(app)  # unpaid, no PaymentIntent to ask Stripe about
+    response = client.get(f"/orders/{public_id}?session_id=cs_test_someone_elses")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Processing" not in page
+    assert 'http-equiv="refresh"' not in page
+
+
+@pytest.mark.parametrize("public_id", ["a%00b", "a%20b", "x" * 65, "%C3%A9t%C3%A9", "a.b"])
+def test_order_ids_that_cannot_exist_are_404_not_a_query(client, public_id):
+    response = client.get(f"/orders/{public_id}")
+    assert response.status_code == 404
+    assert "We could not find that order." in response.get_data(as_text=True)
