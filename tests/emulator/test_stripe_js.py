@@ -58,20 +58,15 @@ def new_intent(client: stripe.StripeClient, amount: int = 2400) -> stripe.Paymen
     )
 
 
-def fill_card_element(page: Page, number: str) -> None:
-    frame = page.frame_locator(ELEMENT_FRAME)
-    frame.locator('input[name="cardnumber"]').fill(number)
-    frame.locator('input[name="exp-date"]').fill("12 / 34")
-    frame.locator('input[name="cvc"]').fill("123")
-    frame.locator('input[name="postal"]').fill("12345")
+# Input names inside each element's iframe (those of Stripe's own frames).
+CARD_FIELDS = ("cardnumber", "exp-date", "cvc", "postal")
+PAYMENT_FIELDS = ("number", "expiry", "cvc", "postalCode")
 
 
-def fill_payment_element(page: Page, number: str) -> None:
+def fill_element(page: Page, fields: tuple[str, str, str, str], number: str) -> None:
     frame = page.frame_locator(ELEMENT_FRAME)
-    frame.locator('input[name="number"]').fill(number)
-    frame.locator('input[name="expiry"]').fill("12 / 34")
-    frame.locator('input[name="cvc"]').fill("123")
-    frame.locator('input[name="postalCode"]').fill("12345")
+    for name, value in zip(fields, (number, "12 / 34", "123", "12345"), strict=True):
+        frame.locator(f'input[name="{name}"]').fill(value)
 
 
 def test_card_element_confirm_card_payment_succeeds(
@@ -79,7 +74,7 @@ def test_card_element_confirm_card_payment_succeeds(
 ):
     pi = new_intent(stripe_client)
     open_page(page, merchant_url, "card", pi.client_secret)
-    fill_card_element(page, "4242 4242 4242 4242")
+    fill_element(page, CARD_FIELDS, "4242 4242 4242 4242")
     # A change event says the element is complete, with no error.
     complete = page.wait_for_function(
         "window.events.filter(e => e[0] === 'change' && e[1].complete).pop()"
@@ -105,7 +100,7 @@ def test_card_element_decline_is_a_card_error(
 ):
     pi = new_intent(stripe_client)
     open_page(page, merchant_url, "card", pi.client_secret)
-    fill_card_element(page, "4000 0000 0000 9995")
+    fill_element(page, CARD_FIELDS, "4000 0000 0000 9995")
     page.click("#pay")
     expect(page.locator("#message")).to_contain_text("insufficient funds")
     error = page.evaluate("window.lastResult.error")
@@ -169,7 +164,7 @@ def test_confirm_payment_redirects_to_return_url(
     pi = new_intent(stripe_client)
     open_page(page, merchant_url, "payment", pi.client_secret)
     page.evaluate("window.redirectMode = 'always'")
-    fill_payment_element(page, number)
+    fill_element(page, PAYMENT_FIELDS, number)
     page.click("#pay")
     if challenge:
         # With redirect "always", 3-D Secure is a full page like Stripe's hosted challenge.
