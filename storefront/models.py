@@ -49,6 +49,11 @@ class Product(db.Model):
     def in_stock(self) -> bool:
         return self.stock is None or self.stock > 0
 
+    @property
+    def picture(self) -> str:
+        """Its picture under static/, or a plain parcel while it has none."""
+        return self.image or "img/products/placeholder.svg"
+
 
 class Price(db.Model):
     # Constraint names get the "ck_<table>_" prefix from the naming convention.

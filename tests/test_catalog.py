@@ -260,3 +260,14 @@ def test_membership_product_page_redirects_to_the_membership_page(client):
     page = client.get("/products/coffee-club", follow_redirects=True).get_data(as_text=True)
     assert "Not sold in" not in page
     assert "Coffee Club" in page
+
+
+def test_a_product_without_a_picture_shows_the_placeholder(app, client):
+    with app.app_context():
+        product = db.session.scalar(select(Product).where(Product.slug == "stoneware-mug"))
+        product.image = None
+        db.session.commit()
+    for url in ("/", "/products/stoneware-mug"):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert "/static/img/products/placeholder.svg" in response.get_data(as_text=True)
