@@ -76,3 +76,51 @@ def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live
     expect(page.get_by_test_id("membership-period-end")).to_be_visible()
     expect(page.get_by_test_id("member-badge")).to_be_visible()
     expect(page.get_by_role("button", name="Cancel at period end")).to_be_visible()
+
+
+def answer_posts_with_204(page: Page, path: str) -> list[str]:
+    """Answer POSTs to ``path`` with 204 No Content, which leaves the page where it is (as a
+    slow answer would, without the wait); returns the URLs seen."""
+    posts: list[str] = []
+
+    def answer(route) -> None:
+        posts.append(route.request.url)
+        route.fulfill(status=204)
+
+    page.route(f"**{path}", answer)
+    return posts
+
+
+def test_stripe_checkout_button_is_disabled_after_the_first_press(page: Page, live_shop: LiveShop):
+    page.goto(live_shop.url + "/products/ethiopia-yirgacheffe")
+    page.get_by_role("button", name="Add to cart").click()
+    page.goto(live_shop.url + "/cart/")
+    posts = answer_posts_with_204(page, "/checkout/stripe/")
+    button = page.get_by_role("button", name="Pay with Stripe Checkout")
+    button.click()
+    expect(button).to_be_disabled()
+    button.click(force=True)  # a second press while Stripe's page would be loading
+    page.wait_for_timeout(300)
+    assert len(posts) == 1
+    # For real now; back from Stripe's page, the button works again.
+    page.unroute("**/checkout/stripe/")
+    page.reload()
+    button.click()
+    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+    page.go_back()
+    expect(button).to_be_enabled()
+    button.click()
+    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+
+
+def test_membership_buttons_are_disabled_after_the_first_press(page: Page, live_shop: LiveShop):
+    page.goto(live_shop.url + "/membership/")
+    plan = page.get_by_test_id("plan-month")
+    plan.get_by_label("Email").fill(EMAIL)
+    posts = answer_posts_with_204(page, "/membership/subscribe")
+    plan.get_by_role("button", name="Subscribe").click()
+    for interval in ("month", "year"):  # every plan: one checkout at a time
+        expect(page.get_by_test_id(f"plan-{interval}").get_by_role("button")).to_be_disabled()
+    plan.get_by_role("button", name="Subscribe").click(force=True)
+    page.wait_for_timeout(300)
+    assert len(posts) == 1
