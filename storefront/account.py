@@ -136,8 +136,10 @@ def show():
         email=email,
         orders=billing.orders_for(customer, email),
         membership=membership,
+        live=billing.is_live(membership),
         awaiting_stripe=_awaiting_stripe(membership),
-        payment_problem=membership is not None and membership.status in billing.PROBLEM_STATUSES,
+        payment_problem=billing.is_live(membership)
+        and membership.status in billing.PROBLEM_STATUSES,
     )
 
 
@@ -190,7 +192,7 @@ def _awaiting_stripe(membership: Subscription | None) -> bool:
         membership is not None
         and pending.get("subscription") == membership.stripe_subscription_id
         and membership.cancel_at_period_end != pending.get("cancel_at_period_end")
-        and membership.status not in billing.ENDED_STATUSES
+        and billing.is_live(membership)
         and int(pending.get("until", 0)) > time.time()
     )
     if not waiting:
@@ -199,9 +201,8 @@ def _awaiting_stripe(membership: Subscription | None) -> bool:
 
 
 def _own_membership() -> Subscription:
-    customer = signed_in_customer()
-    membership = billing.membership_for(customer)
-    if membership is None or membership.status in billing.ENDED_STATUSES:
+    membership = billing.live_membership(signed_in_customer())
+    if membership is None:
         abort(404, "You have no active membership.")
     return membership
 

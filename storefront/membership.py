@@ -68,7 +68,7 @@ def index():
         prices=prices,
         savings=yearly_saving(prices),
         email=signed_in_email(),
-        membership=billing.membership_for(customer),
+        membership=billing.live_membership(customer),
         # One per page view: a double-submitted form reuses the same Checkout Session.
         nonce=secrets.token_urlsafe(16),
     )
@@ -219,8 +219,7 @@ def subscribe():
     if not payments.is_configured():
         flash(payments.NOT_CONFIGURED, "error")
         return redirect(url_for("membership.index"), code=303)
-    existing = billing.membership_for(billing.find_customer(email))
-    if existing is not None and existing.status not in billing.ENDED_STATUSES:
+    if billing.live_membership(billing.find_customer(email)) is not None:
         flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
         return redirect(url_for("account.show"), code=303)
     nonce = request.form.get("nonce", "")
@@ -266,5 +265,6 @@ def welcome():
         "membership/welcome.html",
         email=email,
         membership=membership,
+        live=billing.is_live(membership),
         signed_in=signed_in_email() == billing.normalise_email(email),
     )

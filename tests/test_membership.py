@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC
 
+import pytest
 from sqlalchemy import func, select
 
-from storefront import payments
+from storefront import billing, payments
 from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage, Price, Subscription
 from tests.stripe_helpers import EventFeed, pay_hosted_page, session_id_from
@@ -423,3 +424,39 @@ def test_membership_price_changed_but_not_synced_is_refused(stripe_app, caplog):
 def test_welcome_page_without_a_completed_session_goes_back(client):
     resp = client.get("/membership/welcome?session_id=cs_test_nope")
     assert resp.status_code == 303
+
+
+def test_live_statuses_are_the_ones_that_grant_access():
+    every = [
+        "active",
+        "trialing",
+        "past_due",
+        "unpaid",
+        "incomplete",
+        "incomplete_expired",
+        "canceled",
+        "paused",
+    ]
+    assert {s for s in every if Subscription(status=s).grants_access} == billing.LIVE_STATUSES
+
+
+@pytest.mark.parametrize("status", ["unpaid", "incomplete", "paused"])
+def test_a_membership_that_is_over_can_be_joined_again(stripe_app, status):
+    with stripe_app.app_context():
+        customer = billing.get_or_create_customer(EMAIL)
+        db.session.add(
+            Subscription(stripe_subscription_id="sub_old", customer_id=customer.id, status=status)
+        )
+        db.session.commit()
+    shop = stripe_app.test_client()
+    sign_in(shop)
+    account = shop.get("/account/").get_data(as_text=True)
+    assert "Your membership has ended" in account
+    assert 'data-testid="payment-problem"' not in account
+    assert "Cancel at period end" not in account
+    plans_page = shop.get("/membership/").get_data(as_text=True)
+    assert 'data-testid="already-member"' not in plans_page
+    # ...and Subscribe agrees: off to Stripe Checkout, not back to My account.
+    cs_id = subscribe(shop, email=None)
+    assert session_status(stripe_app, cs_id) == "open"
+    assert shop.post("/account/membership/cancel").status_code == 404
