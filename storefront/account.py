@@ -153,8 +153,13 @@ def request_link():
             error="Please enter a valid email address.",
             email=request.form.get("email", ""),
         ), 400
+    return link_sent_page(email)
+
+
+def link_sent_page(email: str) -> str:
+    """Send ``email`` a sign-in link and say so: the same answer whether or not we know the
+    email, so the page never reveals customers (also used by Subscribe)."""
     link = send_sign_in_link(email)
-    # The same answer whether or not we know the email: the page never reveals customers.
     return render_template(
         "account/sign_in.html",
         sent_to=email,

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from . import billing, payments
-from .account import signed_in_customer, signed_in_email
+from .account import link_sent_page, signed_in_customer, signed_in_email
 from .extensions import db
 from .hosted_checkout import SESSION_ID_PLACEHOLDER, external_url, synced_price_id, totals_match
 from .models import Price, Product
@@ -220,8 +220,7 @@ def subscribe():
         flash(payments.NOT_CONFIGURED, "error")
         return redirect(url_for("membership.index"), code=303)
     if billing.live_membership(billing.find_customer(email)) is not None:
-        flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
-        return redirect(url_for("account.show"), code=303)
+        return _already_a_member(email)
     nonce = request.form.get("nonce", "")
     if not _NONCE_RE.match(nonce):
         nonce = secrets.token_urlsafe(16)
@@ -233,8 +232,7 @@ def subscribe():
         flash(PLAN_UPDATING, "error")
         return redirect(url_for("membership.index"), code=303)
     except JustSubscribed:
-        flash("That email already has a Coffee Club membership. Sign in to manage it.", "info")
-        return redirect(url_for("account.show"), code=303)
+        return _already_a_member(email)
     except PaymentError as err:
         flash(err.user_message, "error")
         return redirect(url_for("membership.index"), code=303)
@@ -242,6 +240,16 @@ def subscribe():
         "customer %s: membership checkout session %s (%s)", customer.id, cs.id, price.lookup_key
     )
     return redirect(cs.url, code=303)
+
+
+def _already_a_member(email: str):
+    """The email has a membership. Signed in, it is theirs: My account. Otherwise anyone
+    may have typed it, so say nothing about it: send its owner a sign-in link and answer
+    exactly as the sign-in form does."""
+    if signed_in_email() == email:
+        flash("You already have a Coffee Club membership.", "info")
+        return redirect(url_for("account.show"), code=303)
+    return link_sent_page(email)
 
 
 @bp.get("/welcome")

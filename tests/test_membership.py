@@ -7,6 +7,7 @@ when and in which order the shop hears about each change.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 
 import pytest
@@ -460,3 +461,31 @@ def test_a_membership_that_is_over_can_be_joined_again(stripe_app, status):
     cs_id = subscribe(shop, email=None)
     assert session_status(stripe_app, cs_id) == "open"
     assert shop.post("/account/membership/cancel").status_code == 404
+
+
+def without_csrf_tokens(html: str) -> str:
+    return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token"', html)
+
+
+def test_subscribe_does_not_reveal_whether_a_typed_email_is_a_member(stripe_app, emulator):
+    member_shop(stripe_app, emulator)  # EMAIL is a member
+    stranger = stripe_app.test_client()
+    resp = stranger.post(
+        "/membership/subscribe", data={"price": YEARLY, "email": EMAIL, "nonce": "s" * 20}
+    )
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "already" not in html.lower()
+    assert 'data-testid="link-sent"' in html
+    # Exactly the sign-in form's answer for the same email (CSRF tokens aside).
+    other = stripe_app.test_client()
+    sign_in_page = other.post("/account/sign-in", data={"email": EMAIL}).get_data(as_text=True)
+    assert without_csrf_tokens(html) == without_csrf_tokens(sign_in_page)
+    with stripe_app.app_context():
+        (link,) = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "sign_in")
+        ).all()
+        assert link.to_email == EMAIL
+        customer_id = db.session.scalar(select(Customer.stripe_customer_id))
+        assert payments.list_open_checkout_sessions(customer_id) == []
+    assert "Signed in as" not in stranger.get("/account/").get_data(as_text=True)
