@@ -285,12 +285,21 @@ def test_success_page_fulfils_the_order(stripe_app, shop, emulator):
     assert "Your cart is empty" in shop.get("/cart/").get_data(as_text=True)
 
 
+def beans_stock(app) -> int | None:
+    with app.app_context():
+        return db.session.scalar(select(Product.stock).join(Price).where(Price.lookup_key == BEANS))
+
+
+def set_beans_stock(app, stock: int) -> None:
+    with app.app_context():
+        product = db.session.scalar(select(Product).join(Price).where(Price.lookup_key == BEANS))
+        product.stock = stock
+        db.session.commit()
+
+
 def test_webhook_and_success_page_fulfil_exactly_once(stripe_app, shop, emulator):
     public_id, cs_id = paid_order(stripe_app, shop, emulator)
-    with stripe_app.app_context():
-        stock_before = db.session.scalar(
-            select(Product.stock).join(Price).where(Price.lookup_key == BEANS)
-        )
+    set_beans_stock(stripe_app, 10)
     types = EventFeed(stripe_app).deliver()
     assert "checkout.session.completed" in types
     shop.get(f"/orders/{public_id}?session_id={cs_id}")
@@ -298,11 +307,47 @@ def test_webhook_and_success_page_fulfil_exactly_once(stripe_app, shop, emulator
     with stripe_app.app_context():
         assert order_by_public_id(public_id).status == "paid"
         assert confirmations(stripe_app) == 1
-        stock_after = db.session.scalar(
-            select(Product.stock).join(Price).where(Price.lookup_key == BEANS)
-        )
-        if stock_before is not None:
-            assert stock_after == stock_before - 2
+    assert beans_stock(stripe_app) == 8  # two bags, taken once
+
+
+def test_webhook_and_success_page_at_the_same_time_fulfil_once(stripe_app, shop, emulator):
+    public_id, cs_id = paid_order(stripe_app, shop, emulator)
+    set_beans_stock(stripe_app, 10)
+    (completed,) = [e for e in stripe_events(stripe_app) if e.type == "checkout.session.completed"]
+    barrier = threading.Barrier(4)
+    outcomes: list[object] = []
+    errors: list[BaseException] = []
+
+    def webhook():
+        with stripe_app.test_request_context("/webhooks/stripe"):
+            barrier.wait()
+            outcomes.append(webhooks.process_event(completed))
+
+    def success_page():
+        browser = stripe_app.test_client()
+        barrier.wait()
+        outcomes.append(browser.get(f"/orders/{public_id}?session_id={cs_id}").status_code)
+
+    def run(target):
+        try:
+            target()
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    targets = [webhook, success_page, success_page, success_page]
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert sorted(map(str, outcomes)) == ["200", "200", "200", "processed"]
+    with stripe_app.app_context():
+        order = order_by_public_id(public_id)
+        assert order.status == "paid"
+        assert order.fulfilled_at is not None
+        assert confirmations(stripe_app) == 1
+    assert beans_stock(stripe_app) == 8
 
 
 def test_concurrent_fulfilment_happens_once(stripe_app, shop, emulator):
@@ -471,7 +516,11 @@ class DelayedStripe:
 
     def complete_unpaid(self, cs_id: str) -> None:
         """The customer chose a delayed method (e.g. a bank debit) and submitted."""
-        self.sessions[cs_id].update(status="complete", payment_status="unpaid")
+        self.sessions[cs_id].update(
+            status="complete",
+            payment_status="unpaid",
+            customer_details={"email": "grace@example.com"},
+        )
 
 
 @pytest.fixture
@@ -541,3 +590,31 @@ def test_delayed_payment_under_way_is_not_called_paid(app, client, delayed):
     assert "paid already" not in html
     with app.app_context():
         assert only_order(app).status == "processing"
+
+
+def test_async_payment_succeeded_webhook_fulfils_the_order(app, client, delayed):
+    add_to_cart(client, app, BEANS, 2)
+    set_beans_stock(app, 10)
+    cs_id = client.post("/checkout/stripe/").headers["Location"].rsplit("/", 1)[1]
+    with app.app_context():
+        public_id = only_order(app).public_id
+    delayed.complete_unpaid(cs_id)
+    post_event(client, session_event(delayed, "checkout.session.completed", cs_id))
+    assert get_order(app, public_id).status == "processing"
+    assert beans_stock(app) == 10
+    # Days later the bank debit clears.
+    delayed.sessions[cs_id]["payment_status"] = "paid"
+    event = session_event(delayed, "checkout.session.async_payment_succeeded", cs_id)
+    assert post_event(client, event).status_code == 200
+    order = get_order(app, public_id)
+    assert order.status == "paid"
+    assert order.fulfilled_at is not None
+    assert beans_stock(app) == 8
+    with app.app_context():
+        assert confirmations(app) == 1
+    # Delivered again: nothing more happens.
+    post_event(client, event)
+    post_event(client, session_event(delayed, "checkout.session.async_payment_succeeded", cs_id))
+    assert beans_stock(app) == 8
+    with app.app_context():
+        assert confirmations(app) == 1

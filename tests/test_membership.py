@@ -422,6 +422,16 @@ def test_membership_price_changed_but_not_synced_is_refused(stripe_app, caplog):
         assert cs.amount_total == new_amount
 
 
+def test_welcome_page_for_an_open_unpaid_session_goes_back(stripe_app):
+    shop = stripe_app.test_client()
+    cs_id = subscribe(shop)  # opened, never paid
+    resp = shop.get(f"/membership/welcome?session_id={cs_id}")
+    assert resp.status_code == 303
+    assert resp.headers["Location"].endswith("/membership/")
+    assert "Welcome" not in shop.get("/membership/").get_data(as_text=True)
+    assert membership(stripe_app) is None
+
+
 def test_welcome_page_without_a_completed_session_goes_back(client):
     resp = client.get("/membership/welcome?session_id=cs_test_nope")
     assert resp.status_code == 303
