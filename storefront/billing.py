@@ -302,7 +302,7 @@ def on_checkout_session_paid(event: Any) -> str:
         row = sync_subscription(sub_id, event_created=field(event, "created", default=0))
         if row is None:
             return IGNORED
-        _warn_about_other_live_subscriptions(row)
+        _warn_about_other_live_subscriptions(row, field(cs, "customer"))
         _outbox(
             "membership_welcome",
             row.customer.email,
@@ -315,16 +315,22 @@ def on_checkout_session_paid(event: Any) -> str:
     return hosted_checkout.fulfil_from_session(field(cs, "id"), from_webhook=True)
 
 
-def _warn_about_other_live_subscriptions(row: Subscription) -> None:
+def _warn_about_other_live_subscriptions(row: Subscription, session_customer: Any) -> None:
     """A new membership while the customer has another live one (two subscription
     sessions paid, e.g. in two tabs): tell staff once, to refund and cancel one by hand.
-    Nothing is canceled automatically; Stripe's list is the source of truth."""
+    Nothing is canceled automatically; Stripe's lists are the source of truth, for the
+    session's Stripe customer and ours for the email (usually the same one)."""
     customer = row.customer
-    others = [
-        sub.id
-        for sub in payments.list_subscriptions(customer.stripe_customer_id or "")
-        if sub.id != row.stripe_subscription_id and sub.status in LIVE_STATUSES
-    ]
+    stripe_ids = {customer.stripe_customer_id, session_customer}
+    others = sorted(
+        {
+            sub.id
+            for stripe_id in stripe_ids
+            if isinstance(stripe_id, str) and stripe_id
+            for sub in payments.list_subscriptions(stripe_id)
+            if sub.id != row.stripe_subscription_id and sub.status in LIVE_STATUSES
+        }
+    )
     if not others:
         return
     log.warning(

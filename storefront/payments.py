@@ -311,6 +311,8 @@ def expire_checkout_session(session_id: str) -> Any:
 
 def list_open_checkout_sessions(customer_id: str) -> list[Any]:
     """A customer's open Checkout Sessions, every mode (Stripe cannot filter by mode)."""
+    if not customer_id:  # an empty filter would list every customer's sessions
+        return []
     page = call(
         "checkout session list",
         client().v1.checkout.sessions.list,
@@ -321,6 +323,8 @@ def list_open_checkout_sessions(customer_id: str) -> list[Any]:
 
 def list_subscriptions(customer_id: str) -> list[Any]:
     """A customer's subscriptions in every status, as Stripe has them now."""
+    if not customer_id:  # an empty filter would list every customer's subscriptions
+        return []
     page = call(
         "subscription list",
         client().v1.subscriptions.list,

@@ -499,3 +499,11 @@ def test_subscribe_does_not_reveal_whether_a_typed_email_is_a_member(stripe_app,
         customer_id = db.session.scalar(select(Customer.stripe_customer_id))
         assert payments.list_open_checkout_sessions(customer_id) == []
     assert "Signed in as" not in stranger.get("/account/").get_data(as_text=True)
+
+
+def test_customer_lists_never_run_without_a_customer(stripe_app, monkeypatch):
+    # Stripe ignores an empty filter: the list would be every customer's.
+    with stripe_app.app_context():
+        monkeypatch.setattr(payments, "call", lambda *a, **k: pytest.fail("asked Stripe"))
+        assert payments.list_open_checkout_sessions("") == []
+        assert payments.list_subscriptions("") == []
