@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := storefront
 
-.PHONY: run test lint format chromium db bench clean help
+.PHONY: run test lint format chromium postgres db bench clean help
 
 help:
 	@echo "make run   - set up, migrate, seed and serve http://127.0.0.1:5000 (with the Stripe emulator when no keys are set)"
@@ -40,6 +40,15 @@ chromium: $(VENV)/.dev-installed
 		$(BIN)/python -m playwright install chromium; \
 	fi
 
+# tests/test_postgres.py runs a throwaway PostgreSQL server: Debian's package where apt is
+# available and no server binaries are found (elsewhere those tests are skipped).
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,7 +57,7 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(VENV)/.dev-installed chromium lint
+test: $(VENV)/.dev-installed chromium postgres lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.dev-installed
