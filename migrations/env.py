@@ -69,6 +69,33 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def sqlite_foreign_keys_off(connection):
+    """Switch SQLite's foreign keys off for the migrations; return what restores them.
+
+    create_app turns ``PRAGMA foreign_keys`` on for every SQLite connection. SQLite batch
+    mode copies a table, drops the original and renames the copy: with foreign keys
+    enforced, dropping ``price`` would set order_item.price_id to NULL (ON DELETE SET
+    NULL) and dropping ``order`` would fail. SQLite ignores the pragma inside a
+    transaction, so it is set (and committed) before alembic begins its transaction;
+    committing also leaves the connection outside a transaction, so alembic still
+    begins and commits its own.
+    """
+    if connection.dialect.name != 'sqlite':
+        return lambda: None
+    was_on = bool(connection.exec_driver_sql('PRAGMA foreign_keys').scalar())
+    connection.exec_driver_sql('PRAGMA foreign_keys=OFF')
+    connection.commit()
+
+    def restore():
+        if connection.in_transaction():  # a failed migration left its transaction open
+            connection.rollback()
+        if was_on:
+            connection.exec_driver_sql('PRAGMA foreign_keys=ON')
+            connection.commit()
+
+    return restore
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -94,14 +121,18 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        restore_foreign_keys = sqlite_foreign_keys_off(connection)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            restore_foreign_keys()
 
 
 if context.is_offline_mode():

@@ -5,8 +5,6 @@ Revises: e0e159981eea
 Create Date: 2026-11-29 10:00:00.000000
 
 """
-from contextlib import contextmanager
-
 from alembic import op
 import sqlalchemy as sa
 
@@ -16,24 +14,6 @@ revision = '3c5d7e9f1a2b'
 down_revision = 'e0e159981eea'
 branch_labels = None
 depends_on = None
-
-
-@contextmanager
-def sqlite_foreign_keys_off():
-    """Dropping a column makes SQLite batch mode copy the table and drop the original;
-    with foreign keys enforced, dropping ``order`` would fail (order_item refers to it).
-    The pragma is ignored inside a transaction, hence the autocommit blocks."""
-    bind = op.get_bind()
-    if bind.dialect.name != 'sqlite':
-        yield
-        return
-    was_on = bool(bind.exec_driver_sql('PRAGMA foreign_keys').scalar())
-    with op.get_context().autocommit_block():
-        op.execute('PRAGMA foreign_keys=OFF')
-    yield
-    if was_on:
-        with op.get_context().autocommit_block():
-            op.execute('PRAGMA foreign_keys=ON')
 
 
 def upgrade():
@@ -49,10 +29,9 @@ def upgrade():
 
 
 def downgrade():
-    with sqlite_foreign_keys_off():
-        with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-            batch_op.drop_column('attempted_at')
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.drop_column('attempted_at')
 
-        with op.batch_alter_table('order', schema=None) as batch_op:
-            batch_op.drop_index(batch_op.f('ix_order_checkout_token'))
-            batch_op.drop_column('checkout_token')
+    with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_order_checkout_token'))
+        batch_op.drop_column('checkout_token')

@@ -5,8 +5,6 @@ Revises: 69a9d0aacf24
 Create Date: 2026-11-28 10:00:00.000000
 
 """
-from contextlib import contextmanager
-
 from alembic import op
 
 
@@ -23,54 +21,37 @@ ORDER_STATUSES = (
 STATUS_KNOWN = 'status IN (' + ', '.join(f"'{s}'" for s in ORDER_STATUSES) + ')'
 
 
-@contextmanager
-def sqlite_foreign_keys_off():
-    """SQLite batch mode copies each table, drops it and renames the copy. With foreign
-    keys enforced, dropping ``price`` would set order_item.price_id to NULL (ON DELETE SET
-    NULL) and dropping ``order`` would fail, so they are switched off meanwhile. The pragma
-    is ignored inside a transaction, hence the autocommit blocks."""
-    bind = op.get_bind()
-    if bind.dialect.name != 'sqlite':
-        yield
-        return
-    was_on = bool(bind.exec_driver_sql('PRAGMA foreign_keys').scalar())
-    with op.get_context().autocommit_block():
-        op.execute('PRAGMA foreign_keys=OFF')
-    yield
-    if was_on:
-        with op.get_context().autocommit_block():
-            op.execute('PRAGMA foreign_keys=ON')
+# SQLite batch mode rebuilds price, order and order_item; env.py switches SQLite's
+# foreign keys off meanwhile (with them on, dropping price would null order_item.price_id).
 
 
 def upgrade():
-    with sqlite_foreign_keys_off():
-        with op.batch_alter_table('price', schema=None) as batch_op:
-            batch_op.create_check_constraint(
-                op.f('ck_price_unit_amount_not_negative'), 'unit_amount >= 0'
-            )
-        with op.batch_alter_table('order', schema=None) as batch_op:
-            batch_op.create_check_constraint(
-                op.f('ck_order_amount_total_not_negative'), 'amount_total >= 0'
-            )
-            batch_op.create_check_constraint(op.f('ck_order_status_known'), STATUS_KNOWN)
-        with op.batch_alter_table('order_item', schema=None) as batch_op:
-            batch_op.create_check_constraint(
-                op.f('ck_order_item_quantity_in_range'), 'quantity BETWEEN 1 AND 99'
-            )
-            batch_op.create_check_constraint(
-                op.f('ck_order_item_unit_amount_not_negative'), 'unit_amount >= 0'
-            )
+    with op.batch_alter_table('price', schema=None) as batch_op:
+        batch_op.create_check_constraint(
+            op.f('ck_price_unit_amount_not_negative'), 'unit_amount >= 0'
+        )
+    with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.create_check_constraint(
+            op.f('ck_order_amount_total_not_negative'), 'amount_total >= 0'
+        )
+        batch_op.create_check_constraint(op.f('ck_order_status_known'), STATUS_KNOWN)
+    with op.batch_alter_table('order_item', schema=None) as batch_op:
+        batch_op.create_check_constraint(
+            op.f('ck_order_item_quantity_in_range'), 'quantity BETWEEN 1 AND 99'
+        )
+        batch_op.create_check_constraint(
+            op.f('ck_order_item_unit_amount_not_negative'), 'unit_amount >= 0'
+        )
 
 
 def downgrade():
-    with sqlite_foreign_keys_off():
-        with op.batch_alter_table('order_item', schema=None) as batch_op:
-            batch_op.drop_constraint(
-                op.f('ck_order_item_unit_amount_not_negative'), type_='check'
-            )
-            batch_op.drop_constraint(op.f('ck_order_item_quantity_in_range'), type_='check')
-        with op.batch_alter_table('order', schema=None) as batch_op:
-            batch_op.drop_constraint(op.f('ck_order_status_known'), type_='check')
-            batch_op.drop_constraint(op.f('ck_order_amount_total_not_negative'), type_='check')
-        with op.batch_alter_table('price', schema=None) as batch_op:
-            batch_op.drop_constraint(op.f('ck_price_unit_amount_not_negative'), type_='check')
+    with op.batch_alter_table('order_item', schema=None) as batch_op:
+        batch_op.drop_constraint(
+            op.f('ck_order_item_unit_amount_not_negative'), type_='check'
+        )
+        batch_op.drop_constraint(op.f('ck_order_item_quantity_in_range'), type_='check')
+    with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_order_status_known'), type_='check')
+        batch_op.drop_constraint(op.f('ck_order_amount_total_not_negative'), type_='check')
+    with op.batch_alter_table('price', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_price_unit_amount_not_negative'), type_='check')
