@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import billing, payments
 from .extensions import db
+from .links import external_url
 from .models import Customer, OutboxMessage, Subscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ def email_from_token(token: str, max_age: int | None = None) -> str | None:
 
 
 def sign_in_link(email: str) -> str:
-    from .hosted_checkout import external_url
-
     return external_url("account.sign_in", token=make_sign_in_token(email))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import payments, webhooks
 from .extensions import db
+from .links import external_url
 from .models import Customer, Order, OutboxMessage, Price, Subscription
 from .payments import field
 
@@ -270,8 +271,6 @@ def _outbox(kind: str, to_email: str, subject: str, body: str, dedup_key: str) -
 
 def _account_link() -> str:
     """The My account link for notices: from ``SHOP_BASE_URL``, like every link we mail."""
-    from .hosted_checkout import external_url
-
     return external_url("account.show")
 
 

@@ -33,6 +33,7 @@ from . import payments
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import set_status
+from .links import external_url
 from .models import Order, OrderStatus
 from .orders import create_order_from_cart, order_matches_cart, refill_order
 
@@ -262,7 +263,7 @@ def start():
     page_data = {
         "publishableKey": current_app.config["STRIPE_PUBLISHABLE_KEY"],
         "clientSecret": intent.client_secret,
-        "returnUrl": url_for("orders.show", public_id=order.public_id, _external=True),
+        "returnUrl": external_url("orders.show", public_id=order.public_id),
         "emailUrl": url_for("checkout.email", public_id=order.public_id),
         "csrfToken": generate_csrf(),
         "declineMessages": payments.DECLINE_MESSAGES,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, url_for
 from sqlalchemy import case, update
 
 from .extensions import db
+from .links import external_url
 from .models import (
     PAYABLE_STATUSES,
     TRANSITIONS,
@@ -134,15 +134,7 @@ def _confirmation_email(order: Order) -> OutboxMessage:
         f"{item.quantity} x {item.product_name}  {format_money(item.line_total, order.currency)}"
         for item in order.items
     ]
-    base = current_app.config.get("SHOP_BASE_URL")
-    if base:  # also right outside a request (e.g. `flask stripe reconcile`)
-        path = current_app.url_map.bind("").build("orders.show", {"public_id": order.public_id})
-        link = base.rstrip("/") + path
-    else:
-        try:
-            link = url_for("orders.show", public_id=order.public_id, _external=True)
-        except RuntimeError:  # outside a request, and no SHOP_BASE_URL configured
-            link = f"/orders/{order.public_id}"
+    link = external_url("orders.show", public_id=order.public_id)  # also outside requests
     body = "\n".join(
         [
             "Thank you for your order!",

@@ -14,9 +14,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
-    has_request_context,
     redirect,
     session,
     url_for,
@@ -27,6 +25,7 @@ from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, set_status
+from .links import external_url
 from .models import PAYABLE_STATUSES, Order, OrderStatus, Price, utcnow
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
@@ -56,22 +55,6 @@ class AlreadyPaid(Exception):
 
 
 # --------------------------------------------------------------------------- URLs
-
-
-def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL of this shop: for Stripe to redirect to, and for links in e-mails.
-
-    Built from ``SHOP_BASE_URL`` whenever it is set (production requires it), so a forged
-    ``Host`` header can never put another site into a sign-in link. Only without it
-    (development, tests) does the request's own address count; outside a request, and
-    without it, the bare path is all we know.
-    """
-    base = current_app.config.get("SHOP_BASE_URL")
-    if base:
-        return str(base).rstrip("/") + current_app.url_map.bind("").build(endpoint, values)
-    if has_request_context():
-        return url_for(endpoint, _external=True, **values)
-    return current_app.url_map.bind("").build(endpoint, values)
 
 
 def success_url(order: Order) -> str:

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from . import billing, payments
 from .account import link_sent_page, signed_in_customer, signed_in_email
 from .extensions import db
-from .hosted_checkout import SESSION_ID_PLACEHOLDER, external_url, synced_price_id, totals_match
+from .hosted_checkout import SESSION_ID_PLACEHOLDER, synced_price_id, totals_match
+from .links import external_url
 from .models import Price, Product
 from .payments import PaymentError, field
 

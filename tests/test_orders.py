@@ -314,6 +314,17 @@ def test_client_secret_is_not_in_the_return_url(stripe_app, shopper):
     assert urllib.parse.urlsplit(return_url).query == ""
 
 
+def test_return_url_uses_shop_base_url_not_the_request_address(stripe_app):
+    stripe_app.config["SHOP_BASE_URL"] = "https://shop.example.com/"
+    client = stripe_app.test_client()  # requests come for http://localhost
+    add(client, stripe_app)
+    page = client.get("/checkout/").get_data(as_text=True)
+    data = re.search(r'id="checkout-data">(.*?)</script>', page).group(1)
+    return_url = re.search(r'"returnUrl": ?"([^"]+)"', data).group(1)
+    [order] = all_orders(stripe_app)
+    assert return_url == f"https://shop.example.com/orders/{order.public_id}"
+
+
 def test_return_url_with_the_client_secret_redirects_to_a_clean_address(stripe_app, shopper):
     [order] = all_orders(stripe_app)
     pi = intent(stripe_app, order.stripe_payment_intent_id)
