@@ -9,6 +9,7 @@ twice or out of order cannot leave an older state behind.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,22 +49,29 @@ STAFF_RECIPIENT = "staff"
 
 # The longest address SMTP can carry (RFC 5321: a 256-octet path minus the angle brackets).
 MAX_EMAIL_LENGTH = 254
+# One @, something before it, and a dotted domain whose last label has two characters or
+# more. Deliberately simple: the browser validates too, and Stripe rejects what is not a
+# mailbox.
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]{2,}")
 
 
 def normalise_email(email: str | None) -> str | None:
     """A trimmed, lower-cased email, or None when it does not look like one.
 
-    Longer than 254 characters, or holding a space or a control character (NUL included,
-    which PostgreSQL cannot store), is not an email: the forms answer with their usual
-    error instead of failing in the database.
+    The one email rule of the shop (sign-in, Subscribe, the checkout's receipt email):
+    longer than 254 characters, holding a space or a control character (NUL included,
+    which PostgreSQL cannot store; ``\\s`` misses most of them), or not
+    ``something@domain.tld`` is not an email: the forms answer with their usual error
+    instead of failing in the database or at Stripe.
     """
     if not email or not isinstance(email, str):
         return None
     email = email.strip().lower()
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > MAX_EMAIL_LENGTH:
+    if len(email) > MAX_EMAIL_LENGTH:
         return None
     if any(c == " " or ord(c) < 0x20 or ord(c) == 0x7F for c in email):
+        return None
+    if EMAIL_RE.fullmatch(email) is None:
         return None
     return email
 

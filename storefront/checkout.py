@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import payments
+from . import billing, payments
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import set_status
@@ -48,9 +47,6 @@ SESSION_KEY = "checkout_order"
 TOKEN_KEY = "checkout_token"
 # How many finished orders of one browser session the token chain follows (see below).
 MAX_TOKEN_STEPS = 20
-# Deliberately simple: the browser validates too, and Stripe rejects what is not a mailbox.
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-EMAIL_MAX_LENGTH = 254  # RFC 5321's limit for a forward path, less the angle brackets
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED)
 
 
@@ -277,16 +273,6 @@ def start():
     )
 
 
-def valid_email(address: str) -> bool:
-    """Looks like one mailbox: no control characters (NUL, ESC, DEL...: \\s misses most),
-    not over-long, one @ and a dotted domain."""
-    return (
-        0 < len(address) <= EMAIL_MAX_LENGTH
-        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in address)
-        and EMAIL_RE.fullmatch(address) is not None
-    )
-
-
 @bp.post("/<public_id>/email")
 def email(public_id: str):
     """Store the receipt email on the order (and its PaymentIntent) before paying."""
@@ -298,7 +284,7 @@ def email(public_id: str):
     body = request.get_json(silent=True) if request.is_json else request.form
     value = body.get("email") if isinstance(body, dict) or hasattr(body, "get") else None
     address = value.strip() if isinstance(value, str) else ""
-    if not valid_email(address):
+    if billing.normalise_email(address) is None:
         return {"error": "Enter a valid email address, like you@example.com."}, 400
     if address != order.email:
         try:

@@ -334,8 +334,11 @@ def list_subscriptions(customer_id: str) -> list[Any]:
 
 
 def email_digest(email: str) -> str:
-    """A fixed-length stand-in for an email in keys (idempotency, outbox dedup)."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """A fixed-length stand-in for an email in keys (idempotency, outbox dedup).
+
+    ``email`` is already normalised (``billing.normalise_email``, which every form and
+    lookup goes through), so one address always gives one digest."""
+    return hashlib.sha256(email.encode()).hexdigest()
 
 
 def create_stripe_customer(email: str) -> str:
