@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,11 +139,23 @@ def translate(err: stripe.StripeError, action: str) -> PaymentError:
     return PaymentError(GENERIC, kind="invalid")
 
 
-def call(action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one SDK call, turning any Stripe error into a ``PaymentError``."""
+def call(
+    action: str,
+    fn: Any,
+    *args: Any,
+    raise_as_is: Callable[[stripe.StripeError], bool] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run one SDK call, turning any Stripe error into a ``PaymentError``.
+
+    Errors for which ``raise_as_is`` is true are raised unchanged (and not logged here):
+    the caller has its own outcome for them.
+    """
     try:
         return fn(*args, **kwargs)
     except stripe.StripeError as err:
+        if raise_as_is is not None and raise_as_is(err):
+            raise
         raise translate(err, action) from err
 
 
@@ -413,12 +425,6 @@ def payment_intent_key(order: Any) -> str:
     return idempotency_key("order", order.public_id, "payment_intent")
 
 
-# Stripe answers 409 while another request with the same idempotency key is still running
-# (two tabs checking out one order at once). The SDK retries that only when network retries
-# are on, so the create waits for the other request's answer here: seconds between tries.
-IN_PROGRESS_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6)
-
-
 class IntentUnusable(PaymentError):
     """The order's PaymentIntent cannot be had: Stripe refused its create (the key was
     used with other parameters) or no longer knows the stored one. Checkout gives up on
@@ -446,30 +452,39 @@ def create_payment_intent(order: Any) -> Any:
 
     Raises ``IntentUnusable`` when Stripe has this order's key with other parameters (an
     earlier create reached Stripe, its answer was lost, then the cart changed).
+
+    Stripe answers 409 while another request with this key is still running (two tabs
+    checking out one order at once); the SDK retries that, like network errors and 5xx,
+    up to ``STRIPE_MAX_NETWORK_RETRIES`` times with its own backoff, and the retry gets
+    the other request's answer. With retries off, the 409 is "try again" (unavailable).
     """
-    params = payment_intent_params(order)
-    for wait in (*IN_PROGRESS_WAITS, None):
-        try:
-            pi = client().v1.payment_intents.create(
-                params=params, options={"idempotency_key": payment_intent_key(order)}
-            )
-            break
-        except stripe.StripeError as err:
-            if err.http_status == 409 and wait is not None:
-                time.sleep(wait)
-                continue
-            if isinstance(err, stripe.IdempotencyError):
-                log.warning(
-                    "order %s: payment intent key already used with other parameters request_id=%s",
-                    order.public_id,
-                    err.request_id,
-                )
-                raise IntentUnusable(GENERIC, kind="invalid") from err
-            raise translate(err, "payment intent create") from err
+    try:
+        pi = call(
+            "payment intent create",
+            client().v1.payment_intents.create,
+            params=payment_intent_params(order),
+            options={"idempotency_key": payment_intent_key(order)},
+            raise_as_is=lambda err: isinstance(err, stripe.IdempotencyError),
+        )
+    except stripe.IdempotencyError as err:
+        log.warning(
+            "order %s: payment intent key already used with other parameters request_id=%s",
+            order.public_id,
+            err.request_id,
+        )
+        raise IntentUnusable(GENERIC, kind="invalid") from err
     log.info("order %s: payment intent %s", order.public_id, pi.id)
     if order.email and field(pi, "receipt_email") != order.email:
         pi = update_payment_intent(pi.id, receipt_email=order.email)
     return pi
+
+
+def _missing(err: stripe.StripeError) -> bool:
+    return (
+        isinstance(err, stripe.InvalidRequestError)
+        and err.http_status == 404
+        and err.code == "resource_missing"
+    )
 
 
 def retrieve_payment_intent(payment_intent_id: str, *, with_charge: bool = False) -> Any:
@@ -477,18 +492,20 @@ def retrieve_payment_intent(payment_intent_id: str, *, with_charge: bool = False
     that id (e.g. the shop was pointed at another Stripe account)."""
     params = {"expand": ["latest_charge"]} if with_charge else None
     try:
-        return client().v1.payment_intents.retrieve(payment_intent_id, params=params)
-    except stripe.InvalidRequestError as err:
-        if err.http_status == 404 and err.code == "resource_missing":
-            log.warning(
-                "payment intent %s not found at Stripe request_id=%s",
-                payment_intent_id,
-                err.request_id,
-            )
-            raise IntentUnusable(GENERIC, kind="invalid") from err
-        raise translate(err, "payment intent retrieve") from err
-    except stripe.StripeError as err:
-        raise translate(err, "payment intent retrieve") from err
+        return call(
+            "payment intent retrieve",
+            client().v1.payment_intents.retrieve,
+            payment_intent_id,
+            params=params,
+            raise_as_is=_missing,
+        )
+    except stripe.InvalidRequestError as err:  # only a missing intent gets here
+        log.warning(
+            "payment intent %s not found at Stripe request_id=%s",
+            payment_intent_id,
+            err.request_id,
+        )
+        raise IntentUnusable(GENERIC, kind="invalid") from err
 
 
 def update_payment_intent(payment_intent_id: str, **fields: Any) -> Any:

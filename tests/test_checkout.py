@@ -14,6 +14,7 @@ import stripe
 from sqlalchemy import func, select
 
 from storefront import payments
+from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage, Price
 
@@ -310,6 +311,11 @@ def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> dict[str, str
 
 
 def test_simultaneous_checkouts_of_one_cart_make_one_order_and_one_intent(live_shop):
+    # Stripe answers 409 to a create whose key another request is still using; the SDK's
+    # network retries (the shop's default; the tests otherwise turn them off) wait for
+    # that request's answer.
+    live_shop.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
+    live_shop.app.extensions["stripe_client"] = None  # rebuilt with that setting
     cookies = live_cart(live_shop)  # a double click / two tabs: the same cookie
     barrier = threading.Barrier(4)
     answers: list[tuple[int, str]] = []
