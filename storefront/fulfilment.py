@@ -30,7 +30,13 @@ def _sources(status: OrderStatus) -> list[str]:
     return [str(s) for s, targets in TRANSITIONS.items() if status in targets]
 
 
-def set_status(order: Order, status: str, *, error: str | None = None) -> bool:
+def set_status(
+    order: Order,
+    status: str,
+    *,
+    error: str | None = None,
+    only_from: set[OrderStatus] | None = None,
+) -> bool:
     """Move an order along the state machine; returns False (and changes nothing)
     when the move would go backwards, e.g. ``failed`` after ``paid``.
 
@@ -41,6 +47,10 @@ def set_status(order: Order, status: str, *, error: str | None = None) -> bool:
     ``fulfilled_at IS NULL``. ``order`` is refreshed either way, so the caller sees the
     status that holds now. The caller commits. ``paid`` is not set here: use
     ``fulfil_order``.
+
+    ``only_from`` narrows the sources further: the move happens only from those of them
+    that the state machine allows (e.g. ``{PENDING}`` for a move that must not revive a
+    failed order).
     """
     target = OrderStatus(status)
     values: dict[str, object] = {"status": str(target), "updated_at": utcnow()}
@@ -48,7 +58,11 @@ def set_status(order: Order, status: str, *, error: str | None = None) -> bool:
         values["last_payment_error"] = error
     elif target in (OrderStatus.PENDING, OrderStatus.PROCESSING):
         values["last_payment_error"] = None
-    conditions = [Order.id == order.id, Order.status.in_(_sources(target))]
+    sources = _sources(target)
+    if only_from is not None:
+        allowed = {str(s) for s in only_from}
+        sources = [s for s in sources if s in allowed]
+    conditions = [Order.id == order.id, Order.status.in_(sources)]
     if target not in REFUND_STATUSES:
         conditions.append(Order.fulfilled_at.is_(None))
     db.session.flush()  # the caller's pending changes first, so the refresh keeps them

@@ -19,14 +19,14 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, set_status
 from .links import external_url
-from .models import PAYABLE_STATUSES, Order, OrderStatus, Price, utcnow
+from .models import PAYABLE_STATUSES, Order, OrderStatus, Price
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
 
@@ -350,8 +350,13 @@ def fulfil_from_session(
     order = found
     webhooks.note_order(order.public_id)
     if cs.payment_status not in ("paid", "no_payment_required"):
-        if cs.status == "complete" and _pending_to_processing(order):
-            # A delayed payment method: async_payment_succeeded/failed will follow.
+        # A complete, unpaid session: a delayed payment method is under way, and
+        # async_payment_succeeded/failed will follow. Only a pending order moves (the state
+        # machine alone would also let a failed one, and a late or replayed
+        # ``checkout.session.completed`` must not revive a payment that already failed).
+        if cs.status == "complete" and set_status(
+            order, OrderStatus.PROCESSING, only_from={OrderStatus.PENDING}
+        ):
             db.session.commit()
         return IGNORED
     if not _paid_amount_matches(cs, order):
@@ -380,26 +385,6 @@ def fulfil_from_session(
         )
         return IGNORED
     return PROCESSED
-
-
-def _pending_to_processing(order: Order) -> bool:
-    """A complete, unpaid session: its delayed payment is under way. Only a pending order
-    moves (the state machine alone would also let a failed one, and a late or replayed
-    ``checkout.session.completed`` must not revive a payment that already failed).
-    One guarded UPDATE, judged against the row, like ``set_status``."""
-    db.session.flush()
-    result = db.session.execute(
-        update(Order)
-        .where(
-            Order.id == order.id,
-            Order.status == str(OrderStatus.PENDING),
-            Order.fulfilled_at.is_(None),
-        )
-        .values(status=str(OrderStatus.PROCESSING), last_payment_error=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(order)
-    return result.rowcount == 1
 
 
 def _record_payment_details(order: Order, cs: Any) -> None:

@@ -124,6 +124,23 @@ def test_set_status_follows_the_state_machine(app, path, refused):
             assert order.status == path[-1]
 
 
+def test_set_status_only_from_narrows_the_allowed_sources(app):
+    public_id = make_order(app)
+    with app.app_context():
+        order = load(public_id)
+        assert set_status(order, OrderStatus.FAILED, error="declined") is True
+        # the state machine allows failed -> processing; only_from={pending} does not
+        assert set_status(order, OrderStatus.PROCESSING, only_from={OrderStatus.PENDING}) is False
+        assert order.status == OrderStatus.FAILED
+        assert order.last_payment_error == "declined"
+        assert set_status(order, OrderStatus.PENDING) is True
+        assert set_status(order, OrderStatus.PROCESSING, only_from={OrderStatus.PENDING}) is True
+        assert order.status == OrderStatus.PROCESSING
+        # only_from cannot widen the state machine: canceled never moves
+        assert set_status(order, OrderStatus.CANCELED) is True
+        assert set_status(order, OrderStatus.PENDING, only_from={OrderStatus.CANCELED}) is False
+
+
 def test_set_status_never_goes_backwards_from_paid(app):
     public_id = make_order(app)
     with app.app_context():
