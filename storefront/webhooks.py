@@ -53,6 +53,11 @@ _handlers: dict[str, Handler] = {}
 _current_order: ContextVar[str | None] = ContextVar("webhook_order", default=None)
 
 
+class HandlerFailed(Exception):
+    """Stands in for a handler's exception in the log: its traceback, with the message
+    cut to ``error_summary`` (class name and the first line)."""
+
+
 class PermanentFailure(Exception):
     """A handler refuses an event for good (e.g. amount mismatch): recorded as ``failed``
     for a person to look at, but acknowledged, since Stripe retrying cannot fix it."""
@@ -231,15 +236,18 @@ def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
         return FAILED, "permanent: " + _first_line(err)
     except Exception as err:
         db.session.rollback()
-        # The traceback (and a database error's SQL) only for whoever turns on DEBUG; the
-        # stored error and the event's log line get the class and the message's first line.
-        log.debug(
+        summary = error_summary(err)
+        # A record of its own with the traceback, so a handler bug can be found; the
+        # exception's message is cut to the summary, as in the stored error and the
+        # event's log line (a message may quote the payload or a statement's parameters).
+        stand_in = HandlerFailed(summary).with_traceback(err.__traceback__)
+        log.error(
             "stripe event %s: handler %s failed",
             field(event, "id"),
             _qualname(handler),
-            exc_info=True,
+            exc_info=(HandlerFailed, stand_in, err.__traceback__),
         )
-        return FAILED, error_summary(err)
+        return FAILED, summary
     return outcome, None
 
 
