@@ -27,7 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings(app.instance_path))
     if test_config is not None:
         app.config.from_mapping(test_config)
-    problem = settings_problem(app.config)  # test_config may override what was checked
+    problem = settings_problem(app.config)  # the settings with test_config on top
     if problem:
         raise SystemExit(f"Refusing to start: {problem}.")
     app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"])

@@ -62,8 +62,9 @@ def settings_problem(config: dict) -> str | None:
 def load_settings(instance_path: str, env_file: str | os.PathLike[str] | None = None) -> dict:
     """Defaults overlaid with ``.env`` (if present) and then the process environment.
 
-    A value the shop cannot use stops it with a one-line ``SystemExit``, as production
-    problems do, rather than a traceback later on.
+    Parsing only: ``create_app`` checks the result (with any test config on top) with
+    ``settings_problem``, so a value the shop cannot use stops it with a one-line
+    ``SystemExit``, as production problems do, rather than a traceback later on.
     """
     settings = dict(DEFAULTS)
     env_file = Path(env_file) if env_file else Path.cwd() / ".env"
@@ -72,9 +73,6 @@ def load_settings(instance_path: str, env_file: str | os.PathLike[str] | None = 
         value = os.environ.get(name, file_values.get(name))
         if value not in (None, ""):
             settings[name] = _parse(name, value)
-    problem = settings_problem(settings)
-    if problem:
-        raise SystemExit(f"Refusing to start: {problem}.")
     if not settings["DATABASE_URL"]:
         settings["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "storefront.sqlite3")
     return settings

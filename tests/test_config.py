@@ -96,11 +96,17 @@ def test_bad_setting_stops_the_shop_with_a_one_line_reason(monkeypatch, name, va
 
 
 def test_bad_setting_in_env_file_is_reported_too(tmp_path):
-    env_file = tmp_path / ".env"
-    env_file.write_text("WEBHOOK_GRACE_SECONDS=ten\n")
+    (tmp_path / ".env").write_text("WEBHOOK_GRACE_SECONDS=ten\n")  # the working directory
     with pytest.raises(SystemExit) as excinfo:
-        load_settings(str(tmp_path), env_file)
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
     assert "WEBHOOK_GRACE_SECONDS must be a whole number" in str(excinfo.value)
+
+
+def test_load_settings_only_parses(tmp_path, monkeypatch):
+    # create_app checks the settings once, with any test config on top.
+    monkeypatch.setenv("WEBHOOK_GRACE_SECONDS", "ten")
+    settings = load_settings(str(tmp_path), tmp_path / "missing.env")
+    assert settings["WEBHOOK_GRACE_SECONDS"] == "ten"
 
 
 def test_good_settings_are_parsed(tmp_path, monkeypatch):
