@@ -181,3 +181,14 @@ def test_database_refuses_bad_rows(tmp_path, schema, bad_row):
         assert (db.session.query(Price).count(), db.session.query(Order).count()) == counts
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_migration_leaves_the_apps_loggers_enabled(tmp_path):
+    # env.py's fileConfig would otherwise disable every logger that exists already.
+    import logging
+
+    app = migrated_app(tmp_path)
+    names = ("storefront.webhooks", "storefront.payments", "storefront.checkout")
+    assert [name for name in names if logging.getLogger(name).disabled] == []
+    with app.app_context():
+        db.engine.dispose()
