@@ -135,7 +135,6 @@ def show():
         email=email,
         orders=billing.orders_for(customer, email),
         membership=membership,
-        live=billing.is_live(membership),
         awaiting_stripe=_awaiting_stripe(membership),
         payment_problem=billing.is_live(membership)
         and membership.status in billing.PROBLEM_STATUSES,

@@ -19,7 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from . import payments, webhooks
 from .extensions import db
 from .links import external_url
-from .models import Customer, Order, OutboxMessage, Price, Subscription
+from .models import (
+    LIVE_SUBSCRIPTION_STATUSES,
+    Customer,
+    Order,
+    OutboxMessage,
+    Price,
+    Subscription,
+)
 from .payments import field
 
 log = logging.getLogger(__name__)
@@ -29,11 +36,6 @@ IGNORED = "ignored"
 
 # Stripe statuses after which a subscription never comes back.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-# A live membership: it grants access (``Subscription.grants_access``), My account offers
-# to manage it, and Subscribe refuses a second one. Anything else (incomplete, unpaid,
-# paused, ended) is over for the shop: My account says "join again", and Subscribe lets
-# the customer join again.
-LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 # Statuses where the customer must fix their payment method.
 PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
 
@@ -169,8 +171,8 @@ def membership_for(customer: Customer | None) -> Subscription | None:
 
 
 def is_live(membership: Subscription | None) -> bool:
-    """The one test for "is a member" (see ``LIVE_STATUSES``)."""
-    return membership is not None and membership.status in LIVE_STATUSES
+    """The one test for "is a member" (``Subscription.grants_access``), None-safe."""
+    return membership is not None and membership.grants_access
 
 
 def live_membership(customer: Customer | None) -> Subscription | None:
@@ -335,7 +337,7 @@ def _warn_about_other_live_subscriptions(row: Subscription, session_customer: An
             for stripe_id in stripe_ids
             if isinstance(stripe_id, str) and stripe_id
             for sub in payments.list_subscriptions(stripe_id)
-            if sub.id != row.stripe_subscription_id and sub.status in LIVE_STATUSES
+            if sub.id != row.stripe_subscription_id and sub.status in LIVE_SUBSCRIPTION_STATUSES
         }
     )
     if not others:

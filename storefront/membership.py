@@ -274,6 +274,5 @@ def welcome():
         "membership/welcome.html",
         email=email,
         membership=membership,
-        live=billing.is_live(membership),
         signed_in=signed_in_email() == billing.normalise_email(email),
     )

@@ -225,6 +225,14 @@ class Customer(db.Model):
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="customer")
 
 
+# A live membership: it grants access (``Subscription.grants_access``), My account offers
+# to manage it, and Subscribe refuses a second one. past_due keeps access while Stripe
+# retries the payment (Stripe's smart retries). Anything else (incomplete, unpaid, paused,
+# ended) is over for the shop: My account says "join again", and Subscribe lets the
+# customer join again.
+LIVE_SUBSCRIPTION_STATUSES = frozenset({"active", "trialing", "past_due"})
+
+
 class Subscription(db.Model):
     """A Stripe subscription as last reported by webhooks."""
 
@@ -246,5 +254,5 @@ class Subscription(db.Model):
 
     @property
     def grants_access(self) -> bool:
-        # past_due keeps access while Stripe retries the payment (Stripe's smart retries).
-        return self.status in ("active", "trialing", "past_due")
+        """A live membership (see ``LIVE_SUBSCRIPTION_STATUSES``)."""
+        return self.status in LIVE_SUBSCRIPTION_STATUSES

@@ -437,7 +437,7 @@ def test_welcome_page_without_a_completed_session_goes_back(client):
     assert resp.status_code == 303
 
 
-def test_live_statuses_are_the_ones_that_grant_access():
+def test_active_trialing_and_past_due_grant_access_and_nothing_else_does():
     every = [
         "active",
         "trialing",
@@ -448,7 +448,10 @@ def test_live_statuses_are_the_ones_that_grant_access():
         "canceled",
         "paused",
     ]
-    assert {s for s in every if Subscription(status=s).grants_access} == billing.LIVE_STATUSES
+    granting = {s for s in every if Subscription(status=s).grants_access}
+    assert granting == {"active", "trialing", "past_due"}
+    assert {s for s in every if billing.is_live(Subscription(status=s))} == granting
+    assert billing.is_live(None) is False
 
 
 @pytest.mark.parametrize("status", ["unpaid", "incomplete", "paused"])
