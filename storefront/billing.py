@@ -311,7 +311,7 @@ def on_checkout_session_paid(event: Any) -> str:
         row = sync_subscription(sub_id, event_created=field(event, "created", default=0))
         if row is None:
             return IGNORED
-        _warn_about_other_live_subscriptions(row, field(cs, "customer"))
+        _warn_about_other_live_subscriptions(row)
         _outbox(
             "membership_welcome",
             row.customer.email,
@@ -324,21 +324,24 @@ def on_checkout_session_paid(event: Any) -> str:
     return hosted_checkout.fulfil_from_session(field(cs, "id"), from_webhook=True)
 
 
-def _warn_about_other_live_subscriptions(row: Subscription, session_customer: Any) -> None:
+def _warn_about_other_live_subscriptions(row: Subscription) -> None:
     """A new membership while the customer has another live one (two subscription
     sessions paid, e.g. in two tabs): tell staff once, to refund and cancel one by hand.
-    Nothing is canceled automatically; Stripe's lists are the source of truth, for the
-    session's Stripe customer and ours for the email (usually the same one)."""
+    Nothing is canceled automatically.
+
+    Our own Subscription rows are asked, not Stripe (no list call on the webhook path):
+    each subscription's webhook stores its row before this check, so whichever of the two
+    arrives second finds the first. The rows belong to our Customer for the email, whatever
+    Stripe customer each came through (``_customer_for_stripe_id``)."""
     customer = row.customer
-    stripe_ids = {customer.stripe_customer_id, session_customer}
     others = sorted(
-        {
-            sub.id
-            for stripe_id in stripe_ids
-            if isinstance(stripe_id, str) and stripe_id
-            for sub in payments.list_subscriptions(stripe_id)
-            if sub.id != row.stripe_subscription_id and sub.status in LIVE_SUBSCRIPTION_STATUSES
-        }
+        db.session.scalars(
+            select(Subscription.stripe_subscription_id).where(
+                Subscription.customer_id == row.customer_id,
+                Subscription.id != row.id,
+                Subscription.status.in_(LIVE_SUBSCRIPTION_STATUSES),
+            )
+        )
     )
     if not others:
         return

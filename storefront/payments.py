@@ -333,18 +333,6 @@ def list_open_checkout_sessions(customer_id: str) -> list[Any]:
     return list(page.data)
 
 
-def list_subscriptions(customer_id: str) -> list[Any]:
-    """A customer's subscriptions in every status, as Stripe has them now."""
-    if not customer_id:  # an empty filter would list every customer's subscriptions
-        return []
-    page = call(
-        "subscription list",
-        client().v1.subscriptions.list,
-        params={"customer": customer_id, "status": "all", "limit": 100},
-    )
-    return list(page.data)
-
-
 def email_digest(email: str) -> str:
     """A fixed-length stand-in for an email in keys (idempotency, outbox dedup).
 
