@@ -7,6 +7,7 @@ carry a price. Bad input gets a clear message and leaves the cart unchanged.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,10 +30,19 @@ from .models import MAX_QUANTITY, Price, Product
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
+# A random token the session gets with its first cart item; the order made for that cart
+# keeps it in the unique ``Order.checkout_token``, so simultaneous checkouts (a double
+# click, two tabs) of one cart find one order instead of making two (see ``checkout``).
+TOKEN_KEY = "checkout_token"
+
 # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then rejects.
 # Nine digits keep ids well inside SQLite's 64-bit integers.
 _ID_RE = re.compile(r"[0-9]{1,9}")
 _QUANTITY_RE = re.compile(r"[0-9]{1,2}")
+
+
+def new_checkout_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class CartError(ValueError):
@@ -78,7 +88,13 @@ class Cart:
         return cls(currency=currency, items=items)
 
     def save(self) -> None:
+        """Store the cart in the session. The save that first puts an item in it also
+        gives the session its checkout token, so the token exists before any page shows
+        a Checkout button and every request of this browser's checkout carries the same
+        one (the cookie is written with the cart)."""
         session["cart"] = {"currency": self.currency, "items": dict(self.items)}
+        if self.items and not session.get(TOKEN_KEY):
+            session[TOKEN_KEY] = new_checkout_token()
 
     def lines(self) -> list[Line]:
         """Lines recomputed from the database; items no longer for sale drop out."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import billing, payments
-from .cart import Cart, CartError
+from .cart import TOKEN_KEY, Cart, CartError, new_checkout_token
 from .extensions import db
 from .fulfilment import set_status
 from .links import external_url
@@ -41,10 +40,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
 SESSION_KEY = "checkout_order"
-# A random token the session gets with its first cart item; the order made for that cart
-# keeps it in the unique ``Order.checkout_token``, so simultaneous checkouts (a double
-# click, two tabs) of one cart find one order instead of making two.
-TOKEN_KEY = "checkout_token"
 # How many finished orders of one browser session the token chain follows (see below).
 MAX_TOKEN_STEPS = 20
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED)
@@ -104,24 +99,6 @@ def current_order() -> Order | None:
     if not public_id:
         return None
     return db.session.scalar(select(Order).where(Order.public_id == public_id))
-
-
-def new_checkout_token() -> str:
-    return secrets.token_urlsafe(24)
-
-
-@bp.after_app_request
-def give_the_cart_a_checkout_token(response):
-    """The response that first writes a cart item also gives the session its token, so
-    the token exists before any page shows a Checkout button, and every request of this
-    browser's checkout carries the same one (the cookie is written by this response)."""
-    if (
-        request.endpoint != "static"
-        and (session.get("cart") or {}).get("items")
-        and not session.get(TOKEN_KEY)
-    ):
-        session[TOKEN_KEY] = new_checkout_token()
-    return response
 
 
 def next_checkout_token(token: str, finished: Order) -> str:

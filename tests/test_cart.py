@@ -1,8 +1,10 @@
 import pytest
 from sqlalchemy import select
 
+from storefront.cart import TOKEN_KEY
 from storefront.extensions import db
 from storefront.models import Price, Product
+from tests.webhook_helpers import make_event, post_event
 
 
 def price_id(app, lookup_key):
@@ -51,6 +53,25 @@ def test_cart_cookie_holds_only_ids_and_quantities(client, usd):
     client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
     with client.session_transaction() as session:
         assert session["cart"] == {"currency": "usd", "items": {str(usd): 1}}
+
+
+def test_first_item_gives_the_session_its_checkout_token_once(client, usd):
+    with client.session_transaction() as session:
+        assert TOKEN_KEY not in session
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    with client.session_transaction() as session:
+        token = session[TOKEN_KEY]
+    client.post("/cart/add", data={"price_id": usd, "quantity": "1"})
+    with client.session_transaction() as session:
+        assert session[TOKEN_KEY] == token
+
+
+def test_webhook_endpoint_neither_reads_nor_writes_the_session(client):
+    # GET / still sets the cookie: its add-to-cart forms carry a CSRF token.
+    response = post_event(client, make_event("ping.unknown", {"id": "x"}))
+    assert response.status_code == 200
+    assert "Cookie" not in response.headers.get("Vary", "")
+    assert response.headers.getlist("Set-Cookie") == []
 
 
 def test_adding_again_adds_up(client, usd):
