@@ -244,9 +244,11 @@ def subscribe():
 
 
 def _already_a_member(email: str):
-    """The email has a membership. Signed in, it is theirs: My account. Otherwise anyone
-    may have typed it, so say nothing about it: send its owner a sign-in link and answer
-    exactly as the sign-in form does."""
+    """The email has a membership. Signed in as that email: My account. Otherwise anyone
+    may have typed it, so the page does not say "already a member": the email's owner is
+    sent a sign-in link, and the answer is the sign-in form's. This does not hide whether
+    the email is a member: an email without a membership is sent on to Stripe Checkout
+    (303) instead, so the two answers differ."""
     if signed_in_email() == email:
         flash("You already have a Coffee Club membership.", "info")
         return redirect(url_for("account.show"), code=303)
