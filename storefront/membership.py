@@ -151,6 +151,10 @@ def _check_session_price(cs: Any, price: Price) -> None:
     raise PlanUnavailable(price.lookup_key)
 
 
+# How many subscription sessions one Subscribe makes at most when each comes back expired.
+SESSION_ATTEMPTS = 3
+
+
 class JustSubscribed(Exception):
     """Another subscription session of this customer was paid a moment ago."""
 
@@ -167,13 +171,24 @@ def _create_session(
     sold_as = params["line_items"][0].get("price", "price-data")
     first_key = payments.idempotency_key("subscribe", customer_id, price.lookup_key, sold_as, nonce)
     key = first_key
-    for _ in range(3):
+    for _ in range(SESSION_ATTEMPTS):
         created = payments.create_checkout_session(params, key)
         # As Stripe has it now (a replayed create answers with the session as it was then).
         cs = payments.retrieve_checkout_session(created.id, line_items=True)
         if cs.status != "expired":
             break
         key = f"{first_key}:after:{cs.id}"
+    else:
+        # Not the plan's fault: every new session was expired by the time we looked (e.g.
+        # another tab expiring this customer's sessions over and over).
+        log.error(
+            "customer %s: %d new membership checkout sessions in a row were already "
+            "expired (last %s); no session offered",
+            customer_id,
+            SESSION_ATTEMPTS,
+            cs.id,
+        )
+        raise PaymentError(payments.UNAVAILABLE, kind="unavailable")
     if cs.status == "complete":
         raise JustSubscribed
     _check_session_price(cs, price)

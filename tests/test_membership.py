@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -384,6 +385,35 @@ def test_a_second_paid_subscription_is_reported_to_staff_not_canceled(stripe_app
         assert len(subs) == 2
         statuses = [payments.retrieve_subscription(s).status for s in subs]
         assert statuses == ["active", "active"]  # nothing canceled
+
+
+def test_sessions_that_keep_coming_back_expired_are_not_blamed_on_the_plan(
+    stripe_app, monkeypatch, caplog
+):
+    from storefront import membership as membership_module
+
+    real_retrieve = payments.retrieve_checkout_session
+    created: list[str] = []
+
+    def always_expired(session_id, **kwargs):
+        created.append(session_id)
+        cs = real_retrieve(session_id, **kwargs)
+        return SimpleNamespace(id=cs.id, status="expired")
+
+    monkeypatch.setattr(payments, "retrieve_checkout_session", always_expired)
+    shop = stripe_app.test_client()
+    with caplog.at_level("ERROR", logger="storefront.membership"):
+        resp = shop.post(
+            "/membership/subscribe",
+            data={"price": MONTHLY, "email": EMAIL, "nonce": "e" * 20},
+            follow_redirects=True,
+        )
+    page = resp.get_data(as_text=True)
+    assert len(set(created)) == membership_module.SESSION_ATTEMPTS  # a new session each time
+    assert "already expired" in caplog.text
+    assert "NOT offered" not in caplog.text and "sync-stripe" not in caplog.text
+    assert membership_module.PLAN_UPDATING not in page
+    assert payments.UNAVAILABLE in page
 
 
 def test_back_to_the_first_plan_from_the_same_page_opens_a_new_session(stripe_app):
