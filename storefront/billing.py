@@ -36,8 +36,9 @@ IGNORED = "ignored"
 
 # Stripe statuses after which a subscription never comes back.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-# Statuses where the customer must fix their payment method.
-PROBLEM_STATUSES = frozenset({"past_due", "unpaid"})
+# A live membership whose renewal payment failed: Stripe retries it while the customer
+# fixes their payment method. (``unpaid`` is not live: My account offers to join again.)
+PROBLEM_STATUSES = frozenset({"past_due"})
 
 MEMBERSHIP_SLUG = "coffee-club"
 

@@ -142,9 +142,6 @@ class Order(db.Model):
     )
     customer: Mapped[Customer | None] = relationship(back_populates="orders")
 
-    def can_become(self, status: str) -> bool:
-        return OrderStatus(status) in TRANSITIONS[OrderStatus(self.status)]
-
     @property
     def is_paid(self) -> bool:
         return self.status in (
