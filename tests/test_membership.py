@@ -512,7 +512,7 @@ def without_csrf_tokens(html: str) -> str:
     return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token"', html)
 
 
-def test_a_guest_typing_a_members_email_gets_the_sign_in_answer_not_already_a_member(stripe_app, emulator):
+def test_guest_typing_a_members_email_gets_the_sign_in_answer(stripe_app, emulator):
     member_shop(stripe_app, emulator)  # EMAIL is a member
     stranger = stripe_app.test_client()
     resp = stranger.post(
