@@ -464,7 +464,8 @@ def payment_page(cs_id: str):
     """What the hosted page shows (no key: the session id in the URL is the secret)."""
     with billing.serialised():
         session = expire_if_due(_session_or_404(cs_id))
-    return jsonify(core.expand(core.present(session), ["line_items"]))
+    # The Customer comes along so the page can show the email Stripe already has for it.
+    return jsonify(core.expand(core.present(session), ["line_items", "customer"]))
 
 
 def _form_details(session: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,9 @@ def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live
     plan.get_by_label("Email").fill(EMAIL)
     plan.get_by_role("button", name="Subscribe").click()
     page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+    # The session is for our Stripe Customer: its email is shown, not asked again.
+    expect(page.locator("#email")).to_have_value(EMAIL)
+    expect(page.locator("#email")).not_to_be_editable()
     fill_hosted_page(page, button="Subscribe")
     page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/membership/welcome"))
     expect(page.get_by_role("heading", name="Welcome to the Coffee Club!")).to_be_visible()

@@ -445,9 +445,14 @@ def test_payment_session_for_existing_customer(stripe_client, emulator_url):
     customer = stripe_client.v1.customers.create({"email": "grace@example.com"})
     session = payment_session(stripe_client, customer=customer.id, customer_email=None)
     assert session.customer == customer.id
-    status, body = pay(emulator_url, session.id, email="grace@example.com")
+    # The hosted page gets the Customer, to show the email Stripe already has (read-only).
+    status, page = http(f"{emulator_url}/v1/payment_pages/{session.id}")
+    assert status == 200
+    assert page["customer"]["email"] == "grace@example.com"
+    status, body = pay(emulator_url, session.id, email="")  # nothing typed: the customer's
     assert status == 200, body
     done = stripe_client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]})
+    assert done.customer_details.email == "grace@example.com"
     assert done.customer == customer.id
     assert done.payment_intent.customer == customer.id
     listed = stripe_client.v1.checkout.sessions.list({"customer": customer.id})

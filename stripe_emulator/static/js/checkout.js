@@ -140,10 +140,17 @@
     $("summary-body").setAttribute("aria-busy", "false");
   }
 
+  /* An email Stripe already knows for this session (customer_email, or the Customer's):
+   * shown read-only, as on Stripe's page. */
+  function fixedEmail() {
+    var customer = session.customer;
+    return session.customer_email || (customer && customer.email) || null;
+  }
+
   function renderForm() {
-    var email = session.customer_email || (session.customer_details || {}).email;
-    if (session.customer_email) {
-      fields.email.value = session.customer_email;
+    var email = fixedEmail() || (session.customer_details || {}).email;
+    if (fixedEmail()) {
+      fields.email.value = fixedEmail();
       fields.email.readOnly = true;
       fields.email.classList.add("is-readonly");
     } else if (email) {
@@ -252,7 +259,7 @@
     button.classList.toggle("is-loading", value);
     button.setAttribute("aria-busy", value ? "true" : "false");
     Object.keys(fields).forEach(function (f) {
-      if (!(f === "email" && session && session.customer_email)) fields[f].disabled = value;
+      if (!(f === "email" && session && fixedEmail())) fields[f].disabled = value;
     });
   }
 
