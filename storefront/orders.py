@@ -23,7 +23,7 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import payments
 from .cart import Cart, CartError
@@ -106,12 +106,26 @@ def create_order_from_cart(cart: Cart, email: str | None = None) -> Order:
     return order
 
 
-def refill_order(order: Order, cart: Cart) -> None:
-    """Make an unpaid order hold what the cart holds now. The caller commits."""
+def refill_order(order: Order, cart: Cart) -> bool:
+    """Make an unpaid order hold what the cart holds now. The caller commits.
+
+    Two tabs may refill one order at the same moment. So first take the order's row lock
+    (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), then look again
+    at the order as committed: if the other request has refilled it already, there is
+    nothing to do (returns False) rather than a second set of items or a stale delete.
+    """
+    db.session.execute(
+        update(Order).where(Order.id == order.id).values(amount_total=Order.amount_total)
+    )
+    db.session.refresh(order)
+    db.session.expire(order, ["items"])
+    if order_matches_cart(order, cart):
+        return False
     items = snapshot_items(cart)
     order.items = items
     order.currency = cart.currency
     order.amount_total = sum(item.line_total for item in items)
+    return True
 
 
 def order_matches_cart(order: Order, cart: Cart) -> bool:
