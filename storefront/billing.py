@@ -8,6 +8,7 @@ twice or out of order cannot leave an older state behind.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -361,7 +362,12 @@ def _warn_about_other_live_subscriptions(row: Subscription) -> None:
         f"now has a new subscription {row.stripe_subscription_id} while also subscribed "
         f"through {', '.join(others)}.\n\nCancel and refund the extra one in the Stripe "
         "Dashboard; nothing was canceled automatically.",
-        f"duplicate-membership:{row.stripe_subscription_id}",
+        # One notice per set of live subscriptions: when both webhooks find the other's
+        # row (they arrived together), they name the same set and only one is written.
+        "duplicate-membership:"
+        + hashlib.sha256(
+            ",".join(sorted([*others, row.stripe_subscription_id])).encode()
+        ).hexdigest(),
     )
 
 

@@ -541,3 +541,24 @@ def test_customer_lists_never_run_without_a_customer(stripe_app, monkeypatch):
     with stripe_app.app_context():
         monkeypatch.setattr(payments, "call", lambda *a, **k: pytest.fail("asked Stripe"))
         assert payments.list_open_checkout_sessions("") == []
+
+
+def test_two_memberships_checked_after_both_rows_exist_give_one_staff_notice(app):
+    from storefront.billing import _warn_about_other_live_subscriptions
+
+    with app.app_context():
+        customer = Customer(email=EMAIL, stripe_customer_id="cus_twice")
+        db.session.add(customer)
+        rows = [
+            Subscription(stripe_subscription_id=f"sub_{n}", customer=customer, status="active")
+            for n in ("a", "b")
+        ]
+        db.session.add_all(rows)
+        db.session.commit()
+        for row in rows:  # each subscription's webhook runs the check
+            _warn_about_other_live_subscriptions(row)
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "staff_duplicate_membership")
+        ).all()
+    assert len(notices) == 1
+    assert "sub_a" in notices[0].body and "sub_b" in notices[0].body
