@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from storefront.extensions import db
 from storefront.fulfilment import fulfil_order, set_status
 from storefront.models import Order, OrderStatus, OutboxMessage
+from tests.threads import run_in_app_threads
 from tests.webhook_helpers import get_order, make_order, outbox_count, stock
 
 
@@ -40,27 +41,13 @@ def test_fulfil_order_from_eight_threads_at_once_fulfils_once(app):
     public_id = make_order(app, quantity=2)
     before = stock(app)
     barrier = threading.Barrier(8)
-    results: list[bool] = []
-    errors: list[BaseException] = []
 
     def worker():
-        # Each thread has its own app context, so its own session and connection.
-        with app.app_context():
-            try:
-                order = load(public_id)
-                barrier.wait()
-                results.append(fulfil_order(order))
-            except BaseException as err:  # reported below, not lost in the thread
-                errors.append(err)
-            finally:
-                db.session.remove()
+        order = load(public_id)
+        barrier.wait()
+        return fulfil_order(order)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
+    results = run_in_app_threads(app, *[worker] * 8)
     assert sorted(results) == [False] * 7 + [True]
     assert outbox_count(app, public_id) == 1
     assert stock(app) == before - 2
@@ -198,39 +185,24 @@ def test_set_status_from_a_stale_copy_in_another_thread_cannot_cancel_a_paid_ord
     public_id = make_order(app)
     loaded = threading.Event()
     fulfilled = threading.Event()
-    results: dict[str, bool] = {}
-    errors: list[BaseException] = []
 
     def handler_a():
-        with app.app_context():
-            try:
-                order = load(public_id)
-                loaded.set()
-                assert fulfilled.wait(10)
-                results["a"] = set_status(order, OrderStatus.CANCELED)
-                db.session.commit()
-            except BaseException as err:
-                errors.append(err)
-            finally:
-                db.session.remove()
+        order = load(public_id)
+        loaded.set()
+        assert fulfilled.wait(10)
+        changed = set_status(order, OrderStatus.CANCELED)
+        db.session.commit()
+        return changed
 
     def worker_b():
-        with app.app_context():
-            try:
-                assert loaded.wait(10)
-                results["b"] = fulfil_order(load(public_id))
-            except BaseException as err:
-                errors.append(err)
-            finally:
-                fulfilled.set()
-                db.session.remove()
+        try:
+            assert loaded.wait(10)
+            return fulfil_order(load(public_id))
+        finally:
+            fulfilled.set()  # never leave handler_a waiting
 
-    threads = [threading.Thread(target=handler_a), threading.Thread(target=worker_b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
+    a, b = run_in_app_threads(app, handler_a, worker_b)
+    results = {"a": a, "b": b}
     assert results == {"a": False, "b": True}
     after = get_order(app, public_id)
     assert after.status == OrderStatus.PAID

@@ -10,6 +10,7 @@ from storefront.cart import Cart
 from storefront.extensions import db
 from storefront.models import Order, Price
 from storefront.orders import refill_order
+from tests.threads import run_in_app_threads
 from tests.webhook_helpers import make_order
 
 
@@ -37,28 +38,16 @@ def test_two_tabs_refilling_one_order_at_once_leave_one_set_of_items(app):
     price_id, unit = price_of(app, "colombia-huila-usd")
     cart = Cart(currency="usd", items={str(price_id): 3})
     barrier = threading.Barrier(2)
-    results: list[bool] = []
-    errors: list[BaseException] = []
 
     def tab():
-        with app.app_context():
-            try:
-                order = db.session.scalar(select(Order).where(Order.public_id == public_id))
-                assert len(order.items) == 1  # both tabs saw the old items
-                barrier.wait()
-                results.append(refill_order(order, cart))
-                db.session.commit()
-            except BaseException as err:  # reported below, not lost in the thread
-                errors.append(err)
-            finally:
-                db.session.remove()
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        assert len(order.items) == 1  # both tabs saw the old items
+        barrier.wait()
+        refilled = refill_order(order, cart)
+        db.session.commit()
+        return refilled
 
-    threads = [threading.Thread(target=tab) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
+    results = run_in_app_threads(app, tab, tab)
     assert sorted(results) == [False, True]
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.public_id == public_id))
