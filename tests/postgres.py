@@ -7,6 +7,7 @@ from the machine's own PostgreSQL binaries in a temporary folder, on a Unix sock
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -33,19 +34,16 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[str]:
     """Start PostgreSQL in a temporary folder; yields a URL for its "postgres" database.
 
-    ``TEST_POSTGRES_URL`` points the tests at a server of your own instead.
+    Raises FileNotFoundError when the server binaries (initdb, pg_ctl) are not installed.
+    Also used by the benchmarks (bench/).
     """
-    own = os.environ.get("TEST_POSTGRES_URL")
-    if own:
-        yield own
-        return
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     root = Path(tempfile.mkdtemp(prefix="storefront-pg-"))
     data, sockets = root / "data", root / "run"
     sockets.mkdir()
@@ -73,3 +71,21 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the session; yields a URL for its "postgres" database.
+
+    ``TEST_POSTGRES_URL`` points the tests at a server of your own instead.
+    """
+    own = os.environ.get("TEST_POSTGRES_URL")
+    if own:
+        yield own
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_server())
+        except FileNotFoundError as err:
+            pytest.skip(str(err))
+        yield url
