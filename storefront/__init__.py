@@ -59,10 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     csrf.init_app(app)
 
-    from . import cart, catalog, checkout, cli, orders, payments, webhooks
+    from . import cart, catalog, checkout, cli, orders, pages, payments, webhooks
 
     payments.init_app(app)
-    for module in (catalog, cart, checkout, orders, webhooks):
+    for module in (catalog, cart, checkout, orders, pages, webhooks):
         app.register_blueprint(module.bp)
     # Stripe Checkout, membership and accounts (they import ``billing``, whose webhook
     # handlers register themselves with ``webhooks.handles``).

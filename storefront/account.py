@@ -111,6 +111,12 @@ def signed_in_customer() -> Customer | None:
     return billing.find_customer(signed_in_email())
 
 
+def signed_in_member() -> bool:
+    """Is this browser signed in as a Coffee Club member (free Standard shipping)?"""
+    email = signed_in_email()
+    return billing.is_member(billing.find_customer(email) if email else None)
+
+
 def template_context() -> dict[str, Any]:
     """Header data on every page: who is signed in and whether they are a member."""
     if request.endpoint == "static":

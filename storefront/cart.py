@@ -277,10 +277,28 @@ def _apply(change, success: str):
 
 @bp.get("/")
 def view():
+    from . import shipping
+    from .account import signed_in_member
+
     cart = Cart.load()
     lines = cart.lines()
+    subtotal = sum(line.total for line in lines)
+    member = signed_in_member()
+    # Standard until the customer picks a rate at checkout.
+    quote = shipping.default_quote(cart.currency, subtotal, member=member)
+    threshold = shipping.free_threshold(cart.currency)
     return render_template(
-        "cart/view.html", cart=cart, lines=lines, total=sum(line.total for line in lines)
+        "cart/view.html",
+        cart=cart,
+        lines=lines,
+        subtotal=subtotal,
+        quote=quote,
+        total=subtotal + (quote.amount if quote else 0),
+        to_free_shipping=(
+            threshold - subtotal
+            if threshold is not None and quote is not None and quote.amount and not member
+            else None
+        ),
     )
 
 

@@ -105,7 +105,7 @@ RECURRING_INTERVALS = (None, "day", "week", "month", "year")
 _CURRENCY_RE = re.compile(r"[a-z]{3}")
 
 
-def load_catalog_file(path: Path = CATALOG_FILE) -> list[dict[str, Any]]:
+def _read_catalog_file(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
             data = json.load(fh)
@@ -113,7 +113,19 @@ def load_catalog_file(path: Path = CATALOG_FILE) -> list[dict[str, Any]]:
         raise click.ClickException(f"Cannot read catalog file {path}: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("products"), list):
         raise click.ClickException(f'Catalog file {path} has no "products" list.')
-    return data["products"]
+    return data
+
+
+def load_catalog_file(path: Path = CATALOG_FILE) -> list[dict[str, Any]]:
+    return _read_catalog_file(path)["products"]
+
+
+def load_shipping_rates(path: Path = CATALOG_FILE) -> list[Any]:
+    """The file's ``shipping_rates`` list (none: the shop charges no shipping)."""
+    rates = _read_catalog_file(path).get("shipping_rates", [])
+    if not isinstance(rates, list):
+        raise click.ClickException(f'Catalog file {path}: "shipping_rates" must be a list.')
+    return rates
 
 
 def _is_count(value: Any) -> bool:
@@ -230,7 +242,10 @@ def seed_catalog(entries: list[dict[str, Any]]) -> dict[str, int]:
 )
 def seed_command(path: Path | None) -> None:
     """Load the catalog file into the database (safe to run again)."""
+    from .shipping import seed_shipping_rates
+
     counts = seed_catalog(load_catalog_file(path or CATALOG_FILE))
+    counts.update(seed_shipping_rates(load_shipping_rates(path or CATALOG_FILE)))
     click.echo("Catalog seeded: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_MAX_NETWORK_RETRIES": 2,
     "SHOP_NAME": "Fernwood Coffee Co.",
     "SHOP_CURRENCIES": "usd,eur",
+    # ISO codes of the countries the shop ships to (the address forms offer only these).
+    "SHIP_TO_COUNTRIES": "US,CA,GB,IE,DE,FR,NL,BE,AT,ES,IT",
     "SHOP_BASE_URL": None,  # None: taken from the request; set behind a proxy
     "LOG_LEVEL": "INFO",
     # Seconds the order page waits for the webhook before it fulfils a paid order itself.
@@ -45,12 +47,30 @@ def _parse(name: str, value: str) -> Any:
     return value
 
 
+_COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+def parse_countries(value: Any) -> list[str] | None:
+    """``"US, ca,GB"`` -> ``["US", "CA", "GB"]``; None when it is not such a list."""
+    if not isinstance(value, str):
+        return None
+    codes = [c.strip().upper() for c in value.split(",") if c.strip()]
+    if not codes or not all(_COUNTRY.fullmatch(c) for c in codes):
+        return None
+    return list(dict.fromkeys(codes))
+
+
 def settings_problem(config: dict) -> str | None:
     """The one-line reason these settings cannot be used, or None when they are fine."""
     for name in sorted(INT_SETTINGS):
         value = config.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"{name} must be a whole number (0 or more), not {value!r}"
+    if parse_countries(config.get("SHIP_TO_COUNTRIES")) is None:
+        return (
+            "SHIP_TO_COUNTRIES must be two-letter country codes separated by commas, "
+            f"e.g. US,CA,GB, not {config.get('SHIP_TO_COUNTRIES')!r}"
+        )
     level = config.get("LOG_LEVEL")
     levels = logging.getLevelNamesMapping()
     if not isinstance(level, str) or level not in levels:

@@ -149,13 +149,30 @@ def _confirmation_email(order: Order) -> OutboxMessage:
         for item in order.items
     ]
     link = external_url("orders.show", public_id=order.public_id)  # also outside requests
+    shipping: list[str] = []
+    if order.shipping_rate_name:
+        cost = (
+            format_money(order.shipping_amount, order.currency) if order.shipping_amount else "Free"
+        )
+        shipping = [f"Shipping ({order.shipping_rate_name}, {order.delivery_estimate}): {cost}"]
+    address = ["", "Shipping to:", *order.address_lines] if order.address_lines else []
+    card = (
+        [f"Paid with {order.card_brand.title()} ending {order.card_last4}"]
+        if order.card_last4 and order.card_brand
+        else []
+    )
     body = "\n".join(
         [
             "Thank you for your order!",
             "",
             *lines,
             "",
+            f"Subtotal: {format_money(order.subtotal, order.currency)}",
+            *shipping,
             f"Total: {format_money(order.amount_total, order.currency)}",
+            *card,
+            *address,
+            "",
             f"Order status: {link}",
         ]
     )

@@ -256,7 +256,8 @@ def order_for_cart(cart: Cart) -> Order:
     # by a first membership), so Checkout pre-fills it (``customer_email``).
     email = _signed_in_email()
     customer = billing.find_customer(email) if email else None
-    order = create_order_from_cart(cart, email=email)
+    # Shipping on Stripe Checkout (shipping_options) is not sent yet: its orders carry none.
+    order = create_order_from_cart(cart, email=email, with_shipping=False)
     if customer is not None:
         order.customer_id = customer.id
     db.session.commit()

@@ -76,6 +76,42 @@ class Price(db.Model):
         return self.recurring_interval is not None
 
 
+class ShippingRate(db.Model):
+    """A way to ship an order in one currency (catalog file ``shipping_rates``).
+
+    ``free_for_members`` and ``free_over`` make the rate cost nothing for a Coffee Club
+    member, or for an order whose items come to at least ``free_over`` minor units.
+    """
+
+    __table_args__ = (CheckConstraint("amount >= 0", name="amount_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lookup_key: Mapped[str] = mapped_column(String(80), unique=True)  # e.g. "standard-usd"
+    code: Mapped[str] = mapped_column(String(40))  # "standard" | "express", per currency
+    display_name: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int]  # minor units of `currency`
+    delivery_min_days: Mapped[int]
+    delivery_max_days: Mapped[int]
+    free_for_members: Mapped[bool] = mapped_column(default=False)
+    free_over: Mapped[int | None] = mapped_column(default=None)
+    active: Mapped[bool] = mapped_column(default=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def delivery_estimate(self) -> str:
+        return delivery_estimate(self.delivery_min_days, self.delivery_max_days)
+
+
+def delivery_estimate(low: int | None, high: int | None) -> str:
+    """ "3–5 business days" (or "1 business day")."""
+    if low is None or high is None:
+        return ""
+    if low == high:
+        return f"{low} business day{'' if low == 1 else 's'}"
+    return f"{low}–{high} business days"
+
+
 class OrderStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
@@ -137,10 +173,47 @@ class Order(db.Model):
     # index makes two simultaneous checkouts of one cart find one order, not make two.
     checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
+    # Shipping: the rate chosen (a snapshot: rates may change later) and what it cost;
+    # ``amount_total`` is the items plus ``shipping_amount``.
+    shipping_rate_code: Mapped[str | None] = mapped_column(String(40))
+    shipping_rate_name: Mapped[str | None] = mapped_column(String(100))
+    shipping_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    delivery_min_days: Mapped[int | None] = mapped_column(default=None)
+    delivery_max_days: Mapped[int | None] = mapped_column(default=None)
+    # The recipient, as collected by the Address Element or Stripe Checkout.
+    ship_name: Mapped[str | None] = mapped_column(String(200))
+    ship_line1: Mapped[str | None] = mapped_column(String(200))
+    ship_line2: Mapped[str | None] = mapped_column(String(200))
+    ship_city: Mapped[str | None] = mapped_column(String(100))
+    ship_state: Mapped[str | None] = mapped_column(String(100))
+    ship_postal_code: Mapped[str | None] = mapped_column(String(20))
+    ship_country: Mapped[str | None] = mapped_column(String(2))
+    # The card that paid (from Stripe's charge), for the receipt.
+    card_brand: Mapped[str | None] = mapped_column(String(30))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
     )
     customer: Mapped[Customer | None] = relationship(back_populates="orders")
+
+    @property
+    def subtotal(self) -> int:
+        """The items alone (``amount_total`` less shipping)."""
+        return sum(item.line_total for item in self.items)
+
+    @property
+    def delivery_estimate(self) -> str:
+        return delivery_estimate(self.delivery_min_days, self.delivery_max_days)
+
+    @property
+    def address_lines(self) -> list[str]:
+        """The shipping address as printed on a parcel (empty when none was collected)."""
+        if not self.ship_line1:
+            return []
+        city = " ".join(p for p in (self.ship_city, self.ship_state, self.ship_postal_code) if p)
+        lines = [self.ship_name, self.ship_line1, self.ship_line2, city, self.ship_country]
+        return [line for line in lines if line]
 
     @property
     def is_paid(self) -> bool:

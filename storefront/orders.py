@@ -25,7 +25,7 @@ from flask import (
 )
 from sqlalchemy import select, update
 
-from . import payments
+from . import payments, shipping
 from .cart import Cart, CartError
 from .extensions import db
 from .models import Order, OrderItem, OrderStatus
@@ -72,10 +72,23 @@ def get_order_or_404(public_id: str) -> Order:
 
 
 def snapshot_items(cart: Cart) -> list[OrderItem]:
-    """Order items copying the cart's lines as they are in the database now."""
+    """Order items copying the cart's lines as they are in the database now.
+
+    Stock is checked here, so an order is never made (or refilled) for more than the shop
+    has; the cart checked it when the items went in, but others may have bought since.
+    """
     lines = cart.lines()
     if not lines:
         raise CartError("Your cart is empty.")
+    for line in lines:
+        stock = line.product.stock
+        if stock is not None and line.quantity > stock:
+            raise CartError(
+                f"Sorry, only {stock} of {line.product.name} left: "
+                "please change the quantity in your cart."
+                if stock
+                else f"Sorry, {line.product.name} is sold out: please remove it from your cart."
+            )
     return [
         OrderItem(
             product_id=line.product.id,
@@ -89,24 +102,42 @@ def snapshot_items(cart: Cart) -> list[OrderItem]:
     ]
 
 
-def create_order_from_cart(cart: Cart, email: str | None = None) -> Order:
-    """A pending order snapshotting the cart's lines; amounts from the database only.
+def create_order_from_cart(
+    cart: Cart, email: str | None = None, *, member: bool = False, with_shipping: bool = True
+) -> Order:
+    """A pending order snapshotting the cart's lines, shipped by the first rate (Standard)
+    until the customer picks another; amounts from the database only.
 
-    The caller commits. Raises ``CartError`` for an empty cart.
+    The caller commits. Raises ``CartError`` for an empty cart or too little stock.
     """
     items = snapshot_items(cart)
     order = Order(
         email=email,
         currency=cart.currency,
-        amount_total=sum(item.line_total for item in items),
+        amount_total=0,
         status=OrderStatus.PENDING,
         items=items,
     )
+    if with_shipping:
+        reprice(order, member=member)
+    else:
+        shipping.apply_quote(order, None)
     db.session.add(order)
     return order
 
 
-def refill_order(order: Order, cart: Cart) -> bool:
+def reprice(order: Order, *, member: bool, rate_code: str | None = None) -> None:
+    """Shipping for the order's items now: the rate ``rate_code`` (else the order's own,
+    else the first), free where the rules say so; sets ``amount_total``. Caller commits."""
+    subtotal = order.subtotal
+    code = rate_code or order.shipping_rate_code
+    found = shipping.find_quote(order.currency, code, subtotal, member=member) if code else None
+    shipping.apply_quote(
+        order, found or shipping.default_quote(order.currency, subtotal, member=member)
+    )
+
+
+def refill_order(order: Order, cart: Cart, *, member: bool = False) -> bool:
     """Make an unpaid order hold what the cart holds now. The caller commits.
 
     Two tabs may refill one order at the same moment. So first take the order's row lock
@@ -124,7 +155,7 @@ def refill_order(order: Order, cart: Cart) -> bool:
     items = snapshot_items(cart)
     order.items = items
     order.currency = cart.currency
-    order.amount_total = sum(item.line_total for item in items)
+    reprice(order, member=member)
     return True
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from storefront import create_app
-from storefront.catalog import load_catalog_file, seed_catalog
+from storefront.catalog import load_catalog_file, load_shipping_rates, seed_catalog
 from storefront.config import DEFAULTS
 from storefront.extensions import db
+from storefront.shipping import seed_shipping_rates
 
 pytest_plugins = ["tests.live"]
 
@@ -42,6 +43,7 @@ def make_app(tmp_path, **overrides):
     with app.app_context():
         db.create_all()
         seed_catalog(load_catalog_file())
+        seed_shipping_rates(load_shipping_rates())
     return app
 
 

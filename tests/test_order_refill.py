@@ -28,7 +28,8 @@ def test_refill_makes_the_order_hold_the_cart(app):
         assert refill_order(order, Cart(currency="usd", items={str(price_id): 3})) is True
         db.session.commit()
         assert [(i.price_id, i.quantity) for i in order.items] == [(price_id, 3)]
-        assert order.amount_total == 3 * unit
+        # Standard shipping (3 x $16.50 is under the free-shipping threshold) on top.
+        assert order.amount_total == 3 * unit + 600 == order.subtotal + order.shipping_amount
         # Already the cart: nothing to do.
         assert refill_order(order, Cart(currency="usd", items={str(price_id): 3})) is False
 
@@ -52,4 +53,5 @@ def test_two_tabs_refilling_one_order_at_once_leave_one_set_of_items(app):
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.public_id == public_id))
         assert [(i.price_id, i.quantity) for i in order.items] == [(price_id, 3)]
-        assert order.amount_total == 3 * unit
+        # Standard shipping (3 x $16.50 is under the free-shipping threshold) on top.
+        assert order.amount_total == 3 * unit + 600 == order.subtotal + order.shipping_amount
