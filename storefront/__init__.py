@@ -66,9 +66,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     # Stripe Checkout, membership and accounts (they import ``billing``, whose webhook
     # handlers register themselves with ``webhooks.handles``).
-    from . import account, hosted_checkout, membership
+    from . import account, admin, hosted_checkout, membership
 
-    for module in (hosted_checkout, membership, account):
+    for module in (hosted_checkout, membership, account, admin):
         app.register_blueprint(module.bp)
     cli.init_app(app)
 

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     # Seconds the order page waits for the webhook before it fulfils a paid order itself.
     "WEBHOOK_GRACE_SECONDS": 10,
+    # Comma-separated emails of the shop's staff: they sign in with the shop's sign-in link
+    # and may use the back office under /admin. Empty: nobody can.
+    "STAFF_EMAILS": "",
 }
 
 INT_SETTINGS = {"STRIPE_MAX_NETWORK_RETRIES", "WEBHOOK_GRACE_SECONDS"}

@@ -260,6 +260,13 @@ WEBHOOK_EVENTS = [
     "payment_intent.payment_failed",
     "payment_intent.canceled",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "radar.early_fraud_warning.created",
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
@@ -513,3 +520,70 @@ def cancel_payment_intent(payment_intent_id: str) -> Any:
         payment_intent_id,
         params={"cancellation_reason": "abandoned"},
     )
+
+
+# --------------------------------------------------------------------------- refunds and
+# the Stripe Dashboard (back office)
+
+
+class RefundRefused(PaymentError):
+    """Stripe refused the refund for a reason staff can act on (e.g. more than remains)."""
+
+
+def _refund_refusal(err: stripe.StripeError) -> bool:
+    return isinstance(err, stripe.InvalidRequestError) and err.code in (
+        "amount_too_large",
+        "charge_already_refunded",
+        "charge_disputed",
+        "charge_not_refundable",
+    )
+
+
+def create_refund(
+    payment_intent_id: str, amount: int, *, reason: str | None, key: str, order_id: str
+) -> Any:
+    """Refund ``amount`` (minor units) of a PaymentIntent's charge, once per ``key``.
+
+    The key comes from the refund form (one per form shown), so a double submit replays
+    Stripe's first answer instead of refunding twice. Raises ``RefundRefused`` with
+    Stripe's own words when Stripe says no (already refunded, more than remains).
+    """
+    params: dict[str, Any] = {
+        "payment_intent": payment_intent_id,
+        "amount": amount,
+        "metadata": {"order_id": order_id},
+    }
+    if reason:
+        params["reason"] = reason
+    try:
+        refund = call(
+            "refund create",
+            client().v1.refunds.create,
+            params=params,
+            options={"idempotency_key": key},
+            raise_as_is=_refund_refusal,
+        )
+    except stripe.InvalidRequestError as err:
+        log.info(
+            "refund of %s refused: code=%s request_id=%s",
+            payment_intent_id,
+            err.code,
+            err.request_id,
+        )
+        raise RefundRefused(err.user_message or GENERIC, kind="invalid", code=err.code) from err
+    log.info("refund %s of %s on %s (%s)", refund.id, amount, payment_intent_id, refund.status)
+    return refund
+
+
+def dashboard_url(kind: str, stripe_id: str | None) -> str | None:
+    """A link to the object in the Stripe Dashboard, with real keys only (None otherwise).
+
+    ``kind`` is the Dashboard's section: "payments", "customers", "disputes", "events".
+    Without real keys (the emulator) the Dashboard has no such object.
+    """
+    cfg = current_app.config
+    key = str(cfg.get("STRIPE_SECRET_KEY") or "")
+    if not stripe_id or cfg.get("STRIPE_API_BASE") or not key.startswith(("sk_", "rk_")):
+        return None
+    mode = "" if key.startswith(("sk_live_", "rk_live_")) else "test/"
+    return f"https://dashboard.stripe.com/{mode}{kind}/{stripe_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -51,20 +52,15 @@ def fetch_events(since: datetime) -> list:
     return ordered
 
 
-@stripe_cli.command("reconcile")
-@click.option("--since", help="ISO time to start from (default: three days ago).")
-@with_appcontext
-def reconcile_command(since: str | None) -> None:
-    """Process every event Stripe has that this shop has not processed (after downtime).
+def reconcile(start: datetime, on_failure=None) -> dict[str, int]:
+    """Process every event Stripe has from ``start`` on that was not processed here yet.
 
-    Runs each through the same code as the webhook, oldest first; safe to run any
-    number of times and while webhooks arrive.
+    Oldest first, each through ``webhooks.process_event`` (the webhook's own code); safe
+    to run any number of times and while webhooks arrive. Returns the counts;
+    ``on_failure(event_id, type, error)`` hears of each event that failed. Raises
+    ``payments.PaymentError`` when Stripe cannot list its events.
     """
-    start = _parse_since(since)
-    try:
-        events = fetch_events(start)
-    except payments.PaymentError as err:
-        raise click.ClickException(f"could not list events from Stripe: {err}") from err
+    events = fetch_events(start)
     wanted = set(payments.WEBHOOK_EVENTS)
     counts = {"seen": 0, "already": 0, "processed": 0, "ignored": 0, "failed": 0}
     for event in events:
@@ -82,15 +78,64 @@ def reconcile_command(since: str | None) -> None:
             counts["already"] += 1  # a webhook delivery got there first
         else:
             counts[outcome] += 1
-            if outcome == webhooks.FAILED:
-                click.echo(f"failed: {event.id} {event.type}: {webhooks.last_error(event.id)}")
-    click.echo(
+            if outcome == webhooks.FAILED and on_failure is not None:
+                on_failure(event.id, event.type, webhooks.last_error(event.id))
+    return counts
+
+
+def summary(start: datetime, counts: dict[str, int]) -> str:
+    return (
         f"since {start.isoformat(timespec='seconds')}: seen {counts['seen']}, "
         f"already processed {counts['already']}, "
         f"processed now {counts['processed'] + counts['ignored']} "
         f"({counts['ignored']} ignored), failed {counts['failed']}"
     )
+
+
+def process_again(row: WebhookEvent, source: str = "reconcile") -> str:
+    """Process a stored event again (one that failed or is stuck), through the webhook's
+    ``process_event`` like ``reconcile``: the stored payload is the event as Stripe sent
+    it (signature checked on arrival). Returns the outcome ("duplicate": it is done, or
+    another attempt is running)."""
+    event = json.loads(row.payload)
+    return webhooks.process_event(event, source=source)
+
+
+@stripe_cli.command("reconcile")
+@click.option("--since", help="ISO time to start from (default: three days ago).")
+@with_appcontext
+def reconcile_command(since: str | None) -> None:
+    """Process every event Stripe has that this shop has not processed (after downtime).
+
+    Runs each through the same code as the webhook, oldest first; safe to run any
+    number of times and while webhooks arrive.
+    """
+    start = _parse_since(since)
+
+    def report(event_id: str, event_type: str, error: str | None) -> None:
+        click.echo(f"failed: {event_id} {event_type}: {error}")
+
+    try:
+        counts = reconcile(start, on_failure=report)
+    except payments.PaymentError as err:
+        raise click.ClickException(f"could not list events from Stripe: {err}") from err
+    click.echo(summary(start, counts))
     if counts["failed"]:
+        raise SystemExit(1)
+
+
+@stripe_cli.command("process")
+@click.argument("event_id")
+@with_appcontext
+def process_command(event_id: str) -> None:
+    """Process one stored event again (e.g. a failed one from ``flask stripe events --failed``)."""
+    row = db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+    if row is None:
+        raise click.ClickException(f"no stored event {event_id}")
+    outcome = process_again(row)
+    click.echo(f"{event_id}: {outcome}")
+    if outcome == webhooks.FAILED:
+        click.echo(f"error: {webhooks.last_error(event_id)}")
         raise SystemExit(1)
 
 

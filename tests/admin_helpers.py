@@ -1,0 +1,67 @@
+"""Helpers for the back-office tests: staff sign-in through the shop's own link, paid
+orders at the emulator, and Stripe's events fed to the webhook code."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from sqlalchemy import select
+
+from storefront import payments
+from storefront.extensions import db
+from storefront.models import Order, OutboxMessage
+from tests.stripe_helpers import EventFeed
+from tests.webhook_helpers import make_order
+
+STAFF = "staff@example.com"
+
+
+def sign_in(client, app: Flask, email: str) -> None:
+    """Sign in as a customer would: ask for a link, follow the one in the outbox."""
+    resp = client.post("/account/sign-in", data={"email": email})
+    assert resp.status_code == 200, resp.status_code
+    with app.app_context():
+        body = db.session.scalars(
+            select(OutboxMessage.body)
+            .where(OutboxMessage.kind == "sign_in", OutboxMessage.to_email == email)
+            .order_by(OutboxMessage.id.desc())
+        ).first()
+    match = re.search(r"https?://[^/\s]+(/account/sign-in/\S+)", body or "")
+    assert match, body
+    resp = client.get(match.group(1))
+    assert resp.status_code in (302, 303), resp.status_code
+
+
+def paid_order(app: Flask, *, quantity: int = 2, card: str = "pm_card_visa", **kw) -> str:
+    """An order paid at the emulator with ``card`` and fulfilled by its webhook events."""
+    public_id = make_order(app, quantity=quantity, **kw)
+    with app.app_context():
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        pi = payments.create_payment_intent(order)
+        order.stripe_payment_intent_id = pi.id
+        db.session.commit()
+        payments.client().v1.payment_intents.confirm(pi.id, params={"payment_method": card})
+    feed(app).deliver()
+    return public_id
+
+
+def feed(app: Flask) -> EventFeed:
+    """The app's one event feed, so each of Stripe's events reaches the shop once."""
+    return app.extensions.setdefault("test_event_feed", EventFeed(app))
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def form_value(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" type="hidden" value="([^"]*)"', html) or re.search(
+        rf'id="{name}" name="{name}" type="hidden" value="([^"]*)"', html
+    )
+    assert match, f"no {name} on the page"
+    return match.group(1)
