@@ -134,7 +134,7 @@ def test_every_paid_order_is_fulfilled_exactly_once(live_shop, fault):
     order = get_order(app, refunded)
     assert order.status == OrderStatus.PARTIALLY_REFUNDED
     assert order.amount_refunded == 500
-    assert outbox_count(app, refunded) == 1
+    assert outbox_count(app, refunded) == 2  # the confirmation and the refund email, once each
     order = get_order(app, unpaid)
     assert order.status == OrderStatus.FAILED
     assert order.last_payment_error
