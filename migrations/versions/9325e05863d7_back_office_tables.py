@@ -1,7 +1,7 @@
 """back office: audit log, refunds, disputes, early fraud warnings, staff notice reads
 
 Revision ID: 9325e05863d7
-Revises: 3c5d7e9f1a2b
+Revises: 4f97867a1b4b
 Create Date: 2026-12-01 13:27:27.491398
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9325e05863d7'
-down_revision = '3c5d7e9f1a2b'
+down_revision = '4f97867a1b4b'
 branch_labels = None
 depends_on = None
 
