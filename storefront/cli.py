@@ -43,8 +43,11 @@ def wait_for(url: str, timeout: float = 15.0) -> None:
     raise click.ClickException(f"{url} did not come up within {timeout:.0f}s")
 
 
-def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
-    """Start ``python -m stripe_emulator`` as a child process (never imported here)."""
+def start_emulator(
+    port: int, instance_path: str, business_name: str | None = None
+) -> subprocess.Popen:
+    """Start ``python -m stripe_emulator`` as a child process (never imported here); its hosted
+    page shows ``business_name`` (the shop's name) as Stripe shows the account's."""
     import socket
 
     in_use = f"port {port} is already in use; stop what runs there or pass --emulator-port"
@@ -56,9 +59,9 @@ def start_emulator(port: int, instance_path: str) -> subprocess.Popen:
         except OSError:
             raise click.ClickException(f"Cannot start the Stripe emulator: {in_use}") from None
     db_path = os.path.join(instance_path, "stripe-emulator.sqlite3")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path, "--quiet"]
-    )
+    command = [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--db", db_path]
+    command += ["--quiet"] + (["--business-name", business_name] if business_name else [])
+    proc = subprocess.Popen(command)
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz")
     except click.ClickException:
@@ -91,7 +94,9 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
     emulator = None
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         click.echo(f"No STRIPE_SECRET_KEY: starting the Stripe emulator on port {emulator_port}")
-        emulator = start_emulator(emulator_port, current_app.instance_path)
+        emulator = start_emulator(
+            emulator_port, current_app.instance_path, current_app.config["SHOP_NAME"]
+        )
         base = f"http://127.0.0.1:{emulator_port}"
         os.environ.update(EMULATOR_KEYS)
         os.environ["STRIPE_API_BASE"] = base

@@ -8,6 +8,8 @@ nothing from ``storefront``.
 Settings (``create_app`` config, or the environment variable in brackets):
 ``EMULATOR_DB`` (``STRIPE_EMULATOR_DB``), ``EMULATOR_SECRET_KEY`` /
 ``EMULATOR_PUBLISHABLE_KEY`` (``STRIPE_EMULATOR_SECRET_KEY`` / ``..._PUBLISHABLE_KEY``),
+``EMULATOR_BUSINESS_NAME`` (``STRIPE_EMULATOR_BUSINESS_NAME``: the account's business name
+shown on the hosted Checkout page; ``flask serve`` passes the shop's ``SHOP_NAME``),
 ``EMULATOR_WEBHOOK_FAULT`` and the other webhook settings (see ``webhooks``), and
 ``EMULATOR_PROCESSING_SECONDS`` (``STRIPE_EMULATOR_PROCESSING_SECONDS``, default 0): how
 long a card payment confirmed through the PaymentIntents API stays ``processing`` before it
@@ -44,6 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
         EMULATOR_PROCESSING_SECONDS=float(
             os.environ.get("STRIPE_EMULATOR_PROCESSING_SECONDS") or 0
         ),
+        # The account's business name, shown on the hosted Checkout page and in mandates.
+        EMULATOR_BUSINESS_NAME=os.environ.get("STRIPE_EMULATOR_BUSINESS_NAME"),
         EMULATOR_RESET=False,
     )
     if config:

@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> None:
         help="card payments confirmed through the PaymentIntents API stay `processing` this "
         "long, then succeed (default: env STRIPE_EMULATOR_PROCESSING_SECONDS, else 0 = at once)",
     )
+    parser.add_argument(
+        "--business-name",
+        metavar="NAME",
+        help="the account's business name shown on the hosted Checkout page "
+        "(default: env STRIPE_EMULATOR_BUSINESS_NAME)",
+    )
     args = parser.parse_args(argv)
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -31,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     config["EMULATOR_RESET"] = args.reset
     if args.processing_seconds is not None:
         config["EMULATOR_PROCESSING_SECONDS"] = args.processing_seconds
+    if args.business_name:
+        config["EMULATOR_BUSINESS_NAME"] = args.business_name
     app = create_app(config)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
 

@@ -34,6 +34,12 @@ def _parent_origin() -> str:
     return origin
 
 
+def business_name() -> str:
+    """The account's business name (``EMULATOR_BUSINESS_NAME``; ``flask serve`` passes the
+    shop's ``SHOP_NAME``), shown on the hosted page and in mandates, as Stripe shows yours."""
+    return current_app.config.get("EMULATOR_BUSINESS_NAME") or "Test business"
+
+
 def _default_publishable_key() -> str:
     # Pages opened without the merchant's key (the hosted Checkout's 3-D Secure step) use
     # the configured key; with none configured any pk_test_ key is accepted.
@@ -49,19 +55,40 @@ def stripe_js():
     return _no_store(response)
 
 
+# Element kinds served as iframes, with the template and the frame title Stripe.js gives them.
+FRAME_KINDS = {
+    "payment": "elements.html",
+    "card": "elements.html",
+    "cardNumber": "elements.html",
+    "cardExpiry": "elements.html",
+    "cardCvc": "elements.html",
+    "linkAuthentication": "email_frame.html",
+    "address": "address_frame.html",
+}
+
+_FRAME_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{0,64}$")
+
+
 @bp.get("/elements/<kind>")
 def element_frame(kind: str):
-    """The iframe holding the card fields of a Payment Element or Card Element."""
-    if kind not in ("payment", "card"):
+    """The iframe of one element: card fields, the email field or the address form."""
+    template = FRAME_KINDS.get(kind)
+    if template is None:
         abort(404)
     origin = _parent_origin()
+    frame_id = request.args.get("frame", "")
+    group = request.args.get("group", "")
+    if not _FRAME_ID_RE.match(frame_id) or not _FRAME_ID_RE.match(group):
+        abort(400, "frame and group are short identifiers")
     response = current_app.make_response(
         render_template(
-            "elements.html",
+            template,
             kind=kind,
             parent_origin=origin,
-            frame_id=request.args.get("frame", ""),
+            frame_id=frame_id,
+            group=group,
             countries=COUNTRIES,
+            business_name=business_name(),
         )
     )
     # Only the merchant page that created the element may frame it.
@@ -92,7 +119,7 @@ def hosted_checkout(cs_id: str):
         render_template(
             "checkout.html",
             cs_id=cs_id,
-            business_name=current_app.config.get("EMULATOR_BUSINESS_NAME") or "Emulator test shop",
+            business_name=business_name(),
             default_key=_default_publishable_key(),
         )
     )

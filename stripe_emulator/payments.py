@@ -90,6 +90,26 @@ def _billing_details(data: Any) -> dict[str, Any]:
     }
 
 
+def shipping_details(data: Any, param: str = "shipping") -> dict[str, Any] | None:
+    """A PaymentIntent's ``shipping`` from params (``""`` clears it); name and address are
+    required, as on Stripe."""
+    if data in (None, ""):
+        return None
+    if not isinstance(data, dict):
+        raise core.invalid(param)
+    if not data.get("name"):
+        raise core.missing(f"{param}[name]")
+    if not isinstance(data.get("address"), dict):
+        raise core.missing(f"{param}[address]")
+    return {
+        "address": _address(data["address"]),
+        "carrier": data.get("carrier") or None,
+        "name": data["name"],
+        "phone": data.get("phone") or None,
+        "tracking_number": data.get("tracking_number") or None,
+    }
+
+
 # --------------------------------------------------------------------------- payment methods
 
 
@@ -372,7 +392,7 @@ def create_payment_intent(p: dict[str, Any], *, allow_processing: bool = False) 
         "receipt_email": p.get("receipt_email") or None,
         "review": None,
         "setup_future_usage": _setup_future_usage(p.get("setup_future_usage")),
-        "shipping": None,
+        "shipping": shipping_details(p.get("shipping")),
         "source": None,
         "statement_descriptor": p.get("statement_descriptor") or None,
         "statement_descriptor_suffix": p.get("statement_descriptor_suffix") or None,
@@ -416,6 +436,8 @@ def update_payment_intent(pi: dict[str, Any], p: dict[str, Any]) -> dict[str, An
             set_field(name, p[name] or None)
     if "setup_future_usage" in p:
         set_field("setup_future_usage", _setup_future_usage(p["setup_future_usage"]))
+    if "shipping" in p:
+        set_field("shipping", shipping_details(p["shipping"]))
     if "customer" in p:
         if p["customer"]:
             core.get_or_404(p["customer"], "customer", "customer")
@@ -472,6 +494,9 @@ def confirm_payment_intent(
             pi["receipt_email"] = p["receipt_email"] or None
         if "setup_future_usage" in p:
             pi["setup_future_usage"] = _setup_future_usage(p["setup_future_usage"])
+        if "shipping" in p:
+            # Stripe.js sends the Address Element's address (shipping mode) with the confirm.
+            pi["shipping"] = shipping_details(p["shipping"])
         if p.get("capture_method") in ("automatic", "automatic_async", "manual"):
             pi["capture_method"] = p["capture_method"]
         pm = _payment_method_from_params(p)
@@ -673,7 +698,7 @@ def _charge(
         receipt_url=None,
         refunded=False,
         review=None,
-        shipping=None,
+        shipping=pi.get("shipping"),
         source=None,
         source_transfer=None,
         statement_descriptor=pi.get("statement_descriptor"),

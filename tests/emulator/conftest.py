@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import stripe
-from flask import Flask
+from flask import Flask, render_template_string
+from markupsafe import escape
 from werkzeug.serving import make_server
 
 from stripe_emulator import create_app
 from stripe_emulator.webhooks import stop_delivery
+
+PK = "pk_test_emulator"
 
 
 @pytest.fixture
@@ -56,3 +60,61 @@ def stripe_client(emulator_url: str) -> stripe.StripeClient:
 def publishable_client(emulator_url: str) -> stripe.StripeClient:
     """SDK client with a publishable test key (what Stripe.js uses)."""
     return make_client(emulator_url, "pk_test_emulator")
+
+
+PAGES = Path(__file__).parent / "pages"
+
+
+@pytest.fixture
+def merchant(emulator_url: str) -> Iterator[str]:
+    """A merchant's site on its own origin, loading Stripe.js from the emulator.
+
+    ``/<name>`` serves ``pages/<name>.html``; ``POST /create-intent`` makes the intent the
+    way a server does in Stripe's deferred-intent flow (``mode``, ``amount``, options from the
+    query string); ``/return`` is the ``return_url``.
+    """
+    from flask import request
+
+    from tests.live import Server
+
+    app = Flask("merchant")
+    client = make_client(emulator_url)
+
+    @app.get("/<name>")
+    def page(name: str):
+        path = PAGES / f"{name}.html"
+        if not path.is_file():
+            return "Not found", 404
+        return render_template_string(path.read_text(), emulator=emulator_url, pk=PK)
+
+    @app.post("/create-intent")
+    def create_intent():
+        args = request.args
+        mode = args.get("mode", "payment")
+        if mode == "setup":
+            customer = client.v1.customers.create({"email": "saver@example.com"})
+            intent = client.v1.setup_intents.create(
+                {"customer": customer.id, "automatic_payment_methods": {"enabled": True}}
+            )
+            return {"client_secret": intent.client_secret}
+        params: dict = {
+            "amount": int(args.get("amount", 1099)),
+            "currency": "usd",
+            "automatic_payment_methods": {"enabled": True},
+        }
+        if args.get("captureMethod"):
+            params["capture_method"] = args["captureMethod"]
+        if args.get("setupFutureUsage"):
+            params["setup_future_usage"] = args["setupFutureUsage"]
+            params["customer"] = client.v1.customers.create({"email": "s@example.com"}).id
+        intent = client.v1.payment_intents.create(params)
+        return {"client_secret": intent.client_secret}
+
+    @app.get("/return")
+    def returned():
+        status = escape(request.args.get("redirect_status", ""))
+        return f"<h1>Returned</h1><p id='status'>{status}</p>"
+
+    server = Server(app)
+    yield server.url
+    server.stop()

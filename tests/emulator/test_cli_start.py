@@ -44,3 +44,25 @@ def test_start_fails_when_another_server_holds_the_port(taken_port, tmp_path):
     message = excinfo.value.format_message()
     assert f"port {taken_port} is already in use" in message
     assert "\n" not in message
+
+
+def test_the_emulator_started_for_the_shop_shows_the_shops_name(tmp_path, monkeypatch):
+    import socket
+    import urllib.request
+    from pathlib import Path
+
+    # The tests run in a temporary directory; the child imports the emulator from the repo.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = start_emulator(port, str(tmp_path), "Fernwood Coffee Co.")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/c/pay/cs_test_x") as response:
+            page = response.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert '<span class="merchant__name">Fernwood Coffee Co.</span>' in page
+    assert "Emulator test shop" not in page

@@ -568,6 +568,61 @@ def test_create_records_params(stripe_client):
     assert pi.client_secret.startswith(pi.id + "_secret_")
 
 
+SHIPPING = {
+    "name": "Jenny Rosen",
+    "phone": "+15555550100",
+    "address": {
+        "line1": "510 Townsend St",
+        "city": "San Francisco",
+        "state": "CA",
+        "postal_code": "94103",
+        "country": "US",
+    },
+}
+
+
+def test_shipping_on_create_update_and_confirm(stripe_client, publishable_client):
+    pi = new_pi(stripe_client, shipping=SHIPPING)
+    assert pi.shipping.name == "Jenny Rosen"
+    assert pi.shipping.phone == "+15555550100"
+    assert pi.shipping.address.line2 is None
+    assert pi.shipping.address.state == "CA"
+    assert_stripe_shape(pi, stripe.PaymentIntent)
+    moved = dict(SHIPPING, name="Jenny R.", address=dict(SHIPPING["address"], city="Oakland"))
+    pi = stripe_client.v1.payment_intents.update(pi.id, params={"shipping": moved})
+    assert (pi.shipping.name, pi.shipping.address.city) == ("Jenny R.", "Oakland")
+    # Stripe.js sends the Address Element's address with the confirm (publishable key).
+    pm = card_pm(publishable_client, "4242424242424242")
+    pi = publishable_client.v1.payment_intents.confirm(
+        pi.id,
+        params={"client_secret": pi.client_secret, "payment_method": pm.id, "shipping": SHIPPING},
+    )
+    assert pi.status == "succeeded"
+    assert pi.shipping.name == "Jenny Rosen"
+    charge = stripe_client.v1.charges.retrieve(pi.latest_charge)
+    assert charge.shipping.address.city == "San Francisco"
+    assert_stripe_shape(charge, stripe.Charge)
+    # An empty value clears it while the intent is unpaid.
+    other = new_pi(stripe_client, shipping=SHIPPING)
+    cleared = stripe_client.v1.payment_intents.update(other.id, params={"shipping": ""})
+    assert cleared.shipping is None
+
+
+@pytest.mark.parametrize(
+    ("shipping", "param"),
+    [
+        ({"address": {"line1": "1 Main St"}}, "shipping[name]"),
+        ({"name": "Jenny Rosen"}, "shipping[address]"),
+    ],
+)
+def test_shipping_needs_a_name_and_an_address(stripe_client, shipping, param):
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        new_pi(stripe_client, shipping=shipping)
+    assert excinfo.value.code == "parameter_missing"
+    assert excinfo.value.param == param
+    assert stripe_client.v1.payment_intents.list().data == []
+
+
 def test_update_while_unpaid_then_refused(stripe_client):
     pi = new_pi(stripe_client, metadata={"a": "1", "b": "2"})
     pi = stripe_client.v1.payment_intents.update(

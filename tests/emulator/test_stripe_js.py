@@ -24,8 +24,12 @@ pytestmark = pytest.mark.browser
 
 PK = "pk_test_emulator"
 MERCHANT_PAGE = (Path(__file__).parent / "pages" / "merchant.html").read_text()
-ELEMENT_FRAME = 'iframe[name^="__privateStripeFrame"][title*="Secure payment input frame"]'
+ELEMENT_FRAME = 'iframe[name^="__privateStripeFrame"][title^="Secure"][title$="input frame"]'
 CHALLENGE_FRAME = 'iframe[title="3D Secure authentication"]'
+AUTH_FAILURE = (
+    "We are unable to authenticate your payment method. Please choose a different payment "
+    "method and try again."
+)
 
 
 @pytest.fixture
@@ -167,8 +171,16 @@ def test_confirm_payment_redirects_to_return_url(
     fill_element(page, PAYMENT_FIELDS, number)
     page.click("#pay")
     if challenge:
-        # With redirect "always", 3-D Secure is a full page like Stripe's hosted challenge.
-        page.get_by_role("button", name=challenge).click()
+        # Even with redirect "always", 3-D Secure is a modal on the merchant's page.
+        page.frame_locator(CHALLENGE_FRAME).get_by_role("button", name=challenge).click()
+    if status == "failed":
+        # A failed challenge stays on the page with Stripe.js's error: no redirect.
+        expect(page.locator("#message")).to_have_text(AUTH_FAILURE)
+        assert page.url.startswith(merchant_url + "/")
+        assert "/return" not in page.url
+        after = stripe_client.v1.payment_intents.retrieve(pi.id)
+        assert after.status == "requires_payment_method"
+        return
     page.wait_for_url(re.compile(re.escape(merchant_url) + r"/return\?"))
     query = parse_qs(urlsplit(page.url).query)
     assert query["payment_intent"] == [pi.id]
@@ -176,5 +188,4 @@ def test_confirm_payment_redirects_to_return_url(
     assert query["redirect_status"] == [status]
     after = stripe_client.v1.payment_intents.retrieve(pi.id)
     assert after.receipt_email == "buyer@example.com"
-    expected = "succeeded" if status == "succeeded" else "requires_payment_method"
-    assert after.status == expected
+    assert after.status == "succeeded"

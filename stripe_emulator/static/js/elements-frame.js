@@ -1,6 +1,8 @@
-/* Inside the element iframe: card inputs, validation, and the API calls that need card data
- * (create the PaymentMethod, confirm the PaymentIntent), so the card number never leaves
- * this frame.  Talks to the merchant page (parent) only by postMessage. */
+/* Inside a card element's iframe (Payment Element, Card Element, or one of the split
+ * cardNumber / cardExpiry / cardCvc elements): card inputs, validation, and the API calls that
+ * need card data (create the PaymentMethod, confirm the PaymentIntent or SetupIntent), so the
+ * card number never leaves the emulator's frames.  Talks to the merchant page (parent) only by
+ * postMessage; split elements of one group read each other's fields directly (same origin). */
 (function () {
   "use strict";
 
@@ -9,16 +11,22 @@
   var kind = body.getAttribute("data-kind");
   var parentOrigin = body.getAttribute("data-parent-origin");
   var frameId = body.getAttribute("data-frame");
+  var group = body.getAttribute("data-group");
   var key = null;
   var options = {};
   var busy = false;
   var lastSent = null;
 
+  // Which field a split element holds.
+  var SPLIT = { cardNumber: "number", cardExpiry: "expiry", cardCvc: "cvc" };
+  var SPLIT_KIND = { number: "cardNumber", expiry: "cardExpiry", cvc: "cardCvc" };
   var NAMES =
     kind === "payment"
       ? { number: "number", expiry: "expiry", cvc: "cvc", postal: "postalCode", country: "country" }
       : { number: "cardnumber", expiry: "exp-date", cvc: "cvc", postal: "postal" };
   var ORDER = ["number", "expiry", "cvc", "postal"];
+  // The fields this frame shows itself.
+  var OWN = SPLIT[kind] ? [SPLIT[kind]] : ORDER;
 
   function input(field) {
     return NAMES[field] ? document.querySelector('[name="' + NAMES[field] + '"]') : null;
@@ -32,6 +40,38 @@
   };
   var touched = {};
 
+  /* The split elements of the same group (same-origin frames of the merchant page). */
+  function sibling(field) {
+    var wanted = SPLIT_KIND[field];
+    var frames = window.parent.frames;
+    for (var i = 0; i < frames.length; i++) {
+      try {
+        var other = frames[i];
+        if (other === window) continue;
+        var b = other.document.body;
+        if (b && b.getAttribute("data-group") === group && b.getAttribute("data-kind") === wanted) {
+          return other;
+        }
+      } catch (e) {
+        // Another origin's frame: not ours.
+      }
+    }
+    return null;
+  }
+
+  /* The input of `field`, in this frame or (split elements) in its sibling's frame. */
+  function fieldInput(field) {
+    if (inputs[field]) return inputs[field];
+    if (!SPLIT[kind] || !SPLIT_KIND[field]) return null;
+    var other = sibling(field);
+    return other ? other.document.querySelector('[name="' + NAMES[field] + '"]') : null;
+  }
+
+  function fieldValue(field) {
+    var el = fieldInput(field);
+    return el ? el.value : "";
+  }
+
   function send(message) {
     message.__stripeEmu = true;
     message.frame = frameId;
@@ -39,6 +79,7 @@
   }
 
   function postalShown() {
+    if (SPLIT[kind]) return false;
     if (kind === "card") return !options.hidePostalCode;
     var address = (((options.fields || {}).billingDetails || {}).address);
     return address !== "never" && (address || {}).postalCode !== "never";
@@ -48,14 +89,17 @@
     return inputs.country ? inputs.country.value : "US";
   }
 
-  function checks() {
-    var number = inputs.number.value;
-    var res = {
-      number: C.checkNumber(number),
-      expiry: C.checkExpiry(inputs.expiry.value),
-      cvc: C.checkCvc(inputs.cvc.value, number),
-    };
-    if (postalShown()) res.postal = C.checkPostal(inputs.postal.value, country());
+  /* Checks of `fields` (default: those this frame shows). */
+  function checks(fields) {
+    fields = fields || OWN;
+    var number = fieldValue("number");
+    var res = {};
+    if (fields.indexOf("number") !== -1) res.number = C.checkNumber(number);
+    if (fields.indexOf("expiry") !== -1) res.expiry = C.checkExpiry(fieldValue("expiry"));
+    if (fields.indexOf("cvc") !== -1) res.cvc = C.checkCvc(fieldValue("cvc"), number);
+    if (fields.indexOf("postal") !== -1 && postalShown()) {
+      res.postal = C.checkPostal(inputs.postal.value, country());
+    }
     return res;
   }
 
@@ -73,7 +117,7 @@
       if (msg) msg.textContent = err ? err.message : "";
       if (err && !first) first = err;
     });
-    var brand = res.number.brand;
+    var brand = C.info(fieldValue("number")).brand;
     Array.prototype.forEach.call(document.querySelectorAll(".brand"), function (b) {
       b.setAttribute("data-brand", brand);
       b.textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
@@ -99,9 +143,11 @@
     if (kind === "payment") {
       event.collapsed = false;
       event.value = { type: "card" };
-    } else {
+    } else if (kind === "card") {
       event.brand = s.brand;
       event.value = { postalCode: inputs.postal.value };
+    } else if (kind === "cardNumber") {
+      event.brand = s.brand;
     }
     if (s.error) event.error = s.error;
     return event;
@@ -141,7 +187,9 @@
       }
       emitChange(false);
       var r = checks()[field];
-      if (!deleting && atEnd && r && r.complete && field !== "postal") focusNext(field);
+      if (!deleting && atEnd && r && r.complete && field !== "postal" && !SPLIT[kind]) {
+        focusNext(field);
+      }
     });
     el.addEventListener("blur", function () {
       if (el.value) touched[field] = true;
@@ -149,18 +197,26 @@
     });
   }
 
-  onInput("number", function (v) {
-    return C.formatNumber(v);
-  });
-  onInput("expiry", function (v, deleting) {
-    return C.formatExpiry(v, deleting);
-  });
-  onInput("cvc", function (v) {
-    return C.formatCvc(v, inputs.number.value);
-  });
-  onInput("postal", function (v) {
-    return v.slice(0, 10);
-  });
+  if (inputs.number) {
+    onInput("number", function (v) {
+      return C.formatNumber(v);
+    });
+  }
+  if (inputs.expiry) {
+    onInput("expiry", function (v, deleting) {
+      return C.formatExpiry(v, deleting);
+    });
+  }
+  if (inputs.cvc) {
+    onInput("cvc", function (v) {
+      return C.formatCvc(v, fieldValue("number"));
+    });
+  }
+  if (inputs.postal) {
+    onInput("postal", function (v) {
+      return v.slice(0, 10);
+    });
+  }
   if (inputs.country) {
     inputs.country.addEventListener("change", function () {
       var us = inputs.country.value === "US";
@@ -255,10 +311,22 @@
       inputs.country.value = String(defaults.country).toUpperCase();
       inputs.country.dispatchEvent(new Event("change"));
     }
-    if (defaults.postal_code && !inputs.postal.value) inputs.postal.value = defaults.postal_code;
-    if (options.value && options.value.postalCode && !inputs.postal.value) {
+    if (inputs.postal && defaults.postal_code && !inputs.postal.value) {
+      inputs.postal.value = defaults.postal_code;
+    }
+    if (inputs.postal && options.value && options.value.postalCode && !inputs.postal.value) {
       inputs.postal.value = options.value.postalCode;
     }
+    showMandate();
+  }
+
+  /* Saving the card for later (setup, subscription, setupFutureUsage): say so, like Stripe. */
+  function showMandate() {
+    var mandate = document.getElementById("mandate");
+    if (!mandate) return;
+    var g = options.__group || {};
+    mandate.hidden = !(g.intentType === "setup" || g.mode === "subscription" ||
+      g.setupFutureUsage);
   }
 
   function setBusy(value) {
@@ -311,7 +379,7 @@
   function billingDetails(given) {
     var bd = JSON.parse(JSON.stringify(given || {}));
     bd.address = bd.address || {};
-    if (postalShown() && inputs.postal.value && !bd.address.postal_code) {
+    if (postalShown() && inputs.postal && inputs.postal.value && !bd.address.postal_code) {
       bd.address.postal_code = inputs.postal.value.trim();
     }
     if (inputs.country && !bd.address.country) bd.address.country = inputs.country.value;
@@ -320,14 +388,14 @@
   }
 
   function createPaymentMethod(given) {
-    var exp = C.parseExpiry(inputs.expiry.value);
+    var exp = C.parseExpiry(fieldValue("expiry"));
     var params = {
       type: "card",
       card: {
-        number: C.digits(inputs.number.value),
+        number: C.digits(fieldValue("number")),
         exp_month: exp.month,
         exp_year: exp.year,
-        cvc: C.digits(inputs.cvc.value),
+        cvc: C.digits(fieldValue("cvc")),
       },
     };
     var bd = billingDetails(given);
@@ -335,26 +403,63 @@
     return api("POST", "/v1/payment_methods", params);
   }
 
-  function validated() {
+  /* Show every error of this frame; answers the first (or null). */
+  function validateOwn() {
     var event = emitChange(true);
     if (event.error) return event.error;
-    if (!event.complete) return C.error("incomplete_number");
+    if (!event.complete) return C.error("incomplete_" + (SPLIT[kind] || "number"));
+    return null;
+  }
+  // The cardNumber frame validates its cardExpiry / cardCvc siblings through this.
+  window.__stripeEmuField = { validate: validateOwn };
+
+  function validated() {
+    var err = validateOwn();
+    if (kind === "cardNumber") {
+      ["expiry", "cvc"].forEach(function (field) {
+        var other = sibling(field);
+        var e = other && other.__stripeEmuField
+          ? other.__stripeEmuField.validate()
+          : C.error("incomplete_" + field);
+        err = err || e;
+      });
+    } else if (SPLIT[kind]) {
+      err = err || {
+        type: "invalid_request_error",
+        message: "Pass the cardNumber Element to confirm or create a PaymentMethod.",
+      };
+    }
+    if (err) return err;
     if (!key) {
       return { type: "invalid_request_error", message: "The element is not initialised yet." };
     }
     return null;
   }
 
-  function withPaymentIntent(error, piId, clientSecret) {
-    if (!error.payment_intent || typeof error.payment_intent !== "object") {
-      return api(
-        "GET",
-        "/v1/payment_intents/" + encodeURIComponent(piId) +
-          "?client_secret=" + encodeURIComponent(clientSecret)
-      ).then(function (pi) {
-        if (pi && !pi.error) error.payment_intent = pi;
-        return error;
-      });
+  var INTENT = {
+    payment: { path: "/v1/payment_intents/", param: "payment_intent", key: "paymentIntent" },
+    setup: { path: "/v1/setup_intents/", param: "setup_intent", key: "setupIntent" },
+  };
+
+  /* A confirm error carries the intent as it is now (Stripe.js does the same). */
+  function withIntent(error, info, id, clientSecret) {
+    if (!error[info.param] || typeof error[info.param] !== "object") {
+      return fetch(
+        info.path + encodeURIComponent(id) + "?client_secret=" + encodeURIComponent(clientSecret),
+        { headers: { Authorization: "Bearer " + key }, credentials: "omit" }
+      )
+        .then(function (resp) {
+          return resp.json();
+        })
+        .then(
+          function (intent) {
+            if (intent && !intent.error) error[info.param] = intent;
+            return error;
+          },
+          function () {
+            return error;
+          }
+        );
     }
     return Promise.resolve(error);
   }
@@ -363,7 +468,8 @@
     var err = validated();
     if (err) return Promise.resolve({ error: err });
     var clientSecret = String(message.clientSecret || "");
-    var piId = clientSecret.split("_secret_")[0];
+    var id = clientSecret.split("_secret_")[0];
+    var info = INTENT[message.intentType === "setup" ? "setup" : "payment"];
     setBusy(true);
     return createPaymentMethod(message.billingDetails)
       .then(function (pm) {
@@ -373,18 +479,18 @@
         Object.keys(cp).forEach(function (k) {
           params[k] = cp[k];
         });
-        return api(
-          "POST",
-          "/v1/payment_intents/" + encodeURIComponent(piId) + "/confirm",
-          params
-        ).then(function (pi) {
-          if (pi.error) {
-            return withPaymentIntent(pi.error, piId, clientSecret).then(function (e) {
-              return { error: e };
-            });
+        return api("POST", info.path + encodeURIComponent(id) + "/confirm", params).then(
+          function (intent) {
+            if (intent.error) {
+              return withIntent(intent.error, info, id, clientSecret).then(function (e) {
+                return { error: e };
+              });
+            }
+            var out = {};
+            out[info.key] = intent;
+            return out;
           }
-          return { paymentIntent: pi };
-        });
+        );
       })
       .then(
         function (result) {
@@ -422,7 +528,7 @@
         emitChange(false);
         break;
       case "focus":
-        inputs.number.focus();
+        inputs[OWN[0]].focus();
         break;
       case "blur":
         if (document.activeElement) document.activeElement.blur();

@@ -1,11 +1,22 @@
 /* Stripe.js stand-in served by the Stripe emulator at /v3/.
  *
- * Implements the part of Stripe.js the shop uses: Stripe(pk), stripe.elements(),
- * elements.create("payment" | "card"), element.mount/on/update/unmount/destroy,
- * elements.submit(), stripe.confirmPayment(), stripe.confirmCardPayment(),
- * stripe.retrievePaymentIntent(), stripe.handleNextAction(), stripe.createPaymentMethod().
+ * Pages written for real Stripe.js work unchanged when only the script URL points here:
  *
- * Card fields live in an iframe served by the emulator; this script never sees card data.
+ * - Stripe(pk); stripe.elements({clientSecret}) or deferred intents
+ *   stripe.elements({mode: "payment" | "setup" | "subscription", amount, currency,
+ *   setupFutureUsage, captureMethod, paymentMethodCreation}); elements.update(),
+ *   elements.submit(), elements.getElement(), elements.fetchUpdates().
+ * - Elements: payment, card, cardNumber / cardExpiry / cardCvc, linkAuthentication, address,
+ *   expressCheckout and paymentRequestButton (no wallet is ever available here: they mount,
+ *   say "ready" and show nothing), with mount/on/once/off/update/focus/blur/clear/unmount/
+ *   destroy and address.getValue().
+ * - stripe.confirmPayment(), confirmSetup(), confirmCardPayment(), confirmCardSetup(),
+ *   handleNextAction(), handleCardAction(), retrievePaymentIntent(), retrieveSetupIntent(),
+ *   createPaymentMethod(), paymentRequest() (canMakePayment() resolves null).
+ * - 3-D Secure is always a modal on the page (focus moves into it, stays there, and goes back
+ *   when it closes); with redirect "always" the browser goes to return_url afterwards.
+ *
+ * Card fields live in iframes served by the emulator; this script never sees card data.
  * It talks to the frames with postMessage (checking origin and source) and to the API the
  * way Stripe.js talks to api.stripe.com (form-encoded, Authorization: Bearer pk_test_...).
  */
@@ -21,6 +32,7 @@
     "We are unable to authenticate your payment method. Please choose a different " +
     "payment method and try again.";
   var frameCounter = 0;
+  var groupCounter = 0;
   var requestCounter = 0;
   var framesById = {};
 
@@ -28,6 +40,10 @@
     var err = new Error(message);
     err.name = "IntegrationError";
     return err;
+  }
+
+  function rejected(message) {
+    return Promise.reject(IntegrationError(message));
   }
 
   function formEncode(data) {
@@ -50,15 +66,44 @@
     return parts.join("&");
   }
 
-  function piIdFromSecret(clientSecret) {
-    var idx = String(clientSecret || "").indexOf("_secret_");
-    if (idx <= 0) {
+  /* "payment" or "setup" for a client secret, or an IntegrationError. */
+  var INTENTS = {
+    payment: {
+      prefix: "pi_",
+      path: "/v1/payment_intents/",
+      key: "paymentIntent",
+      param: "payment_intent",
+      failure: "payment_intent_authentication_failure",
+    },
+    setup: {
+      prefix: "seti_",
+      path: "/v1/setup_intents/",
+      key: "setupIntent",
+      param: "setup_intent",
+      failure: "setup_intent_authentication_failure",
+    },
+  };
+
+  function parseSecret(clientSecret, expected) {
+    var value = String(clientSecret || "");
+    var idx = value.indexOf("_secret_");
+    var kind = value.indexOf("seti_") === 0 ? "setup" : value.indexOf("pi_") === 0 ? "payment" : null;
+    if (idx <= 0 || !kind) {
       throw IntegrationError(
         "Invalid value for clientSecret: the value should be a client secret of the form " +
           "${id}_secret_${secret}. You specified: " + clientSecret + "."
       );
     }
-    return clientSecret.slice(0, idx);
+    if (expected && kind !== expected) {
+      throw IntegrationError(
+        expected === "payment"
+          ? "Invalid value for clientSecret: expected a PaymentIntent client secret; for a " +
+              "SetupIntent use stripe.confirmSetup()."
+          : "Invalid value for clientSecret: expected a SetupIntent client secret; for a " +
+              "PaymentIntent use stripe.confirmPayment()."
+      );
+    }
+    return { kind: kind, id: value.slice(0, idx), secret: value };
   }
 
   function connectionError() {
@@ -120,21 +165,25 @@
     }
   }
 
-  function redirectStatus(pi) {
-    if (pi.status === "succeeded" || pi.status === "requires_capture") return "succeeded";
-    if (pi.status === "processing") return "processing";
+  function redirectStatus(intent) {
+    if (intent.status === "succeeded" || intent.status === "requires_capture") return "succeeded";
+    if (intent.status === "processing") return "processing";
     return "failed";
   }
 
-  function authError(pi) {
-    var lpe = pi.last_payment_error || {};
+  /* The error Stripe.js reports for an intent that came back without a payment method. */
+  function intentError(kind, intent) {
+    var info = INTENTS[kind];
+    var lpe = (kind === "setup" ? intent.last_setup_error : intent.last_payment_error) || {};
+    var code = lpe.code || info.failure;
     var err = {
       type: lpe.type || "invalid_request_error",
-      code: lpe.code || "payment_intent_authentication_failure",
-      message: lpe.message || AUTH_FAILURE_MESSAGE,
-      payment_intent: pi,
+      code: code,
+      // Stripe.js words a failed 3-D Secure challenge itself (not the API's message).
+      message: code === info.failure ? AUTH_FAILURE_MESSAGE : lpe.message || AUTH_FAILURE_MESSAGE,
     };
-    ["decline_code", "doc_url", "param", "payment_method"].forEach(function (k) {
+    err[info.param] = intent;
+    ["decline_code", "doc_url", "param", "payment_method", "advice_code"].forEach(function (k) {
       if (lpe[k]) err[k] = lpe[k];
     });
     return err;
@@ -149,6 +198,19 @@
     if (!element || !element._iframe || event.source !== element._iframe.contentWindow) return;
     element._onMessage(data);
   });
+
+  // What had focus last, so the 3-D Secure modal can give focus back even when the page
+  // disabled its Pay button (which drops focus) before calling confirmPayment().
+  var lastFocused = null;
+  document.addEventListener(
+    "focusin",
+    function (event) {
+      if (!event.target.closest || !event.target.closest(".__StripeEmuChallenge")) {
+        lastFocused = event.target;
+      }
+    },
+    true
+  );
 
   // ------------------------------------------------------------------ 3-D Secure modal
 
@@ -170,17 +232,39 @@
       "background:transparent;font-size:22px;line-height:1;cursor:pointer;color:#697386;" +
       "padding:6px 10px;border-radius:6px}" +
       ".__StripeEmuChallenge__close:hover{background:#f6f9fc}" +
+      ".__StripeEmuChallenge__close:focus-visible{outline:2px solid #0570de}" +
+      ".__StripeEmuChallenge__guard{position:fixed;width:1px;height:1px;opacity:0}" +
       "@keyframes __stripeEmuFade{from{opacity:0}to{opacity:1}}";
     (document.head || document.documentElement).appendChild(style);
   }
 
-  /* Show the challenge page in a modal; resolves when it reports a result or is closed. */
+  /* Give focus back to `target` now, or (a disabled Pay button) once it is enabled again. */
+  function restoreFocus(target) {
+    if (!target || !target.isConnected || typeof target.focus !== "function") return;
+    target.focus();
+    if (document.activeElement === target || !("disabled" in target) || !target.disabled) return;
+    var observer = new MutationObserver(function () {
+      if (target.disabled) return;
+      observer.disconnect();
+      var active = document.activeElement;
+      if (!active || active === document.body) target.focus();
+    });
+    observer.observe(target, { attributes: true, attributeFilter: ["disabled"] });
+    setTimeout(function () {
+      observer.disconnect();
+    }, 30000);
+  }
+
+  /* Show the challenge page in a modal dialog; resolves when it reports a result or is
+   * closed.  The rest of the page is inert meanwhile and Tab cycles inside the dialog. */
   function openChallenge(url, key) {
     injectStyles();
     var u = new URL(url, location.href);
     u.searchParams.set("key", key);
     u.searchParams.set("origin", location.origin);
     var challengeOrigin = u.origin;
+    var active = document.activeElement;
+    var opener = active && active !== document.body ? active : lastFocused;
     return new Promise(function (resolve) {
       var overlay = document.createElement("div");
       overlay.className = "__StripeEmuChallenge";
@@ -199,22 +283,62 @@
       close.className = "__StripeEmuChallenge__close";
       close.setAttribute("aria-label", "Close");
       close.textContent = "\u00d7";
+      function guard() {
+        var g = document.createElement("span");
+        g.tabIndex = 0;
+        g.className = "__StripeEmuChallenge__guard";
+        g.setAttribute("aria-hidden", "true");
+        return g;
+      }
+      var startGuard = guard();
+      var endGuard = guard();
       box.appendChild(iframe);
       box.appendChild(close);
+      overlay.appendChild(startGuard);
       overlay.appendChild(box);
+      overlay.appendChild(endGuard);
+      // Everything else on the page is out of reach (and of the accessibility tree).
+      var madeInert = Array.prototype.filter.call(document.body.children, function (el) {
+        return !el.inert;
+      });
+      madeInert.forEach(function (el) {
+        el.inert = true;
+      });
       document.body.appendChild(overlay);
+      // Tab past the end comes back to the start, Shift+Tab past the start goes to the end.
+      startGuard.addEventListener("focus", function () {
+        close.focus();
+      });
+      endGuard.addEventListener("focus", function () {
+        iframe.focus();
+      });
+      iframe.focus();
+      iframe.addEventListener("load", function () {
+        if (!overlay.contains(document.activeElement) || document.activeElement === close) {
+          iframe.focus();
+        }
+      });
+      function onFocusIn(event) {
+        if (!overlay.contains(event.target)) iframe.focus();
+      }
 
       function done(result) {
         window.removeEventListener("message", onMessage);
-        document.removeEventListener("keydown", onKey);
+        document.removeEventListener("keydown", onKey, true);
+        document.removeEventListener("focusin", onFocusIn, true);
         if (overlay.parentNode) overlay.parentNode.removeChild(overlay);
+        madeInert.forEach(function (el) {
+          el.inert = false;
+        });
+        restoreFocus(opener);
         resolve(result);
       }
       function onMessage(event) {
         var data = event.data;
         if (event.source !== iframe.contentWindow || event.origin !== challengeOrigin) return;
-        if (!data || data.__stripeEmu !== true || data.type !== "3ds-done") return;
-        done({ closed: false, status: data.status });
+        if (!data || data.__stripeEmu !== true) return;
+        if (data.type === "3ds-escape") done({ closed: true });
+        if (data.type === "3ds-done") done({ closed: false, status: data.status });
       }
       function onKey(event) {
         if (event.key === "Escape") done({ closed: true });
@@ -223,19 +347,35 @@
         done({ closed: true });
       });
       window.addEventListener("message", onMessage);
-      document.addEventListener("keydown", onKey);
+      document.addEventListener("keydown", onKey, true);
+      document.addEventListener("focusin", onFocusIn, true);
     });
   }
 
-  function nextActionUrl(pi) {
-    var na = pi.next_action;
+  function nextActionUrl(intent) {
+    var na = intent.next_action;
     if (na && na.type === "redirect_to_url" && na.redirect_to_url) return na.redirect_to_url.url;
+    if (na && na.type === "use_stripe_sdk" && na.use_stripe_sdk && na.use_stripe_sdk.url) {
+      return na.use_stripe_sdk.url;
+    }
     return null;
   }
 
   // ------------------------------------------------------------------ Element
 
-  var ELEMENT_HEIGHTS = { payment: 250, card: 44 };
+  // Element types served as an iframe: [frame title, initial height].
+  var FRAME_TYPES = {
+    payment: ["Secure payment input frame", 250],
+    card: ["Secure card payment input frame", 44],
+    cardNumber: ["Secure card number input frame", 44],
+    cardExpiry: ["Secure expiration date input frame", 44],
+    cardCvc: ["Secure CVC input frame", 44],
+    linkAuthentication: ["Secure email input frame", 80],
+    address: ["Secure address input frame", 330],
+  };
+  // Wallet buttons: no wallet is available in this browser, so they mount empty.
+  var WALLET_TYPES = { expressCheckout: true, paymentRequestButton: true };
+  var CARD_TYPES = ["card", "cardNumber", "cardExpiry", "cardCvc"];
 
   function Element(group, type, options) {
     this._group = group;
@@ -245,6 +385,7 @@
     this._frameId = "__privateStripeFrame" + (1000 + Math.floor(Math.random() * 8000) + ++frameCounter);
     this._iframe = null;
     this._container = null;
+    this._mounted = false;
     this._ready = false;
     this._queue = [];
     this._requests = {};
@@ -261,15 +402,34 @@
           "currently on the page. Make sure the element exists on the page before calling mount()."
       );
     }
-    if (this._iframe) throw IntegrationError("This Element is already mounted.");
+    if (this._mounted) throw IntegrationError("This Element is already mounted.");
     var wrapper = document.createElement("div");
     wrapper.className = "__PrivateStripeElement";
     wrapper.style.cssText =
       "margin:0!important;padding:0!important;border:none!important;display:block!important;" +
       "background:transparent!important;position:relative!important;opacity:1!important;";
+    this._container = node;
+    this._wrapper = wrapper;
+    this._mounted = true;
+    node.classList.add("StripeElement", "StripeElement--empty");
+    if (WALLET_TYPES[this._type]) {
+      // Nothing to show: no wallet here.  Say so the way Stripe.js does, without blocking.
+      wrapper.style.display = "none";
+      node.appendChild(wrapper);
+      var self = this;
+      setTimeout(function () {
+        if (!self._mounted) return;
+        self._ready = true;
+        var event = { elementType: self._type };
+        if (self._type === "expressCheckout") event.availablePaymentMethods = undefined;
+        self._emit("ready", event);
+      }, 0);
+      return this;
+    }
+    var spec = FRAME_TYPES[this._type];
     var iframe = document.createElement("iframe");
     iframe.name = this._frameId;
-    iframe.title = "Secure payment input frame";
+    iframe.title = spec[0];
     iframe.setAttribute("frameborder", "0");
     iframe.setAttribute("allowtransparency", "true");
     iframe.setAttribute("scrolling", "no");
@@ -277,19 +437,16 @@
     iframe.style.cssText =
       "border:none!important;margin:0!important;padding:0!important;width:1px!important;" +
       "min-width:100%!important;overflow:hidden!important;display:block!important;" +
-      "user-select:none!important;transition:height .1s ease-out;height:" +
-      ELEMENT_HEIGHTS[this._type] + "px;";
+      "user-select:none!important;transition:height .1s ease-out;height:" + spec[1] + "px;";
     iframe.src =
       API_ORIGIN + "/elements/" + this._type +
       "?frame=" + encodeURIComponent(this._frameId) +
+      "&group=" + encodeURIComponent(this._group._id) +
       "&origin=" + encodeURIComponent(location.origin);
     wrapper.appendChild(iframe);
     node.appendChild(wrapper);
-    this._container = node;
-    this._wrapper = wrapper;
     this._iframe = iframe;
     framesById[this._frameId] = this;
-    node.classList.add("StripeElement", "StripeElement--empty");
     return this;
   };
 
@@ -305,9 +462,7 @@
   Element.prototype._request = function (type, payload) {
     var self = this;
     if (!this._iframe) {
-      return Promise.reject(
-        IntegrationError("The " + this._type + " Element must be mounted before it can be used.")
-      );
+      return rejected("The " + this._type + " Element must be mounted before it can be used.");
     }
     var reqId = "req" + ++requestCounter;
     return new Promise(function (resolve) {
@@ -320,6 +475,16 @@
     });
   };
 
+  Element.prototype._frameOptions = function () {
+    var group = this._group;
+    var out = {};
+    Object.keys(this._options).forEach(function (k) {
+      if (k !== "paymentRequest") out[k] = this._options[k];
+    }, this);
+    out.__group = group._publicOptions();
+    return out;
+  };
+
   Element.prototype._init = function () {
     var group = this._group;
     this._iframe.contentWindow.postMessage(
@@ -327,7 +492,7 @@
         __stripeEmu: true,
         type: "init",
         key: group._stripe._key,
-        options: this._options,
+        options: this._frameOptions(),
         appearance: group._options.appearance || null,
         locale: group._options.locale || group._stripe._options.locale || null,
       },
@@ -426,7 +591,7 @@
     Object.keys(options || {}).forEach(function (k) {
       this._options[k] = options[k];
     }, this);
-    if (this._iframe) this._post({ type: "update", options: options || {} });
+    if (this._iframe) this._post({ type: "update", options: this._frameOptions() });
     return this;
   };
 
@@ -449,6 +614,14 @@
     return this;
   };
 
+  /* The Address Element's current value: {complete, isNewAddress, value: {name, address}}. */
+  Element.prototype.getValue = function () {
+    if (this._type !== "address") {
+      return rejected("getValue() is only available on the Address Element.");
+    }
+    return this._request("getValue");
+  };
+
   Element.prototype.unmount = function () {
     if (this._wrapper && this._wrapper.parentNode) this._wrapper.parentNode.removeChild(this._wrapper);
     if (this._container) {
@@ -466,6 +639,7 @@
     this._iframe = null;
     this._wrapper = null;
     this._container = null;
+    this._mounted = false;
     this._ready = false;
     this._queue = [];
     return this;
@@ -481,21 +655,113 @@
 
   // ------------------------------------------------------------------ Elements group
 
-  function Elements(stripe, options) {
-    this._stripe = stripe;
-    this._options = options || {};
-    this._elements = {};
+  var MODES = ["payment", "setup", "subscription"];
+
+  /* Check the deferred-intent options like Stripe.js (IntegrationError on a bad value). */
+  function checkIntentOptions(opts, creating) {
+    if (opts.mode !== undefined && MODES.indexOf(opts.mode) === -1) {
+      throw IntegrationError(
+        "Invalid value for elements(): mode should be one of the following strings: " +
+          MODES.join(", ") + ". You specified: " + opts.mode + "."
+      );
+    }
+    if (!creating || !opts.mode || opts.clientSecret) return;
+    if (opts.mode !== "setup" && !(typeof opts.amount === "number" && opts.amount >= 0 &&
+        Math.floor(opts.amount) === opts.amount)) {
+      throw IntegrationError(
+        "Invalid value for elements(): amount should be a non-negative integer in the " +
+          "currency's smallest unit when mode is " + opts.mode + ". You specified: " +
+          opts.amount + "."
+      );
+    }
+    if (typeof opts.currency !== "string" || !/^[a-zA-Z]{3}$/.test(opts.currency)) {
+      throw IntegrationError(
+        "Invalid value for elements(): currency should be a three-letter ISO currency code. " +
+          "You specified: " + opts.currency + "."
+      );
+    }
+    var choices = {
+      setupFutureUsage: ["off_session", "on_session"],
+      captureMethod: ["automatic", "automatic_async", "manual"],
+      paymentMethodCreation: ["manual"],
+    };
+    Object.keys(choices).forEach(function (name) {
+      if (opts[name] !== undefined && opts[name] !== null &&
+          choices[name].indexOf(opts[name]) === -1) {
+        throw IntegrationError(
+          "Invalid value for elements(): " + name + " should be one of the following " +
+            "strings: " + choices[name].join(", ") + ". You specified: " + opts[name] + "."
+        );
+      }
+    });
   }
 
+  function Elements(stripe, options) {
+    this._stripe = stripe;
+    this._options = {};
+    Object.keys(options || {}).forEach(function (k) {
+      this._options[k] = options[k];
+    }, this);
+    checkIntentOptions(this._options, true);
+    this._deferred = !this._options.clientSecret && !!this._options.mode;
+    this._elements = {};
+    this._submitted = false;
+    this._id = "grp" + Date.now().toString(36) + ++groupCounter;
+  }
+
+  /* What the frames may know about the group (no key, no client secret). */
+  Elements.prototype._publicOptions = function () {
+    var o = this._options;
+    var intentType = o.clientSecret
+      ? String(o.clientSecret).indexOf("seti_") === 0 ? "setup" : "payment"
+      : o.mode === "setup" ? "setup" : o.mode ? "payment" : null;
+    return {
+      mode: o.mode || null,
+      amount: typeof o.amount === "number" ? o.amount : null,
+      currency: o.currency ? String(o.currency).toLowerCase() : null,
+      setupFutureUsage: o.setupFutureUsage || null,
+      intentType: intentType,
+      deferred: this._deferred,
+    };
+  };
+
   Elements.prototype.create = function (type, options) {
-    if (type !== "payment" && type !== "card") {
+    if (!FRAME_TYPES[type] && !WALLET_TYPES[type]) {
       throw IntegrationError(
-        'The Stripe emulator supports elements.create("payment") and elements.create("card") ' +
-          "only; got " + JSON.stringify(type) + "."
+        "Invalid Element type: " + JSON.stringify(type) + ". The Stripe emulator supports " +
+          Object.keys(FRAME_TYPES).concat(Object.keys(WALLET_TYPES)).join(", ") + "."
       );
     }
     if (this._elements[type]) {
       throw IntegrationError("Can only create one Element of type " + type + ".");
+    }
+    options = options || {};
+    if ((type === "payment" || type === "expressCheckout") &&
+        !this._options.clientSecret && !this._options.mode) {
+      throw IntegrationError(
+        "In order to create a " + type + " element, you must pass a clientSecret or mode " +
+          "when creating the Elements group.\n\ne.g. stripe.elements({clientSecret: " +
+          "\"{{CLIENT_SECRET}}\"})"
+      );
+    }
+    if (type === "address" && options.mode !== "shipping" && options.mode !== "billing") {
+      throw IntegrationError(
+        "Invalid value for create('address'): mode should be one of the following strings: " +
+          "shipping, billing. You specified: " + options.mode + "."
+      );
+    }
+    if (type === "paymentRequestButton" && !(options.paymentRequest instanceof PaymentRequest)) {
+      throw IntegrationError(
+        "Missing value for create('paymentRequestButton'): paymentRequest should be a " +
+          "stripe.paymentRequest(...) object."
+      );
+    }
+    if (CARD_TYPES.indexOf(type) !== -1 && this._elements.payment) {
+      throw IntegrationError("Card Elements cannot be created alongside a Payment Element.");
+    }
+    if (type === "card" && (this._elements.cardNumber || this._elements.cardExpiry ||
+        this._elements.cardCvc)) {
+      throw IntegrationError("The card Element cannot be created alongside split card Elements.");
     }
     var element = new Element(this, type, options);
     this._elements[type] = element;
@@ -508,13 +774,24 @@
 
   Elements.prototype.update = function (options) {
     var self = this;
-    Object.keys(options || {}).forEach(function (k) {
-      self._options[k] = options[k];
+    options = options || {};
+    var merged = {};
+    Object.keys(this._options).forEach(function (k) {
+      merged[k] = self._options[k];
     });
+    Object.keys(options).forEach(function (k) {
+      merged[k] = options[k];
+    });
+    checkIntentOptions(merged, true);
+    this._options = merged;
     Object.keys(this._elements).forEach(function (t) {
       var el = self._elements[t];
-      if (el._iframe && options && options.appearance) {
-        el._post({ type: "update", appearance: options.appearance });
+      if (el._iframe) {
+        el._post({
+          type: "update",
+          appearance: options.appearance || null,
+          options: el._frameOptions(),
+        });
       }
     });
     return this;
@@ -524,14 +801,25 @@
     return Promise.resolve({});
   };
 
+  /* The element whose frame holds the card fields (and confirms). */
   Elements.prototype._cardElement = function () {
-    return this._elements.payment || this._elements.card || null;
+    return this._elements.payment || this._elements.card || this._elements.cardNumber || null;
   };
 
-  /* Validate the fields (no API call): {} or {error: {type: "validation_error", ...}}. */
+  Elements.prototype._mounted = function (type) {
+    var el = this._elements[type];
+    return el && el._iframe ? el : null;
+  };
+
+  /* Validate every mounted element (no API call): {} or {error: {type: "validation_error"}}.
+   * With deferred intents this must come first when the customer presses Pay. */
   Elements.prototype.submit = function () {
-    var el = this._cardElement();
-    if (!el || !el._iframe) {
+    var self = this;
+    var order = ["linkAuthentication", "address", "payment"];
+    var mounted = order.map(function (t) {
+      return self._mounted(t);
+    }).filter(Boolean);
+    if (!mounted.length) {
       return Promise.resolve({
         error: {
           type: "validation_error",
@@ -540,11 +828,79 @@
         },
       });
     }
-    return el._request("validate").then(function (result) {
-      if (result && result.error) return { error: result.error };
-      el._group._submitted = true;
+    this._submitted = false;
+    return Promise.all(
+      mounted.map(function (el) {
+        return el._request("validate");
+      })
+    ).then(function (results) {
+      for (var i = 0; i < results.length; i++) {
+        if (results[i] && results[i].error) return { error: results[i].error };
+      }
+      self._submitted = true;
       return {};
     });
+  };
+
+  /* Values the other elements add to a confirm: receipt email, shipping, billing details. */
+  Elements.prototype._extras = function () {
+    var out = { email: null, shipping: null, billing: null };
+    var link = this._mounted("linkAuthentication");
+    if (link && link._lastChange && link._lastChange.complete) {
+      out.email = link._lastChange.value.email;
+    }
+    var address = this._mounted("address");
+    if (address && address._lastChange && address._lastChange.complete) {
+      var v = address._lastChange.value;
+      var details = { name: v.name, address: v.address };
+      if (v.phone) details.phone = v.phone;
+      if (address._options.mode === "shipping") out.shipping = details;
+      else out.billing = details;
+    }
+    return out;
+  };
+
+  // ------------------------------------------------------------------ Payment Request
+
+  function PaymentRequest(options) {
+    options = options || {};
+    if (!options.country || !options.currency || !options.total) {
+      throw IntegrationError(
+        "stripe.paymentRequest() needs country, currency and total ({label, amount})."
+      );
+    }
+    this._options = options;
+    this._handlers = {};
+  }
+
+  /* No wallet (Apple Pay, Google Pay, Link) can pay in this browser. */
+  PaymentRequest.prototype.canMakePayment = function () {
+    return Promise.resolve(null);
+  };
+  PaymentRequest.prototype.show = function () {
+    throw IntegrationError(
+      "paymentRequest.show() was called, but no payment method is available " +
+        "(canMakePayment() resolved null)."
+    );
+  };
+  PaymentRequest.prototype.update = function (options) {
+    Object.keys(options || {}).forEach(function (k) {
+      this._options[k] = options[k];
+    }, this);
+  };
+  PaymentRequest.prototype.abort = function () {};
+  PaymentRequest.prototype.isShowing = function () {
+    return false;
+  };
+  PaymentRequest.prototype.on = function (name, handler) {
+    (this._handlers[name] = this._handlers[name] || []).push(handler);
+    return this;
+  };
+  PaymentRequest.prototype.off = function (name, handler) {
+    this._handlers[name] = (this._handlers[name] || []).filter(function (h) {
+      return h !== handler;
+    });
+    return this;
   };
 
   // ------------------------------------------------------------------ Stripe instance
@@ -558,90 +914,99 @@
     return new Elements(this, options);
   };
 
-  StripeInstance.prototype.retrievePaymentIntent = function (clientSecret) {
-    var id;
+  StripeInstance.prototype.paymentRequest = function (options) {
+    return new PaymentRequest(options);
+  };
+
+  StripeInstance.prototype._retrieve = function (clientSecret, expected) {
+    var parsed;
     try {
-      id = piIdFromSecret(clientSecret);
+      parsed = parseSecret(clientSecret, expected);
     } catch (e) {
       return Promise.reject(e);
     }
-    return api(this._key, "GET", "/v1/payment_intents/" + encodeURIComponent(id), {
+    var info = INTENTS[parsed.kind];
+    return api(this._key, "GET", info.path + encodeURIComponent(parsed.id), {
       client_secret: clientSecret,
     }).then(function (body) {
       if (body.error) return { error: body.error };
-      return { paymentIntent: body };
+      var out = {};
+      out[info.key] = body;
+      return out;
     });
   };
 
-  /* After a confirm: run 3-D Secure if asked, then answer like Stripe.js (or redirect). */
-  StripeInstance.prototype._finish = function (result, ctx) {
-    var self = this;
-    if (!result) return Promise.resolve({ error: connectionError() });
-    if (result.error) return Promise.resolve({ error: result.error });
-    var pi = result.paymentIntent;
-    if (pi.status === "requires_action" && ctx.handleActions !== false) {
-      var url = nextActionUrl(pi);
-      if (!url) {
-        return Promise.resolve({
-          error: {
-            type: "invalid_request_error",
-            code: "payment_intent_unexpected_state",
-            message: "The Stripe emulator cannot handle this next_action.",
-            payment_intent: pi,
-          },
-        });
-      }
-      if (ctx.redirect === "always") {
-        var u = new URL(url, location.href);
-        u.searchParams.set("key", this._key);
-        if (ctx.returnUrl) u.searchParams.set("return_url", ctx.returnUrl);
-        navigate(u.toString());
-        return new Promise(function () {}); // the page is going away
-      }
-      return this._challenge(pi, url, ctx.clientSecret);
-    }
-    return this._settled(pi, ctx);
+  StripeInstance.prototype.retrievePaymentIntent = function (clientSecret) {
+    return this._retrieve(clientSecret, "payment");
   };
 
-  StripeInstance.prototype._challenge = function (pi, url, clientSecret) {
+  StripeInstance.prototype.retrieveSetupIntent = function (clientSecret) {
+    return this._retrieve(clientSecret, "setup");
+  };
+
+  /* After a confirm: run 3-D Secure if asked, then answer like Stripe.js (or redirect).
+   * ctx: {kind, clientSecret, redirect, returnUrl, handleActions}. */
+  StripeInstance.prototype._finish = function (result, ctx) {
+    if (!result) return Promise.resolve({ error: connectionError() });
+    if (result.error) return Promise.resolve({ error: result.error });
+    var intent = result[INTENTS[ctx.kind].key];
+    if (intent.status === "requires_action" && ctx.handleActions !== false) {
+      var url = nextActionUrl(intent);
+      if (!url) {
+        var err = {
+          type: "invalid_request_error",
+          code: INTENTS[ctx.kind].param + "_unexpected_state",
+          message: "The Stripe emulator cannot handle this next_action.",
+        };
+        err[INTENTS[ctx.kind].param] = intent;
+        return Promise.resolve({ error: err });
+      }
+      return this._challenge(url, ctx);
+    }
+    return this._settled(intent, ctx);
+  };
+
+  /* 3-D Secure in a modal, whatever `redirect` says (as Stripe.js does for cards). */
+  StripeInstance.prototype._challenge = function (url, ctx) {
     var self = this;
+    var parsed = parseSecret(ctx.clientSecret);
+    var info = INTENTS[parsed.kind];
     return openChallenge(url, this._key)
       .then(function (outcome) {
         if (outcome.closed) {
           // Closing the modal abandons the authentication, as on Stripe.
-          return api(self._key, "POST", "/v1/payment_intents/" + encodeURIComponent(pi.id) +
-            "/authenticate", { client_secret: clientSecret, result: "fail" });
+          return api(self._key, "POST", info.path + encodeURIComponent(parsed.id) +
+            "/authenticate", { client_secret: ctx.clientSecret, result: "fail" });
         }
         return null;
       })
       .then(function () {
-        return self.retrievePaymentIntent(clientSecret);
+        return self._retrieve(ctx.clientSecret);
       })
       .then(function (res) {
         if (res.error) return { error: res.error };
-        var after = res.paymentIntent;
-        if (["succeeded", "processing", "requires_capture"].indexOf(after.status) !== -1) {
-          return { paymentIntent: after };
-        }
-        return { error: authError(after) };
+        return self._settled(res[info.key], ctx);
       });
   };
 
-  StripeInstance.prototype._settled = function (pi, ctx) {
-    if (pi.status === "requires_payment_method" && pi.last_payment_error) {
-      return Promise.resolve({ error: authError(pi) });
+  StripeInstance.prototype._settled = function (intent, ctx) {
+    var info = INTENTS[ctx.kind];
+    var failed =
+      intent.status === "requires_payment_method" &&
+      (ctx.kind === "setup" ? intent.last_setup_error : intent.last_payment_error);
+    if (failed || intent.status === "canceled" || intent.status === "requires_action") {
+      return Promise.resolve({ error: intentError(ctx.kind, intent) });
     }
     if (ctx.redirect === "always" && ctx.returnUrl) {
-      navigate(
-        withParams(ctx.returnUrl, {
-          payment_intent: pi.id,
-          payment_intent_client_secret: ctx.clientSecret,
-          redirect_status: redirectStatus(pi),
-        })
-      );
-      return new Promise(function () {});
+      var params = { redirect_status: redirectStatus(intent) };
+      params[info.param] = intent.id;
+      params[info.param + "_client_secret"] = ctx.clientSecret;
+      navigate(withParams(ctx.returnUrl, params));
+      return new Promise(function () {}); // the page is going away
     }
-    return Promise.resolve({ paymentIntent: pi });
+    var out = {};
+    out[info.key] = intent;
+    return Promise.resolve(out);
   };
 
   function confirmFields(params) {
@@ -654,49 +1019,102 @@
     return out;
   }
 
-  StripeInstance.prototype.confirmPayment = function (options) {
+  function mergeBilling(given, extra) {
+    if (!extra) return given || null;
+    var out = JSON.parse(JSON.stringify(extra));
+    Object.keys(given || {}).forEach(function (k) {
+      out[k] = given[k];
+    });
+    return out;
+  }
+
+  /* confirmPayment / confirmSetup with an Elements group. */
+  StripeInstance.prototype._confirmElements = function (kind, name, options) {
     var self = this;
     options = options || {};
     var elements = options.elements;
     if (!elements || !(elements instanceof Elements)) {
-      return Promise.reject(
-        IntegrationError("Invalid value for confirmPayment: elements should be an Elements group.")
+      return rejected("Invalid value for " + name + ": elements should be an Elements group.");
+    }
+    if (elements._deferred && !options.clientSecret) {
+      return rejected(
+        "stripe." + name + "(): the `clientSecret` argument is required when the Elements " +
+          "group was created with `mode` (create the intent on your server, then pass its " +
+          "client secret)."
+      );
+    }
+    if (!elements._deferred && options.clientSecret && elements._options.clientSecret &&
+        options.clientSecret !== elements._options.clientSecret) {
+      return rejected(
+        "stripe." + name + "(): the `clientSecret` differs from the one the Elements group " +
+          "was created with."
       );
     }
     var clientSecret = options.clientSecret || elements._options.clientSecret;
     var confirmParams = options.confirmParams || {};
     var redirect = options.redirect || "always";
     try {
-      piIdFromSecret(clientSecret);
+      parseSecret(clientSecret, kind);
     } catch (e) {
       return Promise.reject(e);
     }
     if (redirect !== "always" && redirect !== "if_required") {
-      return Promise.reject(IntegrationError('redirect must be "always" or "if_required".'));
+      return rejected('redirect must be "always" or "if_required".');
     }
     if (redirect === "always" && !confirmParams.return_url) {
-      return Promise.reject(
-        IntegrationError(
-          "stripe.confirmPayment(): the `confirmParams.return_url` argument is required " +
-            "unless passing `redirect: 'if_required'`"
-        )
+      return rejected(
+        "stripe." + name + "(): the `confirmParams.return_url` argument is required " +
+          "unless passing `redirect: 'if_required'`"
       );
+    }
+    if (elements._deferred) {
+      if (!elements._submitted) {
+        return rejected(
+          "elements.submit() must be called before stripe." + name + "(). Call " +
+            "elements.submit() as soon as your customer presses pay, prior to any " +
+            "asynchronous work."
+        );
+      }
+      var wanted = elements._options.mode === "setup" ? "setup" : "payment";
+      if (wanted !== kind) {
+        return rejected(
+          "stripe." + name + "(): the Elements group was created with mode \"" +
+            elements._options.mode + "\"; use stripe." +
+            (wanted === "setup" ? "confirmSetup" : "confirmPayment") + "()."
+        );
+      }
     }
     var el = elements._cardElement();
     if (!el || !el._iframe) {
-      return Promise.reject(
-        IntegrationError("stripe.confirmPayment(): the Payment Element must be mounted first.")
-      );
+      return rejected("stripe." + name + "(): the Payment Element must be mounted first.");
+    }
+    var extras = elements._extras();
+    var fields = confirmFields(confirmParams);
+    if (kind === "payment" && !fields.receipt_email && extras.email) {
+      fields.receipt_email = extras.email;
+    }
+    if (kind === "payment" && !fields.shipping && extras.shipping) fields.shipping = extras.shipping;
+    if (kind === "setup") {
+      delete fields.receipt_email;
+      delete fields.shipping;
+      delete fields.setup_future_usage;
     }
     var pmData = confirmParams.payment_method_data || {};
+    var billing = mergeBilling(pmData.billing_details, extras.billing);
+    if (extras.email && !(billing && billing.email)) {
+      billing = billing || {};
+      billing.email = extras.email;
+    }
     return el
       ._request("confirm", {
+        intentType: kind,
         clientSecret: clientSecret,
-        confirmParams: confirmFields(confirmParams),
-        billingDetails: pmData.billing_details || null,
+        confirmParams: fields,
+        billingDetails: billing,
       })
       .then(function (result) {
         return self._finish(result, {
+          kind: kind,
           clientSecret: clientSecret,
           redirect: redirect,
           returnUrl: confirmParams.return_url,
@@ -704,37 +1122,67 @@
       });
   };
 
-  StripeInstance.prototype.confirmCardPayment = function (clientSecret, data, options) {
+  StripeInstance.prototype.confirmPayment = function (options) {
+    return this._confirmElements("payment", "confirmPayment", options);
+  };
+
+  StripeInstance.prototype.confirmSetup = function (options) {
+    return this._confirmElements("setup", "confirmSetup", options);
+  };
+
+  /* confirmCardPayment / confirmCardSetup: a card Element, a PaymentMethod id, or nothing. */
+  StripeInstance.prototype._confirmCard = function (kind, clientSecret, data, options) {
     var self = this;
     data = data || {};
     var handleActions = !(options && options.handleActions === false);
-    var id;
+    var parsed;
     try {
-      id = piIdFromSecret(clientSecret);
+      parsed = parseSecret(clientSecret, kind);
     } catch (e) {
       return Promise.reject(e);
     }
     var pm = data.payment_method;
-    var ctx = { clientSecret: clientSecret, redirect: "if_required", handleActions: handleActions };
+    var ctx = {
+      kind: kind,
+      clientSecret: clientSecret,
+      redirect: "if_required",
+      handleActions: handleActions,
+    };
+    var fields = confirmFields(data);
+    if (kind === "setup") {
+      delete fields.receipt_email;
+      delete fields.shipping;
+      delete fields.setup_future_usage;
+    }
     var pending;
     if (pm && pm.card instanceof Element) {
-      pending = pm.card._request("confirm", {
+      if (CARD_TYPES.concat(["payment"]).indexOf(pm.card._type) === -1) {
+        return rejected("payment_method.card must be a card, cardNumber or payment Element.");
+      }
+      var el = pm.card._type === "cardExpiry" || pm.card._type === "cardCvc"
+        ? pm.card._group._elements.cardNumber
+        : pm.card;
+      if (!el || !el._iframe) return rejected("The card Element must be mounted first.");
+      pending = el._request("confirm", {
+        intentType: kind,
         clientSecret: clientSecret,
-        confirmParams: confirmFields(data),
+        confirmParams: fields,
         billingDetails: pm.billing_details || null,
       });
     } else if (pm && typeof pm === "object" && pm.card) {
-      return Promise.reject(
-        IntegrationError("payment_method.card must be a mounted card or payment Element.")
-      );
+      return rejected("payment_method.card must be a mounted card or payment Element.");
     } else {
       // An existing PaymentMethod id (or the one already on the intent): no card data involved.
-      var params = confirmFields(data);
+      var params = fields;
       params.client_secret = clientSecret;
       if (typeof pm === "string") params.payment_method = pm;
-      pending = api(this._key, "POST", "/v1/payment_intents/" + encodeURIComponent(id) +
-        "/confirm", params).then(function (body) {
-        return body.error ? { error: body.error } : { paymentIntent: body };
+      var info = INTENTS[kind];
+      pending = api(this._key, "POST", info.path + encodeURIComponent(parsed.id) + "/confirm",
+        params).then(function (body) {
+        if (body.error) return { error: body.error };
+        var out = {};
+        out[info.key] = body;
+        return out;
       });
     }
     return pending.then(function (result) {
@@ -742,12 +1190,39 @@
     });
   };
 
+  StripeInstance.prototype.confirmCardPayment = function (clientSecret, data, options) {
+    return this._confirmCard("payment", clientSecret, data, options);
+  };
+
+  StripeInstance.prototype.confirmCardSetup = function (clientSecret, data, options) {
+    return this._confirmCard("setup", clientSecret, data, options);
+  };
+
+  /* After the server confirmed an intent that needs 3-D Secure (e.g. createPaymentMethod
+   * then a server-side confirm): show the challenge, answer {paymentIntent} or {error}. */
   StripeInstance.prototype.handleNextAction = function (options) {
     var self = this;
     var clientSecret = (options || {}).clientSecret;
-    return this.retrievePaymentIntent(clientSecret).then(function (res) {
+    var parsed;
+    try {
+      parsed = parseSecret(clientSecret);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._retrieve(clientSecret).then(function (res) {
       if (res.error) return res;
-      return self._finish(res, { clientSecret: clientSecret, redirect: "if_required" });
+      var intent = res[INTENTS[parsed.kind].key];
+      if (intent.status !== "requires_action") {
+        return rejected(
+          "handleNextAction: the " + (parsed.kind === "setup" ? "SetupIntent" : "PaymentIntent") +
+            " is in status " + intent.status + " and has no next action to handle."
+        );
+      }
+      return self._finish(res, {
+        kind: parsed.kind,
+        clientSecret: clientSecret,
+        redirect: "if_required",
+      });
     });
   };
 
@@ -760,14 +1235,37 @@
     var el = null;
     var billing = null;
     if (options.elements instanceof Elements) {
-      el = options.elements._cardElement();
-      billing = ((options.params || {}).billing_details) || null;
-    } else if (options.card instanceof Element) {
-      el = options.card;
+      var group = options.elements;
+      if (group._deferred && group._options.paymentMethodCreation !== "manual") {
+        return rejected(
+          "stripe.createPaymentMethod() with `elements` requires the Elements group to be " +
+            "created with paymentMethodCreation: 'manual'."
+        );
+      }
+      if (group._deferred && !group._submitted) {
+        return rejected(
+          "elements.submit() must be called before stripe.createPaymentMethod(). Call " +
+            "elements.submit() as soon as your customer presses pay, prior to any " +
+            "asynchronous work."
+        );
+      }
+      el = group._cardElement();
+      var extras = group._extras();
+      billing = mergeBilling(((options.params || {}).billing_details) || null, extras.billing);
+      if (extras.email && !(billing && billing.email)) {
+        billing = billing || {};
+        billing.email = extras.email;
+      }
+    } else if (options.card instanceof Element || options.element instanceof Element) {
+      el = options.card || options.element;
+      if (el._type === "cardExpiry" || el._type === "cardCvc") el = el._group._elements.cardNumber;
       billing = options.billing_details || null;
+      if (options.type && options.type !== "card") {
+        return rejected("The Stripe emulator creates card PaymentMethods only.");
+      }
     }
     if (!el || !el._iframe) {
-      return Promise.reject(IntegrationError("createPaymentMethod needs a mounted card Element."));
+      return rejected("createPaymentMethod needs a mounted card or Payment Element.");
     }
     return el._request("createPaymentMethod", { billingDetails: billing }).then(function (res) {
       return res.error ? { error: res.error } : { paymentMethod: res.paymentMethod };
