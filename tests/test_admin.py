@@ -322,3 +322,25 @@ def test_staff_actions_need_a_csrf_token(tmp_path):
     page = c.get("/admin/notices").get_data(as_text=True)
     resp = c.post(f"/admin/notices/{notice_id}/read", data={"csrf_token": csrf_token(page)})
     assert resp.status_code == 303
+
+
+def test_order_page_shows_the_shipping_rate_and_address(app, staff):
+    public_id = add_order(
+        app,
+        shipping_rate_code="express",
+        shipping_rate_name="Express",
+        shipping_amount=1200,
+        ship_name="Ada Lovelace",
+        ship_line1="12 St James's Square",
+        ship_city="London",
+        ship_postal_code="SW1Y 4JH",
+        ship_country="GB",
+        card_brand="visa",
+        card_last4="4242",
+    )
+    html = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
+    assert "Express · $12.00" in html
+    assert "Ada Lovelace<br>12 St James&#39;s Square<br>London SW1Y 4JH<br>GB" in html
+    assert "Visa ending 4242" in html
+    plain = staff.get(f"/admin/orders/{add_order(app)}").get_data(as_text=True)
+    assert "No shipping address stored for this order." in plain

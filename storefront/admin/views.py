@@ -229,7 +229,6 @@ def _order_page(order: Order, form: RefundForm, status: int = 200):
         events=timeline(order),
         emails=emails,
         audit_entries=audit_entries,
-        shipping=_shipping(order),
         links={
             "payment": payments.dashboard_url("payments", order.stripe_payment_intent_id),
             "customer": payments.dashboard_url("customers", customer_id),
@@ -237,17 +236,6 @@ def _order_page(order: Order, form: RefundForm, status: int = 200):
         dispute_link=lambda d: payments.dashboard_url("disputes", d.stripe_dispute_id),
         customer_id=customer_id,
     ), status
-
-
-def _shipping(order: Order) -> list[tuple[str, Any]]:
-    """Whatever shipping details the order has (name, address, rate), label and value."""
-    shown = []
-    for name in sorted(vars(type(order))):
-        if name.startswith("shipping") and not name.startswith("_"):
-            value = getattr(order, name, None)
-            if value not in (None, "") and not callable(value):
-                shown.append((name.removeprefix("shipping_").replace("_", " ").capitalize(), value))
-    return shown
 
 
 @bp.get("/orders/<public_id>")
