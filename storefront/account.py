@@ -1,14 +1,27 @@
-"""My account: a sign-in link by email, the customer's orders and their membership.
+"""My account: one-time sign-in links by email, the customer's orders and their membership.
 
-There are no passwords: a customer asks for a link, which is a signed, expiring token
-for their email (itsdangerous, keyed by SECRET_KEY). Sending mail is out of scope, so
-the link goes to the outbox (and, in development, the log) like every other message.
+There are no passwords. A customer asks for a link; the link holds a random token (256
+bits) of which only the SHA-256 is stored, with an expiry (15 minutes) and a used-at
+time. Opening the link shows a "Sign in as a…@example.com" button that POSTs: a mail
+scanner following links, or a link someone else sent you, signs nobody in. The POST
+consumes the token with one guarded UPDATE, so it works exactly once.
+
+Signing in and out start a fresh session (nothing from before survives but the cart,
+which gets a new checkout token). The session remembers the customer's *session
+generation*; sign-out bumps it, and every request checks it, so sign-out ends every copy
+of the session cookie (other devices, a copied cookie), not just this browser's.
+
+Sending mail is out of scope, so the link goes to the outbox (and, in development, the
+log) like every other message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -22,57 +35,106 @@ from flask import (
     session,
     url_for,
 )
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import billing, payments
+from .cart import TOKEN_KEY, new_checkout_token
 from .extensions import db
 from .links import external_url
-from .models import Customer, OutboxMessage, Subscription, utcnow
+from .models import Customer, OutboxMessage, SignInToken, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 SESSION_KEY = "account_email"
-TOKEN_SALT = "storefront.account.sign-in"
-TOKEN_MAX_AGE = 3600  # seconds a sign-in link stays valid
+GENERATION_KEY = "account_generation"
+TOKEN_LIFETIME = timedelta(minutes=15)  # how long a sign-in link stays valid
+TOKEN_BYTES = 32  # 256 random bits per link
+# How long used and expired links are kept (for support questions) before being deleted.
+TOKEN_RETENTION = timedelta(days=1)
 PENDING_KEY = "membership_change"
 PENDING_SECONDS = 30  # how long the page waits for Stripe's webhook before giving up
+
+INVALID_LINK = (
+    "That sign-in link has expired, has been used already or is not valid. Ask for a new one below."
+)
 
 
 # --------------------------------------------------------------------------- tokens
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def make_sign_in_token(email: str) -> str:
-    return _serializer().dumps({"email": email})
+def new_sign_in_token(email: str) -> str:
+    """Store a new one-time token for ``email`` (the caller commits); returns the token."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = utcnow()
+    db.session.add(
+        SignInToken(
+            token_hash=token_hash(token),
+            email=email,
+            created_at=now,
+            expires_at=now + TOKEN_LIFETIME,
+        )
+    )
+    # Housekeeping: links expired long ago are of no use to anyone.
+    db.session.execute(delete(SignInToken).where(SignInToken.expires_at < now - TOKEN_RETENTION))
+    return token
 
 
-def email_from_token(token: str, max_age: int | None = None) -> str | None:
-    """The email a valid, unexpired token was made for; None otherwise."""
-    try:
-        data = _serializer().loads(token, max_age=TOKEN_MAX_AGE if max_age is None else max_age)
-    except (SignatureExpired, BadSignature):
+def usable_token(token: str) -> SignInToken | None:
+    """The stored, unused, unexpired token, without using it (the confirmation page)."""
+    if not token or len(token) > 100:
         return None
-    email = data.get("email") if isinstance(data, dict) else None
-    return billing.normalise_email(email)
+    return db.session.scalar(
+        select(SignInToken).where(
+            SignInToken.token_hash == token_hash(token),
+            SignInToken.used_at.is_(None),
+            SignInToken.expires_at > utcnow(),
+        )
+    )
 
 
-def sign_in_link(email: str) -> str:
-    return external_url("account.sign_in", token=make_sign_in_token(email))
+def consume_token(token: str) -> str | None:
+    """Use the token: the email it signs in, or None when it is unknown, expired or used.
+
+    One guarded UPDATE decides, so two presses (two tabs, two browsers) cannot both win.
+    Commits.
+    """
+    row = usable_token(token)
+    if row is None:
+        return None
+    email, token_id = row.email, row.id
+    result = db.session.execute(
+        update(SignInToken)
+        .where(
+            SignInToken.id == token_id,
+            SignInToken.used_at.is_(None),
+            SignInToken.expires_at > utcnow(),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        return None
+    return email
 
 
-def send_sign_in_link(email: str) -> str:
-    """Write a sign-in link for ``email`` to the outbox; returns the link.
+def send_sign_in_link(email: str) -> str | None:
+    """Write a new sign-in link for ``email`` to the outbox; returns the link, or None
+    when one was sent to this email this minute already.
 
     At most one message per email and minute (the dedup key), so the form cannot be
-    used to flood the outbox.
+    used to flood the outbox; the token is stored in the same transaction, so a
+    message that is not written leaves no token either.
     """
-    link = sign_in_link(email)
+    token = new_sign_in_token(email)
+    link = external_url("account.sign_in", token=token)
     minute = utcnow().strftime("%Y%m%d%H%M")
     db.session.add(
         OutboxMessage(
@@ -80,7 +142,8 @@ def send_sign_in_link(email: str) -> str:
             to_email=email,
             subject=f"Sign in to {current_app.config['SHOP_NAME']}",
             body=(
-                "Use this link to sign in to your account. It works for one hour.\n\n"
+                "Use this link to sign in to your account. It works once, within "
+                f"{int(TOKEN_LIFETIME.total_seconds() // 60)} minutes.\n\n"
                 f"{link}\n\nIf you did not ask for it, you can ignore this message."
             ),
             dedup_key=f"sign-in:{payments.email_digest(email)}:{minute}",
@@ -91,7 +154,7 @@ def send_sign_in_link(email: str) -> str:
     except IntegrityError:
         db.session.rollback()
         log.info("sign-in link for an account: already sent this minute")
-        return link
+        return None
     if current_app.debug or current_app.testing:
         # Mail is not sent; in development the log is where you find the link.
         log.info("outbox: sign-in link %s", link)
@@ -115,6 +178,69 @@ def signed_in_member() -> bool:
     """Is this browser signed in as a Coffee Club member (free Standard shipping)?"""
     email = signed_in_email()
     return billing.is_member(billing.find_customer(email) if email else None)
+
+
+@bp.before_app_request
+def check_session_generation() -> None:
+    """A session signed in before the customer's last sign-out no longer counts."""
+    if request.endpoint == "static" or SESSION_KEY not in session:
+        return
+    generation = db.session.scalar(
+        select(Customer.session_generation).where(Customer.email == session[SESSION_KEY])
+    )
+    if generation is None or session.get(GENERATION_KEY) != generation:
+        log.info("session from before a sign-out: signed out")
+        new_session(keep_cart=False)
+
+
+def new_session(*, keep_cart: bool) -> None:
+    """Start a fresh session: everything in the old one is dropped (the CSRF token, the
+    checkout in progress, pages' notes) so nothing an earlier user of this browser or a
+    planted cookie put there carries over. ``keep_cart`` keeps the cart's items, under a
+    new checkout token so no order made before is picked up again."""
+    cart = session.get("cart") if keep_cart else None
+    session.clear()
+    if cart:
+        session["cart"] = cart
+        session[TOKEN_KEY] = new_checkout_token()
+
+
+def sign_in_as(email: str) -> None:
+    """Renew the session, signed in as ``email`` (its local Customer made if need be: the
+    email has just been proven, and its row carries the session generation)."""
+    customer = billing.find_customer(email)
+    if customer is None:
+        db.session.add(Customer(email=email))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+        customer = billing.find_customer(email)
+    assert customer is not None
+    new_session(keep_cart=True)
+    session[SESSION_KEY] = email
+    session[GENERATION_KEY] = customer.session_generation
+
+
+def sign_out_everywhere() -> None:
+    """End every session of the signed-in customer (a new generation), then this one."""
+    email = signed_in_email()
+    if email is not None:
+        db.session.execute(
+            update(Customer)
+            .where(Customer.email == email)
+            .values(session_generation=Customer.session_generation + 1)
+        )
+        db.session.commit()
+    new_session(keep_cart=False)
+
+
+def mask_email(email: str | None) -> str:
+    """``ada@example.com`` as ``a…@example.com``: enough to recognise, not to harvest."""
+    if not email or "@" not in email:
+        return ""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}…@{domain}"
 
 
 def template_context() -> dict[str, Any]:
@@ -171,23 +297,39 @@ def link_sent_page(email: str) -> str:
     )
 
 
+def _invalid_link():
+    return render_template("account/sign_in.html", sent_to=None, error=INVALID_LINK), 400
+
+
 @bp.get("/sign-in/<token>")
 def sign_in(token: str):
-    email = email_from_token(token)
+    """The link from the email: a button to sign in (it POSTs), never a sign-in by itself."""
+    row = usable_token(token)
+    if row is None:
+        return _invalid_link()
+    response = current_app.make_response(
+        render_template("account/confirm_sign_in.html", token=token, masked=mask_email(row.email))
+    )
+    # The page's address holds the token: keep it out of Referer headers and caches.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/sign-in/<token>")
+def confirm_sign_in(token: str):
+    email = consume_token(token)
     if email is None:
-        return render_template(
-            "account/sign_in.html",
-            sent_to=None,
-            error="That sign-in link has expired or is not valid. Ask for a new one below.",
-        ), 400
-    session[SESSION_KEY] = email
+        return _invalid_link()
+    sign_in_as(email)
+    log.info("signed in with a sign-in link")
     flash("You're signed in.", "success")
     return redirect(url_for("account.show"), code=303)
 
 
 @bp.post("/sign-out")
 def sign_out():
-    session.pop(SESSION_KEY, None)
+    sign_out_everywhere()
     flash("You're signed out.", "success")
     return redirect(url_for("catalog.index"), code=303)
 

@@ -6,6 +6,10 @@ it, but the access log line of that first request (werkzeug's in development, gu
 in production) already holds the full URL, and the Referer of the next request may too.
 ``RedactSecrets`` replaces the value of every ``*secret=`` query parameter in a record's
 message and arguments before any handler formats it.
+
+Sign-in links carry their one-time token in the path (``/account/sign-in/<token>``):
+the token is redacted the same way, in the request line and in the Referer of the
+confirmation POST that follows.
 """
 
 from __future__ import annotations
@@ -28,11 +32,22 @@ REDACTED = "[REDACTED]"
 _SECRET_VALUE = re.compile(r"([\w.\-\[\]]*secret(?:=|%3D))[^&\s\"'#;]+", re.IGNORECASE)
 
 
+# The token of a sign-in link (``/account/sign-in/<token>``, also percent-encoded inside
+# another URL), up to the next separator.
+_SIGN_IN_TOKEN = re.compile(
+    r"((?:/|%2F)account(?:/|%2F)sign-in(?:/|%2F))[^/?&\s\"'#;%]+", re.IGNORECASE
+)
+
+
 def redact(text: str) -> str:
-    """``text`` with the value of every ``*secret=`` parameter replaced."""
-    if "secret" not in text.lower():
-        return text
-    return _SECRET_VALUE.sub(r"\1" + REDACTED, text)
+    """``text`` with the value of every ``*secret=`` parameter and every sign-in link's
+    token replaced."""
+    lowered = text.lower()
+    if "secret" in lowered:
+        text = _SECRET_VALUE.sub(r"\1" + REDACTED, text)
+    if "sign-in" in lowered:
+        text = _SIGN_IN_TOKEN.sub(r"\1" + REDACTED, text)
+    return text
 
 
 def _redact_value(value: Any) -> Any:

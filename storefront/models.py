@@ -285,11 +285,27 @@ class OutboxMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SignInToken(db.Model):
+    """A one-time sign-in link: only the token's SHA-256 is stored, so the table (a backup,
+    a leaked dump) holds nothing that signs anyone in. Used at most once: the sign-in
+    sets ``used_at`` with an UPDATE guarded by ``used_at IS NULL`` and the expiry."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Customer(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by sign-out: every session cookie carries the generation it was signed in
+    # with, and one from an older generation no longer counts (see ``account``).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     orders: Mapped[list[Order]] = relationship(back_populates="customer")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="customer")

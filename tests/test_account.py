@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from storefront import account
 from storefront.extensions import db
-from storefront.models import Order, OrderStatus, OutboxMessage
+from storefront.models import Customer, Order, OrderStatus, OutboxMessage, SignInToken, utcnow
+from tests.accounts import sign_in
+from tests.threads import run_in_app_threads
 
 EMAIL = "ada@example.com"
 
@@ -55,22 +58,71 @@ def test_requesting_a_link_writes_it_to_the_outbox(client, app):
     assert "/account/sign-in/" in message.body
 
 
-def test_the_link_signs_the_customer_in(client, app):
-    client.post("/account/sign-in", data={"email": EMAIL})
-    (message,) = sign_in_messages(app)
-    resp = client.get(link_in(message))
-    assert resp.status_code == 303
+def request_link(client, app, email: str = EMAIL) -> str:
+    """Ask for a link for ``email``; the path of the newest one sent."""
+    assert client.post("/account/sign-in", data={"email": email}).status_code == 200
+    return link_in([m for m in sign_in_messages(app) if m.to_email == email][-1])
+
+
+def signed_in_as(client) -> str | None:
     html = client.get("/account/").get_data(as_text=True)
-    assert f"Signed in as <strong>{EMAIL}</strong>" in html
+    match = re.search(r"Signed in as <strong>([^<]+)</strong>", html)
+    return match.group(1) if match else None
+
+
+def test_the_link_shows_a_button_and_the_button_signs_the_customer_in(client, app):
+    link = request_link(client, app)
+    page = client.get(link)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Sign in as a…@example.com" in html
+    assert f'action="{link}"' in html and 'method="post"' in html
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in page.headers["Cache-Control"]
+    assert signed_in_as(client) is None  # opening the link alone signs nobody in
+    resp = client.post(link)
+    assert resp.status_code == 303
+    assert signed_in_as(client) == EMAIL
     assert "My account" in client.get("/").get_data(as_text=True)
+
+
+def test_a_link_signs_in_once(client, app, tmp_path):
+    link = request_link(client, app)
+    assert client.post(link).status_code == 303
+    client.post("/account/sign-out")
+    # Used: neither the button page nor the POST works again, here or in another browser.
+    for browser in (client, app.test_client()):
+        page = browser.get(link)
+        assert page.status_code == 400
+        assert "has been used already" in page.get_data(as_text=True)
+        assert browser.post(link).status_code == 400
+        assert signed_in_as(browser) is None
+
+
+def test_two_presses_at_once_sign_in_one_browser(app):
+    with app.test_request_context():
+        token = account.new_sign_in_token(EMAIL)
+        db.session.commit()
+    results = run_in_app_threads(app, *[lambda: account.consume_token(token)] * 4)
+    assert results.count(EMAIL) == 1 and results.count(None) == 3
+
+
+def test_only_a_hash_of_the_token_is_stored(client, app):
+    token = request_link(client, app).rsplit("/", 1)[1]
+    assert len(token) >= 43  # 32 random bytes, base64: 256 bits (at least 128 required)
+    with app.app_context():
+        (row,) = db.session.scalars(select(SignInToken)).all()
+        assert row.token_hash == account.token_hash(token) != token
+        assert row.email == EMAIL and row.used_at is None
+        lifetime = row.expires_at - row.created_at
+        assert lifetime == timedelta(minutes=15)
 
 
 def test_account_lists_only_the_customers_orders(client, app):
     mine = add_order(app, EMAIL, OrderStatus.PAID, 2400)
     pending = add_order(app, "ADA@example.com", OrderStatus.PENDING, 900)
     theirs = add_order(app, "someone@example.com", OrderStatus.PAID, 5000)
-    with client.session_transaction() as sess:
-        sess[account.SESSION_KEY] = EMAIL
+    sign_in(client, EMAIL)
     html = client.get("/account/").get_data(as_text=True)
     assert f"/orders/{mine}" in html and f"/orders/{pending}" in html
     assert f"/orders/{theirs}" not in html
@@ -78,24 +130,23 @@ def test_account_lists_only_the_customers_orders(client, app):
     assert "You're not a member yet" in html
 
 
-def test_tampered_or_foreign_tokens_are_refused(client, app):
-    forged = URLSafeTimedSerializer("another-secret", salt=account.TOKEN_SALT).dumps(
-        {"email": EMAIL}
-    )
-    for token in (forged, "garbage", forged[:-2] + "xx"):
-        resp = client.get(f"/account/sign-in/{token}")
-        assert resp.status_code == 400
-        assert "expired or is not valid" in resp.get_data(as_text=True)
-    assert "Signed in as" not in client.get("/account/").get_data(as_text=True)
+def test_unknown_or_tampered_tokens_are_refused(client, app):
+    token = request_link(client, app).rsplit("/", 1)[1]
+    for bad in ("garbage", token[:-2] + "xx", token + "x", "x" * 500, "%00"):
+        for resp in (client.get(f"/account/sign-in/{bad}"), client.post(f"/account/sign-in/{bad}")):
+            assert resp.status_code == 400
+            assert "expired, has been used already or is not valid" in resp.get_data(as_text=True)
+    assert signed_in_as(client) is None
 
 
-def test_expired_link_is_refused(client, app, monkeypatch):
-    client.post("/account/sign-in", data={"email": EMAIL})
-    (message,) = sign_in_messages(app)
-    monkeypatch.setattr(account, "TOKEN_MAX_AGE", -1)
-    resp = client.get(link_in(message))
-    assert resp.status_code == 400
-    assert "Signed in as" not in client.get("/account/").get_data(as_text=True)
+def test_expired_link_is_refused(client, app):
+    link = request_link(client, app)
+    with app.app_context():
+        db.session.execute(update(SignInToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert client.get(link).status_code == 400
+    assert client.post(link).status_code == 400
+    assert signed_in_as(client) is None
 
 
 def test_unknown_and_known_emails_get_the_same_answer(client, app):
@@ -121,17 +172,83 @@ def test_repeated_requests_do_not_flood_the_outbox(client, app):
 
 
 def test_sign_out(client, app):
-    with client.session_transaction() as sess:
-        sess[account.SESSION_KEY] = EMAIL
+    sign_in(client, EMAIL)
     client.post("/account/sign-out")
     assert "Email me a sign-in link" in client.get("/account/").get_data(as_text=True)
+
+
+def session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_sign_out_ends_every_copy_of_the_session(client, app):
+    link = request_link(client, app)
+    client.post(link)
+    assert signed_in_as(client) == EMAIL
+    # Another copy of the signed-in cookie: another device, or one copied off this one.
+    copy = app.test_client()
+    copy.set_cookie("session", session_cookie(client))
+    assert signed_in_as(copy) == EMAIL
+    client.post("/account/sign-out")
+    assert signed_in_as(client) is None
+    assert signed_in_as(copy) is None
+    # ...and the old copy stays signed out on every page, not only My account.
+    copy.set_cookie("session", session_cookie(copy))
+    assert "My account" not in copy.get("/").get_data(as_text=True)
+    # Signing in again (a minute later: one message a minute) works, and is not undone
+    # by the old sign-out.
+    with app.app_context():
+        db.session.execute(update(OutboxMessage).values(dedup_key=None))
+        db.session.commit()
+    client.post(request_link(client, app))
+    assert signed_in_as(client) == EMAIL
+
+
+def test_signing_in_renews_the_session_and_keeps_the_cart(client, app):
+    with client.session_transaction() as sess:
+        sess["cart"] = {"currency": "usd", "items": {"1": 2}}
+        sess["checkout_token"] = "planted-token"
+        sess["checkout_order"] = "someone-elses-order"
+        sess["anything"] = "from before"
+    client.post(request_link(client, app))
+    with client.session_transaction() as sess:
+        assert sess["cart"] == {"currency": "usd", "items": {"1": 2}}
+        assert sess["checkout_token"] not in (None, "planted-token")
+        assert "checkout_order" not in sess and "anything" not in sess
+        assert sess[account.SESSION_KEY] == EMAIL
+
+
+def test_signing_out_starts_an_empty_session(client, app):
+    client.post(request_link(client, app))
+    with client.session_transaction() as sess:
+        sess["cart"] = {"currency": "usd", "items": {"1": 2}}
+        sess["checkout_token"] = "t" * 32
+    client.post("/account/sign-out")
+    with client.session_transaction() as sess:
+        assert set(sess) <= {"_flashes", "csrf_token"}
+
+
+def test_sign_in_makes_the_local_customer_without_stripe(client, app):
+    client.post(request_link(client, app))
+    with app.app_context():
+        customer = db.session.scalar(select(Customer).where(Customer.email == EMAIL))
+        assert customer is not None and customer.stripe_customer_id is None
+
+
+@pytest.mark.parametrize(
+    ("email", "masked"),
+    [("ada@example.com", "a…@example.com"), ("x@y.org", "x…@y.org"), (None, "")],
+)
+def test_mask_email(email, masked):
+    assert account.mask_email(email) == masked
 
 
 def test_membership_actions_need_a_signed_in_member(client, app):
     resp = client.post("/account/membership/cancel")
     assert resp.status_code == 303  # signed out: back to the sign-in page
-    with client.session_transaction() as sess:
-        sess[account.SESSION_KEY] = EMAIL
+    sign_in(client, EMAIL)
     assert client.post("/account/membership/cancel").status_code == 404
 
 

@@ -14,6 +14,7 @@ from storefront import billing, hosted_checkout, payments, webhooks
 from storefront.extensions import db
 from storefront.models import Order, OutboxMessage, Price, Product
 from storefront.payments import PaymentError
+from tests import accounts
 from tests.stripe_helpers import (
     EventFeed,
     add_to_cart,
@@ -146,8 +147,7 @@ def test_second_press_reuses_the_open_session(stripe_app, shop):
 
 
 def sign_in(shop, email: str) -> None:
-    with shop.session_transaction() as sess:
-        sess["account_email"] = email
+    accounts.sign_in(shop, email)
 
 
 def test_signed_in_without_a_customer_record_gets_customer_email(stripe_app, shop):

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from storefront import billing, payments
 from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage, Price, Subscription
+from tests import accounts
 from tests.stripe_helpers import EventFeed, pay_hosted_page, session_id_from
 
 EMAIL = "ada@example.com"
@@ -34,8 +35,7 @@ def subscribe(shop, email: str | None = EMAIL, plan: str = MONTHLY) -> str:
 
 
 def sign_in(shop, email: str = EMAIL) -> None:
-    with shop.session_transaction() as sess:
-        sess["account_email"] = email
+    accounts.sign_in(shop, email)
 
 
 def membership(app, email: str = EMAIL) -> Subscription | None:

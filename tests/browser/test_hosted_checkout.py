@@ -67,6 +67,8 @@ def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live
         return match.group(0) if match else None
 
     page.goto(wait_until(sign_in_link))
+    page.get_by_role("button", name="Sign in as a…@example.com").click()
+    expect(page.get_by_text("You're signed in.")).to_be_visible()
 
     def active() -> bool:
         with live_shop.app.app_context():
