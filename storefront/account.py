@@ -183,7 +183,12 @@ def signed_in_member() -> bool:
 @bp.before_app_request
 def check_session_generation() -> None:
     """A session signed in before the customer's last sign-out no longer counts."""
-    if request.endpoint == "static" or SESSION_KEY not in session:
+    if (
+        request.endpoint == "static"
+        or current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
+    ):
+        return  # no cookie, nothing to check (and the session left untouched: no Vary)
+    if SESSION_KEY not in session:
         return
     generation = db.session.scalar(
         select(Customer.session_generation).where(Customer.email == session[SESSION_KEY])
