@@ -48,6 +48,10 @@ def create_app(config: dict | None = None) -> Flask:
         ),
         # The account's business name, shown on the hosted Checkout page and in mandates.
         EMULATOR_BUSINESS_NAME=os.environ.get("STRIPE_EMULATOR_BUSINESS_NAME"),
+        # Seconds until a refund of test card 4000000000005126 fails (``disputes``).
+        EMULATOR_REFUND_FAILURE_SECONDS=float(
+            os.environ.get("STRIPE_EMULATOR_REFUND_FAILURE_SECONDS") or 5
+        ),
         EMULATOR_RESET=False,
     )
     if config:
@@ -55,9 +59,9 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(os.path.dirname(os.path.abspath(app.config["EMULATOR_DB"])), exist_ok=True)
     core.init_store(app.config["EMULATOR_DB"], reset=app.config["EMULATOR_RESET"])
 
-    from . import api, billing, browser, webhooks
+    from . import api, billing, browser, disputes, webhooks
 
-    for module in (api, billing, webhooks, browser):
+    for module in (api, billing, disputes, webhooks, browser):
         app.register_blueprint(module.bp)
     webhooks.init_app(app)  # delivery tables, test helpers, resumes pending webhooks
 

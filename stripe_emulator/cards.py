@@ -17,6 +17,12 @@ THREE_DS = "three_ds"  # on-session payments need 3-D Secure; saved cards pay of
 THREE_DS_ALWAYS = "three_ds_always"  # every payment needs 3-D Secure (off-session fails)
 THREE_DS_THEN_DECLINE = "three_ds_then_decline"  # authentication succeeds, then declined
 
+# What follows a successful charge (``disputes``): a dispute opens, an early fraud warning
+# is raised, or a refund of it fails later.
+DISPUTE = "dispute"
+EARLY_FRAUD_WARNING = "early_fraud_warning"
+REFUND_FAILS = "refund_fails"
+
 
 @dataclass(frozen=True)
 class Decline:
@@ -58,6 +64,7 @@ class CardProfile:
     brand: str | None = None  # None: from the number's prefix
     funding: str = "credit"
     country: str = "US"
+    after: str | None = None  # DISPUTE | EARLY_FRAUD_WARNING | REFUND_FAILS
 
 
 TEST_CARDS: dict[str, CardProfile] = {
@@ -81,6 +88,9 @@ TEST_CARDS: dict[str, CardProfile] = {
     "4000002760003184": CardProfile(THREE_DS_ALWAYS),
     "4000000000003220": CardProfile(THREE_DS_ALWAYS),
     "4000008400001629": CardProfile(THREE_DS_THEN_DECLINE, "generic_decline"),
+    "4000000000000259": CardProfile(SUCCEED, after=DISPUTE),
+    "4000000000005423": CardProfile(SUCCEED, after=EARLY_FRAUD_WARNING),
+    "4000000000005126": CardProfile(SUCCEED, after=REFUND_FAILS),
 }
 
 # Stripe's test payment method ids, usable wherever a payment method id is accepted.
@@ -104,6 +114,9 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_authenticationRequired": "4000002760003184",
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_createIssuerFraudRecord": "4000000000005423",
+    "pm_card_refundFail": "4000000000005126",
 }
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 
-from . import cards, core
+from . import cards, core, disputes
 
 log = logging.getLogger(__name__)
 
@@ -760,6 +760,7 @@ def _charge(
         pi["amount_received"] = pi["amount"]
         core.save(pi)
         core.record_event("payment_intent.succeeded", pi)
+        disputes.after_success(charge)
     log.info("payment intent %s %s", pi["id"], pi["status"])
     return pi, None
 
@@ -800,6 +801,8 @@ def _settle(pi_id: str) -> None:
         pi["processing"] = None
         core.save(pi)
         core.record_event("payment_intent.succeeded", pi)
+        if charge is not None:
+            disputes.after_success(charge)
     log.info("payment intent %s succeeded after processing", pi_id)
 
 
@@ -900,6 +903,7 @@ def capture_payment_intent(pi: dict[str, Any], amount: Any = None) -> dict[str, 
         pi["amount_capturable"] = 0
         core.save(pi)
         core.record_event("payment_intent.succeeded", pi)
+        disputes.after_success(charge)
     return pi
 
 
@@ -932,6 +936,9 @@ def create_refund(p: dict[str, Any]) -> dict[str, Any]:
                 code="charge_not_refundable",
                 param="charge",
             )
+        blocked = disputes.open_dispute_blocks_refund(charge)
+        if blocked is not None:
+            raise blocked
         remaining = charge["amount_captured"] - _refunded_of(charge)
         if remaining <= 0:
             raise core.StripeError(
@@ -984,6 +991,7 @@ def create_refund(p: dict[str, Any]) -> dict[str, Any]:
         core.save(charge)
         core.record_event("refund.created", refund)
         core.record_event("charge.refunded", charge, previous)
+        disputes.schedule_refund_failure(refund, charge)
     log.info("refund %s of %s on charge %s", refund["id"], amount, charge["id"])
     return refund
 

@@ -34,10 +34,17 @@ class RefundNotAllowed(Exception):
 
 
 def refunded_so_far(order: Order) -> int:
-    """What has gone (or is going) back to the customer: the larger of Stripe's charge
-    total (``charge.refunded``) and the refunds we know that did not fail."""
-    known = sum(r.amount for r in refunds_of(order) if r.counts)
-    return max(order.amount_refunded, known)
+    """What has gone (or is going) back to the customer.
+
+    ``order.amount_refunded`` is Stripe's charge total from ``charge.refunded``, which
+    only grows here; a refund that failed later was counted in it, so it is taken off.
+    Refunds we know of that did not fail count too (their ``charge.refunded`` may still
+    be on its way).
+    """
+    rows = refunds_of(order)
+    moving = sum(r.amount for r in rows if r.counts)
+    failed = sum(r.amount for r in rows if not r.counts)
+    return max(moving, order.amount_refunded - failed, 0)
 
 
 def remaining(order: Order) -> int:
