@@ -143,3 +143,23 @@ def test_a_refund_made_in_the_stripe_dashboard_shows_up(shop, staff):
     page = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert "Stripe Dashboard</td>" in page
     assert get_order(shop, public_id).status == OrderStatus.REFUNDED
+
+
+def test_a_full_refund_sent_twice_after_its_webhook_is_still_one_refund(shop, staff):
+    public_id = paid_order(shop, quantity=1)
+    form = {**refund_form(staff, public_id), "amount": "18.00", "reason": "duplicate"}
+    assert staff.post(f"/admin/orders/{public_id}/refund", data=form).status_code == 303
+    feed(shop).deliver()
+    assert get_order(shop, public_id).status == OrderStatus.REFUNDED
+    again = staff.post(f"/admin/orders/{public_id}/refund", data=form, follow_redirects=True)
+    assert "nothing was refunded twice" in again.get_data(as_text=True)
+    order = get_order(shop, public_id)
+    assert len(stripe_refunds(shop, order.stripe_payment_intent_id)) == 1
+    # A new form for an order refunded in full is refused, and the page says why.
+    fresh = staff.post(
+        f"/admin/orders/{public_id}/refund",
+        data={**form, "form_key": "another-form-key-0123"},
+    )
+    assert fresh.status_code == 400
+    assert "already refunded in full; nothing was refunded" in fresh.get_data(as_text=True)
+    assert len(stripe_refunds(shop, order.stripe_payment_intent_id)) == 1

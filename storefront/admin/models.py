@@ -58,8 +58,10 @@ class Refund(db.Model):
     # Stripe's: pending | requires_action | succeeded | failed | canceled
     status: Mapped[str] = mapped_column(String(20))
     failure_reason: Mapped[str | None] = mapped_column(String(100))
-    # Who asked for it here (None: made elsewhere, e.g. the Stripe Dashboard).
+    # Who asked for it here (None: made elsewhere, e.g. the Stripe Dashboard), and the
+    # one-time key of the form they sent (a second submit of that form finds this row).
     staff_email: Mapped[str | None] = mapped_column(String(320))
+    form_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     restocked: Mapped[bool] = mapped_column(default=False)
     stripe_created: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

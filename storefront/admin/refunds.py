@@ -70,11 +70,16 @@ def refund_order(
     Stripe the same idempotency key, so it refunds once and answers the same refund.
     Raises ``RefundNotAllowed`` (checked here) or ``payments.PaymentError`` (Stripe).
     """
+    done = db.session.scalar(select(Refund).where(Refund.form_key == form_key))
+    if done is not None and done.order_id == order.id:
+        return done, False  # this form was sent before: Stripe refunded once
     if not order.is_paid or not order.stripe_payment_intent_id:
         raise RefundNotAllowed("Only a paid order can be refunded.")
     left = remaining(order)
     if amount <= 0:
         raise RefundNotAllowed("Enter an amount greater than zero.")
+    if left == 0:
+        raise RefundNotAllowed("This order is already refunded in full; nothing was refunded.")
     if amount > left:
         raise RefundNotAllowed(
             f"You can refund at most {format_money(left, order.currency)}: "
@@ -87,13 +92,15 @@ def refund_order(
     stripe_refund = payments.create_refund(
         pi_id, amount, reason=reason, key=key, order_id=public_id
     )
-    row, created = record_refund(stripe_refund, order, staff_email=staff_email)
+    row, created = record_refund(stripe_refund, order, staff_email=staff_email, form_key=form_key)
     if created and restock and not restocked(order):
         restock_items(order, row)
     return row, created
 
 
-def record_refund(obj: Any, order: Order, *, staff_email: str | None = None) -> tuple[Refund, bool]:
+def record_refund(
+    obj: Any, order: Order, *, staff_email: str | None = None, form_key: str | None = None
+) -> tuple[Refund, bool]:
     """Store a Stripe refund for ``order`` (insert or update); returns (row, inserted).
 
     A new refund that moves money also queues the customer's refund email (once per
@@ -113,6 +120,7 @@ def record_refund(obj: Any, order: Order, *, staff_email: str | None = None) -> 
             status=status,
             failure_reason=field(obj, "failure_reason"),
             staff_email=staff_email,
+            form_key=form_key,
             stripe_created=int(field(obj, "created", default=0)),
         )
         db.session.add(row)
@@ -128,7 +136,13 @@ def record_refund(obj: Any, order: Order, *, staff_email: str | None = None) -> 
             row.failure_reason = field(obj, "failure_reason") or row.failure_reason
         if staff_email and not row.staff_email:
             row.staff_email = staff_email
-        db.session.commit()
+        if form_key and not row.form_key:
+            row.form_key = form_key
+        try:
+            db.session.commit()
+        except IntegrityError:  # the key is on another row already (a concurrent submit)
+            db.session.rollback()
+            row = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == stripe_id))
     if row.counts:
         _refund_email(order, row)
     return row, created

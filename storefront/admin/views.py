@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import payments, stripe_cli, webhooks
 from ..billing import STAFF_RECIPIENT
@@ -67,9 +68,7 @@ def _filtered_orders(form: OrderFilterForm) -> Select:
             or_(
                 func.lower(Order.email) == q.lower(),
                 func.lower(Order.email).like(f"%{like}%", escape="\\"),
-                Order.public_id.like(f"{q.replace('%', '').replace('_', '')}%")
-                if len(q) >= 4
-                else False,
+                Order.public_id.startswith(q, autoescape=True) if len(q) >= 4 else False,
                 Order.stripe_payment_intent_id == q,
                 Order.stripe_checkout_session_id == q,
             )
@@ -188,9 +187,14 @@ def timeline(order: Order) -> list[WebhookEvent]:
         db.session.scalars(select(Dispute.stripe_dispute_id).where(Dispute.order_id == order.id))
     )
     ids.discard(None)
-    conditions = [WebhookEvent.object_id.in_(ids), WebhookEvent.payload.contains(order.public_id)]
+    conditions = [
+        WebhookEvent.object_id.in_(ids),
+        WebhookEvent.payload.contains(order.public_id, autoescape=True),
+    ]
     if order.stripe_payment_intent_id:
-        conditions.append(WebhookEvent.payload.contains(order.stripe_payment_intent_id))
+        conditions.append(
+            WebhookEvent.payload.contains(order.stripe_payment_intent_id, autoescape=True)
+        )
     return list(
         db.session.scalars(
             select(WebhookEvent)
@@ -411,11 +415,11 @@ def mark_notice(notice_id: int, state: str):
         db.session.delete(existing)
     try:
         db.session.commit()
-    except Exception:  # a second click at the same moment already did it
+    except IntegrityError:  # a second click at the same moment already did it
         db.session.rollback()
     audit(
         f"notice_{state}",
-        order=notice.order_id and db.session.get(Order, notice.order_id),
+        order=db.session.get(Order, notice.order_id) if notice.order_id else None,
         target=str(notice_id),
     )
     return redirect(url_for("admin.notices"), code=303)
