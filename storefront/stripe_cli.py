@@ -97,7 +97,12 @@ def process_again(row: WebhookEvent, source: str = "reconcile") -> str:
     ``process_event`` like ``reconcile``: the stored payload is the event as Stripe sent
     it (signature checked on arrival). Returns the outcome ("duplicate": it is done, or
     another attempt is running)."""
-    event = json.loads(row.payload)
+    try:
+        event = json.loads(row.payload)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or event.get("id") != row.stripe_event_id:
+        raise ValueError(f"stored event {row.stripe_event_id} cannot be read")
     return webhooks.process_event(event, source=source)
 
 

@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storefront import webhooks
 from storefront.admin.models import AuditEntry, NoticeRead
@@ -345,3 +345,23 @@ def test_order_page_shows_the_shipping_rate_and_address(app, staff):
     assert "Visa ending 4242" in html
     plain = staff.get(f"/admin/orders/{add_order(app)}").get_data(as_text=True)
     assert "No shipping address stored for this order." in plain
+
+
+def test_an_unreadable_stored_event_is_reported_not_processed(app, staff):
+    with app.app_context():
+        db.session.add(
+            WebhookEvent(
+                stripe_event_id="evt_broken",
+                type="charge.refunded",
+                stripe_created=1,
+                payload="{}",
+                outcome="failed",
+                error="boom",
+            )
+        )
+        db.session.commit()
+    resp = staff.post("/admin/events/evt_broken/process", follow_redirects=True)
+    assert "Could not process it again: stored event evt_broken cannot be read" in resp.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(WebhookEvent.id))) == 1
+        assert db.session.scalar(select(AuditEntry.outcome)) == "error"

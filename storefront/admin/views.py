@@ -350,7 +350,12 @@ def process_event(event_id: str):
         abort(404)
     if not ActionForm().validate():
         abort(400)
-    outcome = stripe_cli.process_again(row, source="admin")
+    try:
+        outcome = stripe_cli.process_again(row, source="admin")
+    except ValueError as err:
+        audit("process_event", outcome="error", target=event_id, detail=str(err))
+        flash(f"Could not process it again: {err}.", "error")
+        return redirect(url_for("admin.event", event_id=event_id), code=303)
     error = webhooks.last_error(event_id) if outcome == webhooks.FAILED else None
     audit(
         "process_event",
