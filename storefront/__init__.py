@@ -9,9 +9,15 @@ from typing import Any
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
-from .config import database_uri, load_settings, production_problem, settings_problem
+from .config import (
+    database_uri,
+    debug_problem,
+    load_settings,
+    production_problem,
+    settings_problem,
+)
 from .extensions import csrf, db, migrate
 
 
@@ -37,6 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         problem = production_problem(app.config)
         if problem:
             raise SystemExit(f"Refusing to start in production: {problem}.")
+    elif app.debug and not app.testing:
+        problem = debug_problem(app.config)
+        if problem:
+            raise SystemExit(f"Refusing to start in debug mode: {problem}.")
 
     logging.basicConfig(
         level=app.config["LOG_LEVEL"],
@@ -58,6 +68,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app, db, directory=os.path.join(app.root_path, "..", "migrations"), render_as_batch=True
     )
     csrf.init_app(app)
+    from . import security
+
+    security.init_app(app)
 
     from . import cart, catalog, checkout, cli, orders, pages, payments, webhooks
 
@@ -91,6 +104,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException):
+        if isinstance(err, SecurityError):
+            # An untrusted Host: no page, since every link on it would use that host.
+            return {"error": "Unknown host."}, 400
         if wants_json():
             return {"error": err.description}, err.code
         template = "errors/404.html" if err.code == 404 else "errors/400.html"

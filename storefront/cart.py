@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import MAX_QUANTITY, Price, Product
+from .security import stripe_page
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
@@ -276,6 +277,7 @@ def _apply(change, success: str):
 
 
 @bp.get("/")
+@stripe_page(checkout=True)  # its "Pay with Stripe Checkout" form redirects there
 def view():
     from . import shipping
     from .account import signed_in_member

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -34,6 +33,7 @@ from .fulfilment import set_status
 from .links import external_url
 from .models import Order, OrderStatus
 from .orders import create_order_from_cart, order_matches_cart, refill_order
+from .security import stripe_page
 
 log = logging.getLogger(__name__)
 
@@ -43,54 +43,6 @@ SESSION_KEY = "checkout_order"
 # How many finished orders of one browser session the token chain follows (see below).
 MAX_TOKEN_STEPS = 20
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.FAILED)
-
-
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-# Real Stripe.js also loads from its subdomains and shows 3-D Secure challenges in a frame
-# from hooks.stripe.com (Stripe's CSP guide); the emulator serves all of it from one origin.
-STRIPE_JS_EXTRA = {
-    "https://js.stripe.com": {
-        "script": ["https://*.js.stripe.com"],
-        "frame": ["https://*.js.stripe.com", "https://hooks.stripe.com"],
-    }
-}
-
-
-def content_security_policy() -> str:
-    """Exactly what the Payment Element needs from Stripe, nothing else from elsewhere."""
-    js = origin(current_app.config["STRIPE_JS_URL"])
-    api = origin(current_app.config.get("STRIPE_API_BASE") or "https://api.stripe.com")
-    sources = " ".join(dict.fromkeys([js, api]))
-    extra = STRIPE_JS_EXTRA.get(js, {})
-    scripts = " ".join([js, *extra.get("script", [])])
-    frames = " ".join([js, *extra.get("frame", [])])
-    return "; ".join(
-        [
-            "default-src 'self'",
-            f"script-src 'self' {scripts}",
-            f"frame-src {frames}",
-            f"connect-src 'self' {sources}",
-            f"img-src 'self' data: {js}",
-            # Stripe.js adds a <style> element for its overlays.
-            "style-src 'self' 'unsafe-inline'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
-
-
-def with_csp(response):
-    response.headers["Content-Security-Policy"] = content_security_policy()
-    return response
-
-
-bp.after_request(with_csp)
 
 
 def current_order() -> Order | None:
@@ -202,6 +154,7 @@ def _replace(order: Order, cart: Cart, reason: str) -> Order:
 
 
 @bp.route("/", methods=["GET", "POST"])
+@stripe_page(js=True)
 def start():
     """The checkout page: summary from the server, email, Payment Element, Pay."""
     if not payments.is_configured():

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -33,9 +34,40 @@ DEFAULTS: dict[str, Any] = {
     # Comma-separated emails of the shop's staff: they sign in with the shop's sign-in link
     # and may use the back office under /admin. Empty: nobody can.
     "STAFF_EMAILS": "",
+    # Request sizes (bytes). The shop's forms hold a few short fields; Stripe's events are
+    # well under 1 MiB. A larger body is answered 413 before it is read.
+    "MAX_CONTENT_LENGTH": 16 * 1024,
+    # multipart/form-data only (Werkzeug): the largest text field, and how many fields.
+    "MAX_FORM_MEMORY_SIZE": 8 * 1024,
+    "MAX_FORM_PARTS": 50,
+    "WEBHOOK_MAX_CONTENT_LENGTH": 1024 * 1024,
+    # How far (seconds, either way) a webhook's signed timestamp may be from our clock.
+    "WEBHOOK_TOLERANCE_SECONDS": 300,
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (ProxyFix).
+    "PROXY_COUNT": 0,
 }
 
-INT_SETTINGS = {"STRIPE_MAX_NETWORK_RETRIES", "WEBHOOK_GRACE_SECONDS"}
+INT_SETTINGS = {
+    "STRIPE_MAX_NETWORK_RETRIES",
+    "WEBHOOK_GRACE_SECONDS",
+    "MAX_CONTENT_LENGTH",
+    "MAX_FORM_MEMORY_SIZE",
+    "MAX_FORM_PARTS",
+    "WEBHOOK_MAX_CONTENT_LENGTH",
+    "WEBHOOK_TOLERANCE_SECONDS",
+    "PROXY_COUNT",
+}
+# Settings that must be at least 1 (a zero size limit would refuse every request).
+POSITIVE_SETTINGS = {
+    "MAX_CONTENT_LENGTH",
+    "MAX_FORM_MEMORY_SIZE",
+    "MAX_FORM_PARTS",
+    "WEBHOOK_MAX_CONTENT_LENGTH",
+    "WEBHOOK_TOLERANCE_SECONDS",
+}
+BOOL_SETTINGS: set[str] = set()  # RATELIMIT_ENABLED comes with the rate limits
+RATE_LIMIT_SETTINGS = sorted(name for name in DEFAULTS if name.startswith("RATE_LIMIT_"))
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 # ASCII digits only (int() would also take "٣" or "1_0"); nine digits is plenty.
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
@@ -47,6 +79,8 @@ def _parse(name: str, value: str) -> Any:
         return int(value)
     if name == "LOG_LEVEL" and value.upper() in logging.getLevelNamesMapping():
         return value.upper()
+    if name in BOOL_SETTINGS and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
     return value
 
 
@@ -69,6 +103,15 @@ def settings_problem(config: dict) -> str | None:
         value = config.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"{name} must be a whole number (0 or more), not {value!r}"
+        if name in POSITIVE_SETTINGS and value < 1:
+            return f"{name} must be at least 1, not {value!r}"
+    for name in sorted(BOOL_SETTINGS):
+        if not isinstance(config.get(name), bool):
+            return f"{name} must be true or false, not {config.get(name)!r}"
+    for name in RATE_LIMIT_SETTINGS:
+        problem = _rate_limit_problem(config.get(name))
+        if problem:
+            return f"{name} {problem}"
     if parse_countries(config.get("SHIP_TO_COUNTRIES")) is None:
         return (
             "SHIP_TO_COUNTRIES must be two-letter country codes separated by commas, "
@@ -79,6 +122,18 @@ def settings_problem(config: dict) -> str | None:
     if not isinstance(level, str) or level not in levels:
         names = ", ".join(n for n in levels if n not in ("NOTSET", "WARN", "FATAL"))
         return f"LOG_LEVEL must be one of {names}, not {level!r}"
+    return None
+
+
+def _rate_limit_problem(value: Any) -> str | None:
+    from limits import parse_many
+
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a rate limit like '10 per minute; 100 per hour', not {value!r}"
+    try:
+        parse_many(value)
+    except ValueError:
+        return f"must be a rate limit like '10 per minute; 100 per hour', not {value!r}"
     return None
 
 
@@ -113,15 +168,74 @@ def database_uri(url: str) -> str:
     return url
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+SECRET_KEY_MIN_LENGTH = 32
+_KEY_MODES = {
+    "STRIPE_SECRET_KEY": ("sk_test_", "sk_live_", "rk_test_", "rk_live_"),
+    "STRIPE_PUBLISHABLE_KEY": ("pk_test_", "pk_live_"),
+}
+_KEY_EXAMPLES = {
+    "STRIPE_SECRET_KEY": "sk_ or rk_ (sk_test_..., sk_live_...)",
+    "STRIPE_PUBLISHABLE_KEY": "pk_ (pk_test_..., pk_live_...)",
+}
+
+
+def key_mode(value: Any) -> str | None:
+    """The mode of a Stripe key by its prefix ("test" or "live"); None when it is neither."""
+    text = str(value or "")
+    for prefix in ("sk_", "rk_", "pk_"):
+        for mode in ("test", "live"):
+            if text.startswith(f"{prefix}{mode}_"):
+                return mode
+    return None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    return (host or "").strip("[]").lower() in LOOPBACK_HOSTS or (host or "").startswith("127.")
+
+
 def production_problem(config: dict) -> str | None:
-    """The one-line reason production must not start, or None when it may."""
-    if config.get("SECRET_KEY") in (None, "", DEV_SECRET_KEY):
+    """The one-line reason production must not start, or None when it may.
+
+    Never quotes a secret: the reason names the setting and what is wrong with it.
+    """
+    secret_key = config.get("SECRET_KEY")
+    if secret_key in (None, "", DEV_SECRET_KEY):
         return "SECRET_KEY is not set (the development default is refused in production)"
+    if len(str(secret_key)) < SECRET_KEY_MIN_LENGTH:
+        return (
+            f"SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters "
+            '(make one with: python -c "import secrets; print(secrets.token_hex(32))")'
+        )
     for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
         if not config.get(name):
             return f"{name} is not set"
-    if str(config["STRIPE_SECRET_KEY"]).startswith("pk_"):
-        return "STRIPE_SECRET_KEY holds a publishable key"
-    if not config.get("SHOP_BASE_URL"):
+    for name, prefixes in _KEY_MODES.items():
+        if not str(config[name]).startswith(prefixes):
+            return f"{name} must start with {_KEY_EXAMPLES[name]}"
+    if not str(config["STRIPE_WEBHOOK_SECRET"]).startswith("whsec_"):
+        return "STRIPE_WEBHOOK_SECRET must start with whsec_"
+    secret_mode = key_mode(config["STRIPE_SECRET_KEY"])
+    if secret_mode != key_mode(config["STRIPE_PUBLISHABLE_KEY"]):
+        return (
+            f"STRIPE_SECRET_KEY is a {secret_mode} key but STRIPE_PUBLISHABLE_KEY is not "
+            "(test and live keys are mixed)"
+        )
+    base = config.get("SHOP_BASE_URL")
+    if not base:
         return "SHOP_BASE_URL is not set (links in e-mails must not come from the Host header)"
+    parts = urlsplit(str(base))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "SHOP_BASE_URL must be the shop's address, like https://shop.example.com"
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname):
+        return "SHOP_BASE_URL must be https:// (plain http is allowed only for localhost)"
+    return None
+
+
+def debug_problem(config: dict) -> str | None:
+    """The one-line reason debug mode must not start, or None: never with live keys (the
+    debugger runs code and shows secrets to whoever reaches it)."""
+    for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY"):
+        if key_mode(config.get(name)) == "live":
+            return f"{name} is a live key; debug mode only runs with test keys"
     return None

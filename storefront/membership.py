@@ -22,6 +22,7 @@ from .hosted_checkout import SESSION_ID_PLACEHOLDER, synced_price_id, totals_mat
 from .links import external_url
 from .models import Price, Product
 from .payments import PaymentError, field
+from .security import stripe_page
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def yearly_saving(prices: list[Price]) -> dict[str, int]:
 
 
 @bp.get("/")
+@stripe_page(checkout=True)  # Subscribe redirects to Stripe Checkout
 def index():
     product = membership_product()
     prices = plans(product)

@@ -306,6 +306,18 @@ def _looks_like_event(event: Any) -> bool:
     )
 
 
+def signed_timestamp(sig_header: str) -> int | None:
+    """The ``t=`` of a Stripe-Signature header, if it has one and a ``v1=`` signature."""
+    timestamp, signed = None, False
+    for item in sig_header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif key == "v1" and value:
+            signed = True
+    return timestamp if signed else None
+
+
 def _bad_request(reason: str):
     log.info("stripe webhook rejected: %s", reason)
     return {"error": reason}, 400
@@ -322,9 +334,19 @@ def stripe_webhook():
     sig_header = request.headers.get("Stripe-Signature")
     if not sig_header:
         return _bad_request("missing Stripe-Signature header")
+    tolerance = current_app.config["WEBHOOK_TOLERANCE_SECONDS"]
+    # Cheap checks first: a stale, future or unsigned-looking delivery is refused before
+    # its body is read or hashed (the SDK checks only lateness, and only after the HMAC).
+    timestamp = signed_timestamp(sig_header)
+    if timestamp is None:
+        return _bad_request("invalid signature")
+    if abs(time.time() - timestamp) > tolerance:
+        return _bad_request("timestamp outside the tolerance")
+    # Events are far smaller than this; a larger body is a 413 from Content-Length alone.
+    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
     payload = request.get_data(cache=False)
     try:
-        event = stripe.Webhook.construct_event(payload, sig_header, secret)
+        event = stripe.Webhook.construct_event(payload, sig_header, secret, tolerance=tolerance)
     except stripe.SignatureVerificationError as err:
         reason = "timestamp outside the tolerance" if "tolerance" in str(err) else None
         return _bad_request(reason or "invalid signature")

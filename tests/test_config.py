@@ -4,7 +4,7 @@ from storefront import create_app
 from storefront.config import DEV_SECRET_KEY, database_uri, load_settings
 
 PRODUCTION = {
-    "SECRET_KEY": "a-real-secret",
+    "SECRET_KEY": "a-real-secret-of-at-least-32-characters",
     "STRIPE_SECRET_KEY": "sk_test_123",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_123",
     "STRIPE_WEBHOOK_SECRET": "whsec_123",

@@ -1,0 +1,227 @@
+"""What the shop does for every request before the open internet reaches a view.
+
+- Request sizes: ``MAX_CONTENT_LENGTH`` and Flask's form limits app-wide; the webhook
+  endpoint raises its own limit (``WEBHOOK_MAX_CONTENT_LENGTH``) in its view. Werkzeug
+  answers 413 from the ``Content-Length`` header, before a byte of the body is read.
+- Security headers (Flask-Talisman): a Content-Security-Policy baseline on every
+  response, extended per page with exactly what Stripe needs (``stripe_page``),
+  ``nosniff``, ``Referrer-Policy``, ``X-Frame-Options: DENY``, and HSTS when
+  ``SHOP_BASE_URL`` is https. ``Cache-Control: no-store`` on pages with personal data.
+- Cookies: HttpOnly, SameSite=Lax, and Secure when ``SHOP_BASE_URL`` is https.
+- Trusted hosts from ``SHOP_BASE_URL`` (an unknown Host is a 400); the webhook also
+  accepts localhost, where the Stripe CLI forwards events to.
+- ``PROXY_COUNT`` proxies in front: Werkzeug's ProxyFix takes the client address and
+  scheme from their ``X-Forwarded-*`` headers (and from nobody else's).
+- Odd input never becomes a 5xx: JSON nested too deeply or holding NUL characters is
+  malformed JSON (400), a NUL byte in the path is a 404 and in the query a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Request, abort, current_app, request
+from flask.json.provider import DefaultJSONProvider
+from flask_talisman import Talisman
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import LOOPBACK_HOSTS
+
+# Every page: nothing from elsewhere, no plugins, no <base> tricks, forms post only
+# here, and no framing (clickjacking the Cancel-membership form, for one).
+BASELINE_CSP: dict[str, str] = {
+    "default-src": "'self'",
+    "img-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+# Pages with personal data or a client secret: never stored by a browser or proxy cache.
+NO_STORE_BLUEPRINTS = {"checkout", "orders", "account", "membership", "hosted_checkout"}
+
+# Real Stripe.js also loads from its subdomains and shows 3-D Secure challenges in a frame
+# from hooks.stripe.com (Stripe's CSP guide); the emulator serves all of it from one origin.
+STRIPE_JS_EXTRA = {
+    "https://js.stripe.com": {
+        "script": ["https://*.js.stripe.com"],
+        "frame": ["https://*.js.stripe.com", "https://hooks.stripe.com"],
+    }
+}
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+WEBHOOK_PATH = "/webhooks/stripe"
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def stripe_js_sources() -> dict[str, str]:
+    """What the Payment Element needs from Stripe on top of the baseline, nothing else."""
+    config = current_app.config
+    js = origin(config["STRIPE_JS_URL"])
+    api = origin(config.get("STRIPE_API_BASE") or "https://api.stripe.com")
+    extra = STRIPE_JS_EXTRA.get(js, {})
+    return {
+        "script-src": " ".join(["'self'", js, *extra.get("script", [])]),
+        "frame-src": " ".join([js, *extra.get("frame", [])]),
+        "connect-src": " ".join(["'self'", *dict.fromkeys([js, api])]),
+        "img-src": f"'self' data: {js}",
+        # Stripe.js adds a <style> element for its overlays.
+        "style-src": "'self' 'unsafe-inline'",
+    }
+
+
+def stripe_checkout_sources() -> dict[str, str]:
+    """A form here that answers with a redirect to Stripe Checkout: browsers check the
+    redirect's target against ``form-action`` too."""
+    base = current_app.config.get("STRIPE_API_BASE")
+    checkout = origin(base) if base else STRIPE_CHECKOUT_ORIGIN
+    return {"form-action": f"'self' {checkout}"}
+
+
+class PagePolicy(Mapping[str, str]):
+    """The baseline CSP with a page's Stripe sources, built from the app's settings at
+    request time (Talisman's per-view options are fixed when the module is imported, but
+    the emulator's address is a setting)."""
+
+    def __init__(self, *extensions: Callable[[], dict[str, str]]) -> None:
+        self.extensions = extensions
+
+    def _policy(self) -> dict[str, str]:
+        policy = dict(BASELINE_CSP)
+        for extension in self.extensions:
+            policy.update(extension())
+        return policy
+
+    def __getitem__(self, key: str) -> str:
+        return self._policy()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._policy())
+
+    def __len__(self) -> int:
+        return len(self._policy())
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def stripe_page(*, js: bool = False, checkout: bool = False) -> Callable[[View], View]:
+    """Extend the page's CSP with Stripe.js (``js``) and/or a redirect to Stripe Checkout
+    from one of its forms (``checkout``). Use under the route decorator."""
+    extensions = [
+        ext
+        for wanted, ext in ((js, stripe_js_sources), (checkout, stripe_checkout_sources))
+        if wanted
+    ]
+
+    def decorate(view: View) -> View:
+        # What Talisman's own ``@talisman(content_security_policy=...)`` decorator sets.
+        view.talisman_view_options = {"content_security_policy": PagePolicy(*extensions)}  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """Request bodies deeper than Python's recursion limit, or holding NUL characters
+    (PostgreSQL cannot store them), are malformed JSON: a 400, never a RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        text = s.decode("utf-8", "replace") if isinstance(s, bytes | bytearray) else s
+        if "\x00" in text or "\\u0000" in text:
+            raise ValueError("JSON strings must not contain NUL characters")
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON is nested too deeply") from None
+
+
+def base_url_is_https(app: Flask) -> bool:
+    return str(app.config.get("SHOP_BASE_URL") or "").startswith("https://")
+
+
+def trusted_hosts(app: Flask) -> list[str] | None:
+    """The Host headers the shop answers: its ``SHOP_BASE_URL`` host; None = any (no
+    ``SHOP_BASE_URL``, i.e. development, where production refuses to start)."""
+    base = app.config.get("SHOP_BASE_URL")
+    if not base:
+        return None
+    parts = urlsplit(str(base))
+    return [parts.netloc.lower(), *([parts.hostname] if parts.hostname else [])]
+
+
+def _request_class(hosts: list[str] | None) -> type[Request]:
+    class ShopRequest(Request):
+        # Read by Flask when it binds the URL map, before routing, so by path here.
+        @property
+        def trusted_hosts(self) -> list[str] | None:  # type: ignore[override]
+            if hosts is None:
+                return None
+            if self.path == WEBHOOK_PATH:
+                # `stripe listen --forward-to localhost:5000/webhooks/stripe`: signed, so
+                # its Host header does not matter.
+                return [*hosts, *LOOPBACK_HOSTS, "[::1]"]
+            return hosts
+
+        @trusted_hosts.setter
+        def trusted_hosts(self, value: list[str] | None) -> None:
+            pass  # Flask's TRUSTED_HOSTS setting is not used; the property decides
+
+    return ShopRequest
+
+
+def init_app(app: Flask) -> None:
+    https = base_url_is_https(app)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
+    )
+    app.json = SafeJSONProvider(app)
+    app.request_class = _request_class(trusted_hosts(app))
+    proxies = app.config["PROXY_COUNT"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+    Talisman(
+        app,
+        # The TLS proxy in front redirects http to https (README, Deploying); here a
+        # redirect would also catch the Stripe CLI's plain-http deliveries to localhost.
+        force_https=False,
+        frame_options="DENY",
+        strict_transport_security=https,
+        # The shop's own host only: its parent domain may serve plain-http sites.
+        strict_transport_security_include_subdomains=False,
+        content_security_policy=BASELINE_CSP,
+        referrer_policy="strict-origin-when-cross-origin",
+        # Set above from SHOP_BASE_URL (Talisman would set Secure on any non-debug app).
+        session_cookie_secure=False,
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+        x_content_type_options=True,
+    )
+    app.before_request(_refuse_nul_bytes)
+    app.after_request(_no_store)
+
+
+def _refuse_nul_bytes() -> None:
+    """NUL is in no URL or query of ours; PostgreSQL cannot even compare with it. (Form
+    fields are each checked by their form, which says which field is wrong.)"""
+    if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
+        abort(404, "We could not find that page.")
+    if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):
+        abort(400, "The address holds a character that is not allowed.")
+
+
+def _no_store(response):
+    if request.blueprint in NO_STORE_BLUEPRINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
