@@ -177,6 +177,13 @@ def _request_class(hosts: list[str] | None) -> type[Request]:
     return ShopRequest
 
 
+class ShopTalisman(Talisman):
+    def _set_referrer_policy_headers(self, headers) -> None:
+        # The baseline, unless the view chose a stricter one (the sign-in link's page
+        # answers no-referrer: its URL holds the token).
+        headers.setdefault("Referrer-Policy", self.referrer_policy)
+
+
 def init_app(app: Flask) -> None:
     https = base_url_is_https(app)
     app.config.update(
@@ -191,7 +198,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
         )
-    Talisman(
+    ShopTalisman(
         app,
         # The TLS proxy in front redirects http to https (README, Deploying); here a
         # redirect would also catch the Stripe CLI's plain-http deliveries to localhost.

@@ -222,6 +222,15 @@ def test_every_page_has_the_security_headers(client):
         assert "Strict-Transport-Security" not in response.headers  # plain http
 
 
+def test_a_view_may_choose_a_stricter_referrer_policy(app):
+    @app.get("/_test/secret-link")
+    def secret_link():
+        return "", 200, {"Referrer-Policy": "no-referrer"}
+
+    response = app.test_client().get("/_test/secret-link")
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
 def test_pages_without_stripe_allow_nothing_from_stripe(client):
     csp = client.get("/account/").headers["Content-Security-Policy"]
     assert "stripe" not in csp
