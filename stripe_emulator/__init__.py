@@ -23,11 +23,12 @@ Test helpers outside ``/v1`` (secret key): ``POST /_emulator/reset`` forgets eve
 
 from __future__ import annotations
 
+import json
 import os
 
 from flask import Flask, g, jsonify, request
 
-from . import core
+from . import core, versions
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -59,10 +60,11 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(os.path.dirname(os.path.abspath(app.config["EMULATOR_DB"])), exist_ok=True)
     core.init_store(app.config["EMULATOR_DB"], reset=app.config["EMULATOR_RESET"])
 
-    from . import api, billing, browser, disputes, webhooks
+    from . import api, billing, browser, disputes, strict, webhooks
 
     for module in (api, billing, disputes, webhooks, browser):
         app.register_blueprint(module.bp)
+    strict.check_app(app)  # every /v1 route declares the parameters it accepts
     webhooks.init_app(app)  # delivery tables, test helpers, resumes pending webhooks
 
     @app.before_request
@@ -71,12 +73,16 @@ def create_app(config: dict | None = None) -> Flask:
         if request.method == "OPTIONS":
             return app.response_class(status=204)
         if request.path.startswith("/v1/"):
-            return core.idempotency_begin()
+            return core.idempotency_begin() or strict.check_request()
         return None
 
     @app.after_request
     def _finish(response):
         if request.path.startswith("/v1/"):
+            version = g.get("api_version")
+            if version and version != versions.PINNED and response.is_json:
+                # Answered in the version the request named (and kept so for its key).
+                response.set_data(json.dumps(versions.render(response.get_json(), version)))
             core.idempotency_finish(response)
             response.headers["Request-Id"] = g.get("request_id", "")
             # Stripe.js calls the API from the merchant's pages, as with api.stripe.com.

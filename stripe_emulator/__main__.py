@@ -30,7 +30,17 @@ def main(argv: list[str] | None = None) -> None:
         help="the account's business name shown on the hosted Checkout page "
         "(default: env STRIPE_EMULATOR_BUSINESS_NAME)",
     )
+    parser.add_argument(
+        "--list-params",
+        action="store_true",
+        help="print the parameters each endpoint implements (the README's table) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.list_params:
+        from . import strict
+
+        print(strict.describe(create_app({"EMULATOR_DB": ":memory:"})), end="")
+        return
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config: dict = {"EMULATOR_DB": args.db} if args.db else {}

@@ -8,13 +8,76 @@ requests, checks keys and shapes answers.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 from flask import Blueprint, jsonify, request
+from typing_extensions import TypedDict
 
-from . import core, payments
+from . import core, payments, strict
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+
+# What the emulator implements of the parameters several endpoints share (see ``strict``).
+CUSTOMER_FIELDS = [
+    "email",
+    "name",
+    "description",
+    "phone",
+    "metadata",
+    "address",
+    "preferred_locales",
+    "invoice_settings.default_payment_method",
+    "expand",
+]
+PI_PAYMENT_METHOD = [
+    "payment_method",
+    "payment_method_data.type",
+    "payment_method_data.billing_details",
+    "payment_method_data.metadata",
+]
+PI_FIELDS = [
+    *PI_PAYMENT_METHOD,
+    "amount",
+    "currency",
+    "customer",
+    "description",
+    "metadata",
+    "receipt_email",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "transfer_group",
+    "expand",
+]
+
+
+class PublishableCard(TypedDict):
+    number: NotRequired[str]
+    exp_month: NotRequired[int]
+    exp_year: NotRequired[int]
+    cvc: NotRequired[str]
+
+
+class PublishablePaymentMethodData(TypedDict):
+    type: Literal["card"]
+    card: NotRequired[PublishableCard]
+
+
+class PublishableKeyParams(TypedDict):
+    """What Stripe.js adds to a PaymentIntent call made with a publishable key: the
+    ``client_secret`` and raw card details (Stripe knows them; the SDK's server-side
+    TypedDicts do not list them)."""
+
+    client_secret: NotRequired[str]
+    payment_method_data: NotRequired[PublishablePaymentMethodData]
+
+
+class AuthenticateParams(TypedDict):
+    """``POST /v1/payment_intents/<id>/authenticate`` (emulator only: the 3-D Secure page)."""
+
+    client_secret: NotRequired[str]
+    result: Literal["complete", "fail"]
+    expand: NotRequired[list[str]]
 
 
 # --------------------------------------------------------------------------- fault injection
@@ -136,6 +199,29 @@ def _product_fields(p: dict[str, Any], product: dict[str, Any]) -> None:
 
 
 @bp.post("/products")
+@strict.accepts(
+    "ProductCreateParams",
+    [
+        "id",
+        "name",
+        "description",
+        "statement_descriptor",
+        "unit_label",
+        "url",
+        "active",
+        "shippable",
+        "images",
+        "metadata",
+        "tax_code",
+        "default_price_data.currency",
+        "default_price_data.unit_amount",
+        "default_price_data.recurring.interval",
+        "default_price_data.recurring.interval_count",
+        "default_price_data.tax_behavior",
+        "default_price_data.metadata",
+        "expand",
+    ],
+)
 def create_product():
     core.authenticate()
     p = core.params()
@@ -180,12 +266,30 @@ def create_product():
 
 
 @bp.get("/products/<pid>")
+@strict.accepts("ProductRetrieveParams", strict.RETRIEVE)
 def retrieve_product(pid: str):
     core.authenticate()
     return core.respond(core.get_or_404(pid, "product"))
 
 
 @bp.post("/products/<pid>")
+@strict.accepts(
+    "ProductUpdateParams",
+    [
+        "name",
+        "description",
+        "statement_descriptor",
+        "unit_label",
+        "url",
+        "active",
+        "shippable",
+        "images",
+        "metadata",
+        "tax_code",
+        "default_price",
+        "expand",
+    ],
+)
 def update_product(pid: str):
     core.authenticate()
     p = core.params()
@@ -206,6 +310,7 @@ def update_product(pid: str):
 
 
 @bp.get("/products")
+@strict.accepts("ProductListParams", [*strict.LIST, "active", "ids"])
 def list_products():
     core.authenticate()
     p = core.params()
@@ -334,6 +439,31 @@ def _create_price(p: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/prices")
+@strict.accepts(
+    "PriceCreateParams",
+    [
+        "currency",
+        "unit_amount",
+        "product",
+        "product_data.name",
+        "product_data.active",
+        "product_data.metadata",
+        "product_data.statement_descriptor",
+        "product_data.tax_code",
+        "product_data.unit_label",
+        "recurring.interval",
+        "recurring.interval_count",
+        "recurring.usage_type",
+        "recurring.trial_period_days",
+        "tax_behavior",
+        "active",
+        "metadata",
+        "nickname",
+        "lookup_key",
+        "transfer_lookup_key",
+        "expand",
+    ],
+)
 def create_price():
     core.authenticate()
     with core.transaction():
@@ -342,12 +472,25 @@ def create_price():
 
 
 @bp.get("/prices/<pid>")
+@strict.accepts("PriceRetrieveParams", strict.RETRIEVE)
 def retrieve_price(pid: str):
     core.authenticate()
     return core.respond(core.get_or_404(pid, "price"))
 
 
 @bp.post("/prices/<pid>")
+@strict.accepts(
+    "PriceUpdateParams",
+    [
+        "active",
+        "nickname",
+        "metadata",
+        "tax_behavior",
+        "lookup_key",
+        "transfer_lookup_key",
+        "expand",
+    ],
+)
 def update_price(pid: str):
     core.authenticate()
     p = core.params()
@@ -369,6 +512,10 @@ def update_price(pid: str):
 
 
 @bp.get("/prices")
+@strict.accepts(
+    "PriceListParams",
+    [*strict.LIST, "active", "lookup_keys", "product", "type", "currency", "recurring.interval"],
+)
 def list_prices():
     core.authenticate()
     p = core.params()
@@ -429,6 +576,7 @@ def _customer_fields(p: dict[str, Any], customer: dict[str, Any]) -> None:
 
 
 @bp.post("/customers")
+@strict.accepts("CustomerCreateParams", [*CUSTOMER_FIELDS, "payment_method"])
 def create_customer():
     core.authenticate()
     return core.respond(new_customer(core.params()))
@@ -479,12 +627,14 @@ def new_customer(p: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/customers/<cid>")
+@strict.accepts("CustomerRetrieveParams", strict.RETRIEVE)
 def retrieve_customer(cid: str):
     core.authenticate()
     return core.respond(core.get_or_404(cid, "customer"))
 
 
 @bp.post("/customers/<cid>")
+@strict.accepts("CustomerUpdateParams", CUSTOMER_FIELDS)
 def update_customer(cid: str):
     core.authenticate()
     p = core.params()
@@ -497,6 +647,7 @@ def update_customer(cid: str):
 
 
 @bp.delete("/customers/<cid>")
+@strict.accepts("CustomerDeleteParams")
 def delete_customer(cid: str):
     core.authenticate()
     with core.transaction():
@@ -507,6 +658,7 @@ def delete_customer(cid: str):
 
 
 @bp.get("/customers")
+@strict.accepts("CustomerListParams", [*strict.LIST, "email"])
 def list_customers():
     core.authenticate()
     p = core.params()
@@ -516,6 +668,7 @@ def list_customers():
 
 
 @bp.get("/customers/<cid>/payment_methods")
+@strict.accepts("CustomerPaymentMethodListParams", [*strict.LIST, "type"])
 def list_customer_payment_methods(cid: str):
     core.authenticate()
     core.get_or_404(cid, "customer")
@@ -528,18 +681,36 @@ def list_customer_payment_methods(cid: str):
 
 
 @bp.post("/payment_methods")
+@strict.accepts(
+    "PaymentMethodCreateParams",
+    [
+        "type",
+        "card.number",
+        "card.exp_month",
+        "card.exp_year",
+        "card.cvc",
+        "billing_details",
+        "metadata",
+        "expand",
+    ],
+)
 def create_payment_method():
     core.authenticate(allow_publishable=True)
     return core.respond(payments.create_payment_method(core.params()))
 
 
 @bp.get("/payment_methods/<pm_id>")
+@strict.accepts("PaymentMethodRetrieveParams", strict.RETRIEVE)
 def retrieve_payment_method(pm_id: str):
     core.authenticate()
     return core.respond(payments.resolve_payment_method(pm_id, "payment_method"))
 
 
 @bp.post("/payment_methods/<pm_id>")
+@strict.accepts(
+    "PaymentMethodUpdateParams",
+    ["metadata", "billing_details", "card.exp_month", "card.exp_year", "expand"],
+)
 def update_payment_method(pm_id: str):
     core.authenticate()
     p = core.params()
@@ -564,6 +735,7 @@ def update_payment_method(pm_id: str):
 
 
 @bp.post("/payment_methods/<pm_id>/attach")
+@strict.accepts("PaymentMethodAttachParams", ["customer", "expand"])
 def attach_payment_method(pm_id: str):
     core.authenticate()
     p = core.params()
@@ -576,6 +748,7 @@ def attach_payment_method(pm_id: str):
 
 
 @bp.post("/payment_methods/<pm_id>/detach")
+@strict.accepts("PaymentMethodDetachParams", strict.RETRIEVE)
 def detach_payment_method(pm_id: str):
     core.authenticate()
     with core.transaction():
@@ -595,6 +768,7 @@ def _list_payment_methods(customer: str | None, pm_type: str | None, url: str):
 
 
 @bp.get("/payment_methods")
+@strict.accepts("PaymentMethodListParams", [*strict.LIST, "customer", "type"])
 def list_payment_methods():
     core.authenticate()
     p = core.params()
@@ -628,17 +802,32 @@ def _payment_intent_for_key(pi_id: str) -> dict[str, Any]:
 
 
 @bp.post("/payment_intents")
+@strict.accepts(
+    "PaymentIntentCreateParams",
+    [
+        *PI_FIELDS,
+        "capture_method",
+        "automatic_payment_methods",
+        "allowed_payment_method_types",
+        "statement_descriptor_suffix",
+        "confirm",
+        "return_url",
+        "off_session",
+    ],
+)
 def create_payment_intent():
     core.authenticate()
     return core.respond(payments.create_payment_intent(core.params(), allow_processing=True))
 
 
 @bp.get("/payment_intents/<pi_id>")
+@strict.accepts("PaymentIntentRetrieveParams", ["client_secret", "expand"])
 def retrieve_payment_intent(pi_id: str):
     return core.respond(_payment_intent_for_key(pi_id))
 
 
 @bp.post("/payment_intents/<pi_id>")
+@strict.accepts("PaymentIntentUpdateParams", PI_FIELDS)
 def update_payment_intent(pi_id: str):
     core.authenticate()
     p = core.params()
@@ -648,6 +837,22 @@ def update_payment_intent(pi_id: str):
 
 
 @bp.post("/payment_intents/<pi_id>/confirm")
+@strict.accepts(
+    "PaymentIntentConfirmParams",
+    [
+        *PI_PAYMENT_METHOD,
+        "payment_method_data.card",
+        "client_secret",
+        "receipt_email",
+        "setup_future_usage",
+        "shipping",
+        "capture_method",
+        "off_session",
+        "return_url",
+        "expand",
+    ],
+    extra=PublishableKeyParams,
+)
 def confirm_payment_intent(pi_id: str):
     pi = _payment_intent_for_key(pi_id)
     p = {k: v for k, v in core.params().items() if k not in ("client_secret", "expand")}
@@ -655,6 +860,7 @@ def confirm_payment_intent(pi_id: str):
 
 
 @bp.post("/payment_intents/<pi_id>/authenticate")
+@strict.accepts(AuthenticateParams, ["client_secret", "result", "expand"])
 def authenticate_payment_intent(pi_id: str):
     """Emulator-only: the 3-D Secure challenge page reports ``result=complete|fail``."""
     from . import checkout
@@ -671,6 +877,7 @@ def authenticate_payment_intent(pi_id: str):
 
 
 @bp.post("/payment_intents/<pi_id>/cancel")
+@strict.accepts("PaymentIntentCancelParams", ["cancellation_reason", "expand"])
 def cancel_payment_intent(pi_id: str):
     core.authenticate()
     pi = core.get_or_404(pi_id, "payment_intent")
@@ -680,6 +887,7 @@ def cancel_payment_intent(pi_id: str):
 
 
 @bp.post("/payment_intents/<pi_id>/capture")
+@strict.accepts("PaymentIntentCaptureParams", ["amount_to_capture", "expand"])
 def capture_payment_intent(pi_id: str):
     core.authenticate()
     pi = core.get_or_404(pi_id, "payment_intent")
@@ -687,6 +895,7 @@ def capture_payment_intent(pi_id: str):
 
 
 @bp.get("/payment_intents")
+@strict.accepts("PaymentIntentListParams", [*strict.LIST, "customer"])
 def list_payment_intents():
     core.authenticate()
     customer = core.params().get("customer")
@@ -698,12 +907,14 @@ def list_payment_intents():
 
 
 @bp.get("/charges/<ch_id>")
+@strict.accepts("ChargeRetrieveParams", strict.RETRIEVE)
 def retrieve_charge(ch_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(ch_id, "charge", "charge"))
 
 
 @bp.get("/charges")
+@strict.accepts("ChargeListParams", [*strict.LIST, "payment_intent", "customer"])
 def list_charges():
     core.authenticate()
     p = core.params()
@@ -722,18 +933,23 @@ def list_charges():
 
 
 @bp.post("/refunds")
+@strict.accepts(
+    "RefundCreateParams", ["charge", "payment_intent", "amount", "reason", "metadata", "expand"]
+)
 def create_refund():
     core.authenticate()
     return core.respond(payments.create_refund(core.params()))
 
 
 @bp.get("/refunds/<re_id>")
+@strict.accepts("RefundRetrieveParams", strict.RETRIEVE)
 def retrieve_refund(re_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(re_id, "refund", "refund"))
 
 
 @bp.post("/refunds/<re_id>")
+@strict.accepts("RefundUpdateParams", ["metadata", "expand"])
 def update_refund(re_id: str):
     core.authenticate()
     p = core.params()
@@ -747,6 +963,7 @@ def update_refund(re_id: str):
 
 
 @bp.get("/refunds")
+@strict.accepts("RefundListParams", [*strict.LIST, "payment_intent", "charge"])
 def list_refunds():
     core.authenticate()
     p = core.params()

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, NotRequired
 
 from flask import Blueprint, request
+from typing_extensions import TypedDict
 
-from . import core
+from . import core, strict
 from .billing_objects import (
     build_invoice,
     build_subscription,
@@ -74,7 +75,7 @@ def charge_invoice(
             "currency": invoice["currency"],
             "customer": invoice["customer"],
             "payment_method": pm_id,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "description": description,
         }
     )
@@ -139,12 +140,14 @@ def _subscription_or_404(sub_id: str) -> dict[str, Any]:
 
 
 @bp.get("/subscriptions/<sub_id>")
+@strict.accepts("SubscriptionRetrieveParams", strict.RETRIEVE)
 def retrieve_subscription(sub_id: str):
     core.authenticate()
     return core.respond(_subscription_or_404(sub_id))
 
 
 @bp.get("/subscriptions")
+@strict.accepts("SubscriptionListParams", [*strict.LIST, "status", "customer", "price"])
 def list_subscriptions():
     core.authenticate()
     p = core.params()
@@ -170,6 +173,10 @@ def list_subscriptions():
 
 
 @bp.post("/subscriptions")
+@strict.accepts(
+    "SubscriptionCreateParams",
+    ["customer", "items.price", "items.quantity", "default_payment_method", "metadata", "expand"],
+)
 def create_subscription():
     """Create a subscription for a customer and charge its first invoice at once."""
     core.authenticate()
@@ -263,6 +270,10 @@ def _update_subscription(sub: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 @bp.post("/subscriptions/<sub_id>")
+@strict.accepts(
+    "SubscriptionUpdateParams",
+    ["metadata", "cancel_at_period_end", "default_payment_method", "description", "expand"],
+)
 def update_subscription(sub_id: str):
     core.authenticate()
     p = core.params()
@@ -322,6 +333,7 @@ def end_subscription(sub: dict[str, Any], reason: str = "cancellation_requested"
 
 
 @bp.delete("/subscriptions/<sub_id>")
+@strict.accepts("SubscriptionCancelParams", strict.RETRIEVE)
 def cancel_subscription(sub_id: str):
     core.authenticate()
     with serialised():
@@ -335,6 +347,7 @@ def cancel_subscription(sub_id: str):
 
 
 @bp.get("/subscription_items")
+@strict.accepts("SubscriptionItemListParams", [*strict.LIST, "subscription"])
 def list_subscription_items():
     """The items of one subscription (the ``url`` of a subscription's ``items`` list)."""
     core.authenticate()
@@ -385,7 +398,14 @@ def advance(sub: dict[str, Any]) -> dict[str, Any]:
     return sub
 
 
+class AdvanceParams(TypedDict):
+    """``POST /v1/test_helpers/subscriptions/<id>/advance`` (emulator only)."""
+
+    expand: NotRequired[list[str]]
+
+
 @bp.post("/test_helpers/subscriptions/<sub_id>/advance")
+@strict.accepts(AdvanceParams, strict.RETRIEVE)
 def advance_subscription(sub_id: str):
     """Test helper (emulator only): bill the next period now, like a test clock would."""
     core.authenticate()
@@ -403,12 +423,14 @@ def advance_subscription(sub_id: str):
 
 
 @bp.get("/invoices/<invoice_id>")
+@strict.accepts("InvoiceRetrieveParams", strict.RETRIEVE)
 def retrieve_invoice(invoice_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(invoice_id, "invoice"))
 
 
 @bp.get("/invoices")
+@strict.accepts("InvoiceListParams", [*strict.LIST, "customer", "subscription", "status"])
 def list_invoices():
     core.authenticate()
     p = core.params()
@@ -426,6 +448,7 @@ def list_invoices():
 
 
 @bp.get("/invoices/<invoice_id>/lines")
+@strict.accepts("InvoiceLineItemListParams", strict.LIST)
 def list_invoice_lines(invoice_id: str):
     core.authenticate()
     invoice = core.get_or_404(invoice_id, "invoice")
@@ -433,6 +456,7 @@ def list_invoice_lines(invoice_id: str):
 
 
 @bp.get("/invoice_payments")
+@strict.accepts("InvoicePaymentListParams", [*strict.LIST, "invoice"])
 def list_invoice_payments():
     core.authenticate()
     invoice_id = core.params().get("invoice")

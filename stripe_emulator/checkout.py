@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, NotRequired
 
 from flask import Blueprint, g, jsonify, request
+from typing_extensions import TypedDict
 
-from . import billing, core
+from . import billing, core, strict
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,38 @@ def _check_url(p: dict[str, Any], name: str, required: bool) -> str | None:
     return str(url)
 
 
+# What the emulator implements of ``POST /v1/checkout/sessions`` (see ``strict``).
+SESSION_FIELDS = [
+    "mode",
+    "ui_mode",
+    "success_url",
+    "cancel_url",
+    "customer",
+    "customer_email",
+    "client_reference_id",
+    "expires_at",
+    "metadata",
+    "line_items.price",
+    "line_items.quantity",
+    "line_items.price_data.currency",
+    "line_items.price_data.unit_amount",
+    "line_items.price_data.product",
+    "line_items.price_data.product_data.name",
+    "line_items.price_data.product_data.metadata",
+    "line_items.price_data.product_data.tax_code",
+    "line_items.price_data.product_data.unit_label",
+    "line_items.price_data.recurring.interval",
+    "line_items.price_data.recurring.interval_count",
+    "payment_intent_data.metadata",
+    "payment_intent_data.description",
+    "payment_intent_data.receipt_email",
+    "subscription_data.metadata",
+    "expand",
+]
+
+
 @bp.post("/checkout/sessions")
+@strict.accepts("checkout.SessionCreateParams", SESSION_FIELDS)
 def create_session():
     """Create an open Checkout Session (payment or subscription mode)."""
     core.authenticate()
@@ -412,6 +444,7 @@ def create_session():
 
 
 @bp.get("/checkout/sessions/<cs_id>")
+@strict.accepts("checkout.SessionRetrieveParams", strict.RETRIEVE)
 def retrieve_session(cs_id: str):
     core.authenticate()
     with billing.serialised():
@@ -420,6 +453,10 @@ def retrieve_session(cs_id: str):
 
 
 @bp.get("/checkout/sessions")
+@strict.accepts(
+    "checkout.SessionListParams",
+    [*strict.LIST, "payment_intent", "customer", "status", "subscription"],
+)
 def list_sessions():
     core.authenticate()
     p = core.params()
@@ -435,6 +472,7 @@ def list_sessions():
 
 
 @bp.get("/checkout/sessions/<cs_id>/line_items")
+@strict.accepts("checkout.SessionLineItemListParams", strict.LIST)
 def list_line_items(cs_id: str):
     core.authenticate()
     session = _session_or_404(cs_id)
@@ -442,6 +480,7 @@ def list_line_items(cs_id: str):
 
 
 @bp.post("/checkout/sessions/<cs_id>/expire")
+@strict.accepts("checkout.SessionExpireParams", strict.RETRIEVE)
 def expire_session(cs_id: str):
     core.authenticate()
     with billing.serialised():
@@ -460,6 +499,7 @@ def expire_session(cs_id: str):
 
 
 @bp.get("/payment_pages/<cs_id>")
+@strict.accepts(None, public=True)
 def payment_page(cs_id: str):
     """What the hosted page shows (no key: the session id in the URL is the secret)."""
     with billing.serialised():
@@ -484,7 +524,24 @@ def _form_details(session: dict[str, Any]) -> dict[str, Any]:
     return {"email": email, "name": name, "card": card}
 
 
+class PaymentPageCard(TypedDict):
+    # Strings: the page's own checks answer bad values as card errors.
+    number: NotRequired[str]
+    exp_month: NotRequired[str]
+    exp_year: NotRequired[str]
+    cvc: NotRequired[str]
+
+
+class PaymentPageConfirmParams(TypedDict):
+    """``POST /v1/payment_pages/<id>/confirm``: what the hosted page sends (emulator only)."""
+
+    email: NotRequired[str]
+    billing_name: NotRequired[str]
+    card: NotRequired[PaymentPageCard]
+
+
 @bp.post("/payment_pages/<cs_id>/confirm")
+@strict.accepts(PaymentPageConfirmParams, ["email", "billing_name", "card"], public=True)
 def confirm_payment_page(cs_id: str):
     """Pay a session with the card typed into the hosted page."""
     from . import payments
@@ -550,7 +607,7 @@ def _payment_mode_intent(
         "amount": session["amount_total"],
         "currency": session["currency"],
         "payment_method": pm["id"],
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "metadata": pi_data.get("metadata") or {},
         "receipt_email": pi_data.get("receipt_email") or details["email"],
     }
@@ -584,7 +641,7 @@ def _subscription_mode_intent(
             "currency": session["currency"],
             "customer": customer_id,
             "payment_method": pm["id"],
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "setup_future_usage": "off_session",
             "description": "Subscription creation",
         }

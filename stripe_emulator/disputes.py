@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from . import cards, core
+from . import cards, core, strict
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +230,14 @@ core.on_sweep(fail_due_refunds)
 
 
 @bp.get("/disputes/<dispute_id>")
+@strict.accepts("DisputeRetrieveParams", strict.RETRIEVE)
 def retrieve_dispute(dispute_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(dispute_id, "dispute"))
 
 
 @bp.get("/disputes")
+@strict.accepts("DisputeListParams", [*strict.LIST, "charge", "payment_intent"])
 def list_disputes():
     core.authenticate()
     p = core.params()
@@ -248,6 +250,14 @@ def list_disputes():
 
 
 @bp.post("/disputes/<dispute_id>")
+@strict.accepts(
+    "DisputeUpdateParams",
+    [
+        "metadata",
+        "submit",
+        *(f"evidence.{name}" for name in EVIDENCE_TEXT_FIELDS + EVIDENCE_FILE_FIELDS),
+    ],
+)
 def update_dispute(dispute_id: str):
     """Stage or submit evidence (``submit`` defaults to true, as in Stripe's API)."""
     core.authenticate()
@@ -292,6 +302,7 @@ def update_dispute(dispute_id: str):
 
 
 @bp.post("/disputes/<dispute_id>/close")
+@strict.accepts("DisputeCloseParams", strict.RETRIEVE)
 def close_dispute(dispute_id: str):
     """Accept the dispute: it is lost."""
     core.authenticate()
@@ -312,12 +323,14 @@ def _close(dispute: dict[str, Any], status: str) -> None:
 
 
 @bp.get("/radar/early_fraud_warnings/<warning_id>")
+@strict.accepts("radar.EarlyFraudWarningRetrieveParams", strict.RETRIEVE)
 def retrieve_early_fraud_warning(warning_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(warning_id, "radar.early_fraud_warning"))
 
 
 @bp.get("/radar/early_fraud_warnings")
+@strict.accepts("radar.EarlyFraudWarningListParams", [*strict.LIST, "charge", "payment_intent"])
 def list_early_fraud_warnings():
     core.authenticate()
     p = core.params()

@@ -317,6 +317,9 @@ def _setup_future_usage(value: Any) -> str | None:
     return value
 
 
+SUPPORTED_PAYMENT_METHOD_TYPES = ("card", "link")
+
+
 def create_payment_intent(p: dict[str, Any], *, allow_processing: bool = False) -> dict[str, Any]:
     """``POST /v1/payment_intents``; confirms too when ``confirm=true`` (may raise 402)."""
     if p.get("amount") in (None, ""):
@@ -335,19 +338,22 @@ def create_payment_intent(p: dict[str, Any], *, allow_processing: bool = False) 
     automatic = None
     if isinstance(apm, dict) and core.to_bool(apm.get("enabled")):
         automatic = {"allow_redirects": apm.get("allow_redirects") or "always", "enabled": True}
-    types = p.get("payment_method_types") or ["card"]
-    if isinstance(types, str):
-        types = [types]
-    if automatic and p.get("payment_method_types"):
+    allowed = p.get("allowed_payment_method_types") or None
+    if isinstance(allowed, str):
+        allowed = [allowed]
+    if automatic and allowed:
         raise core.StripeError(
-            "You may only specify one of these parameters: automatic_payment_methods, "
-            "payment_method_types.",
-            param="automatic_payment_methods",
+            "You may only specify one of these parameters: allowed_payment_method_types, "
+            "automatic_payment_methods.",
+            param="allowed_payment_method_types",
         )
-    unsupported = [t for t in types if t not in ("card", "link")]
-    if unsupported:
+    # Like Stripe, the allowed types are filtered down to those that can be used here.
+    types = [t for t in allowed if t in SUPPORTED_PAYMENT_METHOD_TYPES] if allowed else ["card"]
+    if not types:
         raise core.invalid(
-            "payment_method_types", f"The payment method type {unsupported[0]!r} is invalid."
+            "allowed_payment_method_types",
+            "None of the allowed payment method types can be used: the Stripe emulator "
+            f"supports {', '.join(SUPPORTED_PAYMENT_METHOD_TYPES)}.",
         )
     pi_id = core.new_id("pi")
     pi = {
@@ -357,6 +363,7 @@ def create_payment_intent(p: dict[str, Any], *, allow_processing: bool = False) 
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
         "amount_received": 0,
+        "allowed_payment_method_types": list(allowed) if allowed else None,
         "application": None,
         "application_fee_amount": None,
         "automatic_payment_methods": automatic,

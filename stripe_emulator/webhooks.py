@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import json
 import logging
 import os
 import random
@@ -43,7 +44,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, after_this_request, current_app, has_request_context, request
 
-from . import core
+from . import core, strict, versions
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +205,14 @@ def _delay_seconds(endpoint: dict[str, Any], cfg: Any) -> float:
 
 
 @bp.get("/events/<event_id>")
+@strict.accepts("EventRetrieveParams", strict.RETRIEVE)
 def retrieve_event(event_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(event_id, "event"))
 
 
 @bp.get("/events")
+@strict.accepts("EventListParams", [*strict.LIST, "types", "type", "created", "delivery_success"])
 def list_events():
     core.authenticate()
     p = core.params()
@@ -311,6 +314,10 @@ def _checked_metadata(p: dict[str, Any], current: dict[str, str] | None = None) 
 
 
 @bp.post("/webhook_endpoints")
+@strict.accepts(
+    "WebhookEndpointCreateParams",
+    ["url", "enabled_events", "api_version", "description", "metadata", "expand"],
+)
 def create_endpoint():
     core.authenticate()
     p = core.params()
@@ -319,7 +326,9 @@ def create_endpoint():
     endpoint = core.base_object(
         "we",
         "webhook_endpoint",
-        api_version=p.get("api_version") or None,
+        api_version=versions.check(p["api_version"], "api_version")
+        if p.get("api_version")
+        else None,
         application=None,
         description=p.get("description") or None,
         enabled_events=events,
@@ -336,18 +345,24 @@ def create_endpoint():
 
 
 @bp.get("/webhook_endpoints/<endpoint_id>")
+@strict.accepts("WebhookEndpointRetrieveParams", strict.RETRIEVE)
 def retrieve_endpoint(endpoint_id: str):
     core.authenticate()
     return core.respond(core.get_or_404(endpoint_id, "webhook_endpoint"))
 
 
 @bp.get("/webhook_endpoints")
+@strict.accepts("WebhookEndpointListParams", strict.LIST)
 def list_endpoints():
     core.authenticate()
     return core.list_response(core.all_of("webhook_endpoint"), "/v1/webhook_endpoints")
 
 
 @bp.post("/webhook_endpoints/<endpoint_id>")
+@strict.accepts(
+    "WebhookEndpointUpdateParams",
+    ["url", "enabled_events", "description", "metadata", "disabled", "expand"],
+)
 def update_endpoint(endpoint_id: str):
     core.authenticate()
     p = core.params()
@@ -368,6 +383,7 @@ def update_endpoint(endpoint_id: str):
 
 
 @bp.delete("/webhook_endpoints/<endpoint_id>")
+@strict.accepts("WebhookEndpointDeleteParams")
 def delete_endpoint(endpoint_id: str):
     core.authenticate()
     with core.transaction() as conn:
@@ -660,8 +676,13 @@ class Deliverer:
         if "drop_first" in faults and attempt == 1:
             status, error, dropped = None, "dropped by fault mode drop_first", True
         else:
-            # Exactly the stored event JSON; these same bytes are signed.
+            # The stored event JSON, or the event in the endpoint's own API version; these
+            # same bytes are signed.
             payload = stored[0].encode()
+            version = endpoint.get("api_version")
+            if version and version != versions.PINNED:
+                event = versions.render_event(json.loads(stored[0]), version)
+                payload = json.dumps(event).encode()
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": USER_AGENT,

@@ -40,7 +40,7 @@ def pay(app, public_id: str, card: str = "pm_card_visa") -> str:
                 "amount": order.amount_total,
                 "currency": order.currency,
                 "metadata": {"order_id": order.public_id},
-                "payment_method_types": ["card"],
+                "allowed_payment_method_types": ["card"],
             }
         )
         order.stripe_payment_intent_id = pi.id

@@ -69,7 +69,7 @@ def create_pi(app, public_id: str) -> str:
                 "amount": order.amount_total,
                 "currency": order.currency,
                 "metadata": {"order_id": order.public_id},
-                "payment_method_types": ["card"],
+                "allowed_payment_method_types": ["card"],
             },
             options={"idempotency_key": payments.idempotency_key("test-pi", public_id)},
         )
