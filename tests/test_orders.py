@@ -181,7 +181,7 @@ def test_failed_3d_secure_shows_payment_failed_with_try_again(stripe_app, shoppe
             f"/v1/payment_intents/{pi.id}/authenticate",
             client_secret=pi.client_secret,
             result="fail",
-            options={"api_key": "pk_test_emulator"},
+            api_key="pk_test_emulator",  # a request option, not a parameter
         )
     page = shopper.get(
         f"/orders/{order.public_id}?payment_intent={pi.id}&redirect_status=failed"
