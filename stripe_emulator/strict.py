@@ -20,8 +20,11 @@ implemented ones are an explicit list per endpoint.  ``check_app`` fails at star
 Implemented parameters are written as dotted paths, lists being transparent:
 ``"line_items.price"`` implements ``line_items[0][price]``.  A path implements everything
 under it unless a longer path names some of its children, which then are the only ones.
-The request options of the SDK's TypedDicts (``api_key``, ``idempotency_key``,
-``stripe_version``...) travel as headers and are not body parameters.
+``expand`` is implemented wherever Stripe takes it (``core.respond`` and
+``core.list_response`` do it for every endpoint).  A request in an older API version is
+first rewritten to the pinned version's names (``versions``).  The request options of
+the SDK's TypedDicts (``api_key``, ``idempotency_key``, ``stripe_version``...) travel as
+headers and are not body parameters.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ REQUEST_OPTIONS = frozenset(
     }
 )
 
-# The implemented set of every list endpoint and of every retrieve.
+# What every list endpoint implements (``core.list_response``), and every retrieve.
 LIST = ("limit", "starting_after", "ending_before", "expand")
 RETRIEVE = ("expand",)
 
