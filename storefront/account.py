@@ -43,13 +43,19 @@ from .cart import TOKEN_KEY, new_checkout_token
 from .extensions import db
 from .links import external_url
 from .models import Customer, OutboxMessage, SignInToken, Subscription, utcnow
+from .viewer import (
+    GENERATION_KEY,
+    PLACED_KEY,
+    SESSION_KEY,
+    STARTED_KEY,
+    mask_email,
+    signed_in_email,
+)
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
-SESSION_KEY = "account_email"
-GENERATION_KEY = "account_generation"
 TOKEN_LIFETIME = timedelta(minutes=15)  # how long a sign-in link stays valid
 TOKEN_BYTES = 32  # 256 random bits per link
 # How long used and expired links are kept (for support questions) before being deleted.
@@ -166,10 +172,6 @@ def send_sign_in_link(email: str) -> str | None:
 # --------------------------------------------------------------------------- who is signed in
 
 
-def signed_in_email() -> str | None:
-    return session.get(SESSION_KEY)
-
-
 def signed_in_customer() -> Customer | None:
     return billing.find_customer(signed_in_email())
 
@@ -201,12 +203,17 @@ def check_session_generation() -> None:
 def new_session(*, keep_cart: bool) -> None:
     """Start a fresh session: everything in the old one is dropped (the CSRF token, the
     checkout in progress, pages' notes) so nothing an earlier user of this browser or a
-    planted cookie put there carries over. ``keep_cart`` keeps the cart's items, under a
-    new checkout token so no order made before is picked up again."""
-    cart = session.get("cart") if keep_cart else None
+    planted cookie put there carries over. ``keep_cart`` (signing in) keeps the cart's
+    items, under a new checkout token so no order made before is picked up again, and
+    the orders and subscriptions this browser started (so their pages stay whole)."""
+    kept = {key: session.get(key) for key in ("cart", PLACED_KEY, STARTED_KEY)}
     session.clear()
-    if cart:
-        session["cart"] = cart
+    if not keep_cart:
+        return
+    for key, value in kept.items():
+        if value:
+            session[key] = value
+    if kept["cart"]:
         session[TOKEN_KEY] = new_checkout_token()
 
 
@@ -240,14 +247,6 @@ def sign_out_everywhere() -> None:
     new_session(keep_cart=False)
 
 
-def mask_email(email: str | None) -> str:
-    """``ada@example.com`` as ``a…@example.com``: enough to recognise, not to harvest."""
-    if not email or "@" not in email:
-        return ""
-    local, _, domain = email.rpartition("@")
-    return f"{local[:1]}…@{domain}"
-
-
 def template_context() -> dict[str, Any]:
     """Header data on every page: who is signed in and whether they are a member."""
     if request.endpoint == "static":
@@ -258,6 +257,13 @@ def template_context() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- views
+
+
+@bp.after_request
+def not_stored(response):
+    """Account pages hold personal data (and the sign-in page a one-time token)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/")
@@ -315,9 +321,8 @@ def sign_in(token: str):
     response = current_app.make_response(
         render_template("account/confirm_sign_in.html", token=token, masked=mask_email(row.email))
     )
-    # The page's address holds the token: keep it out of Referer headers and caches.
+    # The page's address holds the token: keep it out of Referer headers.
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -34,6 +34,7 @@ from .links import external_url
 from .models import Order, OrderStatus
 from .orders import create_order_from_cart, order_matches_cart, refill_order
 from .security import stripe_page
+from .viewer import remember_placed
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def order_for_token(cart: Cart) -> Order:
             continue
         session[TOKEN_KEY] = token
         session[SESSION_KEY] = order.public_id
+        remember_placed(order)
         return order
     raise RuntimeError("checkout token chain too long")
 

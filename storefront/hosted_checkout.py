@@ -29,6 +29,7 @@ from .links import external_url
 from .models import PAYABLE_STATUSES, Order, OrderStatus, Price
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
+from .viewer import remember_placed
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,7 @@ def order_for_cart(cart: Cart) -> Order:
         order.customer_id = customer.id
     db.session.commit()
     session[SESSION_KEY] = order.public_id
+    remember_placed(order)
     log.info("order %s created for hosted checkout", order.public_id)
     return order
 

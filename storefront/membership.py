@@ -1,8 +1,18 @@
 """The Coffee Club membership page and subscribing through Stripe Checkout.
 
-Subscribe makes (or reuses) the customer's Stripe Customer and a Checkout Session in
-``subscription`` mode with the synced Price. Our ``Subscription`` record is written by
-the webhooks only (see ``billing``); the welcome page just shows what we know so far.
+Subscribe opens a Checkout Session in ``subscription`` mode with the synced Price:
+
+* signed in (the email is proven): for the customer's Stripe Customer, made once and
+  reused, after expiring the customer's other open subscription sessions, so only one
+  can be paid;
+* a guest: with ``customer_email`` only. An email anyone may type is never looked up
+  (the answer is the same for members and strangers: off to Stripe), never gets a Stripe
+  Customer and never expires anyone's sessions but this browser's own. Stripe makes the
+  customer when the guest pays, and the webhook links it to our Customer by email.
+
+Our ``Subscription`` record is written by the webhooks only (see ``billing``); the
+welcome page shows what we know so far, in full only to the browser that subscribed or
+the signed-in owner.
 """
 
 from __future__ import annotations
@@ -12,17 +22,28 @@ import re
 import secrets
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from . import billing, payments
-from .account import link_sent_page, signed_in_customer, signed_in_email
+from .account import signed_in_customer, signed_in_email
 from .extensions import db
 from .hosted_checkout import SESSION_ID_PLACEHOLDER, synced_price_id, totals_match
 from .links import external_url
 from .models import Price, Product
 from .payments import PaymentError, field
 from .security import stripe_page
+from .viewer import STARTED_KEY, mask_email, owns_email, remember_started, started_here
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +99,10 @@ def index():
 
 
 def subscription_params(
-    customer_id: str, email: str, price: Price, nonce: str = ""
+    customer_id: str | None, email: str, price: Price, nonce: str = ""
 ) -> dict[str, Any]:
-    """A Checkout Session (mode=subscription) for one membership plan.
+    """A Checkout Session (mode=subscription) for one membership plan: for the Stripe
+    Customer ``customer_id``, or (a guest, ``None``) with ``customer_email`` only.
 
     The session's metadata also names the form (``nonce``) that asked for it, so a double
     submit of that form is told apart from a session opened elsewhere.
@@ -100,10 +122,11 @@ def subscription_params(
             "quantity": 1,
         }
     metadata = {"customer_email": email, "price_lookup_key": price.lookup_key}
+    who = {"customer": customer_id} if customer_id else {"customer_email": email}
     return {
         "mode": "subscription",
         "line_items": [item],
-        "customer": customer_id,
+        **who,
         "client_reference_id": price.lookup_key,
         "metadata": {**metadata, "form_nonce": nonce},
         "subscription_data": {"metadata": metadata},
@@ -158,20 +181,23 @@ SESSION_ATTEMPTS = 3
 
 
 class JustSubscribed(Exception):
-    """Another subscription session of this customer was paid a moment ago."""
+    """A subscription session of this customer (or this very form) was paid a moment
+    ago; the exception's argument is that session's id."""
 
 
 def _create_session(
-    customer_id: int, stripe_customer_id: str, email: str, price: Price, nonce: str
+    owner: str, stripe_customer_id: str | None, email: str, price: Price, nonce: str
 ) -> Any:
     """The subscription session for this form (plan and nonce): a double submit gets the
-    same one back (idempotency key). When that one has expired meanwhile (another plan was
-    opened since, or it timed out), a new one is made, keyed by the expired one."""
+    same one back (idempotency key; ``owner`` names who asks: our customer, or a guest by
+    the digest of the email, never the email itself). When that one has expired meanwhile
+    (another plan was opened since, or it timed out), a new one is made, keyed by the
+    expired one."""
     params = subscription_params(stripe_customer_id, email, price, nonce)
     # The key names the Stripe Price too: after a re-sync the same form makes a new
     # session instead of replaying one made with the stale price.
     sold_as = params["line_items"][0].get("price", "price-data")
-    first_key = payments.idempotency_key("subscribe", customer_id, price.lookup_key, sold_as, nonce)
+    first_key = payments.idempotency_key("subscribe", owner, price.lookup_key, sold_as, nonce)
     key = first_key
     for _ in range(SESSION_ATTEMPTS):
         created = payments.create_checkout_session(params, key)
@@ -184,42 +210,62 @@ def _create_session(
         # Not the plan's fault: every new session was expired by the time we looked (e.g.
         # another tab expiring this customer's sessions over and over).
         log.error(
-            "customer %s: %d new membership checkout sessions in a row were already "
+            "%s: %d new membership checkout sessions in a row were already "
             "expired (last %s); no session offered",
-            customer_id,
+            owner,
             SESSION_ATTEMPTS,
             cs.id,
         )
         raise PaymentError(payments.UNAVAILABLE, kind="unavailable")
     if cs.status == "complete":
-        raise JustSubscribed
+        raise JustSubscribed(cs.id)
     _check_session_price(cs, price)
     return cs
 
 
+def _expire(cs_id: str) -> None:
+    """Expire an open subscription session; ``JustSubscribed`` when it was paid already."""
+    try:
+        payments.expire_checkout_session(cs_id)
+    except PaymentError:
+        status = payments.retrieve_checkout_session(cs_id).status
+        if status == "complete":
+            raise JustSubscribed(cs_id) from None
+        if status == "open":
+            raise
+        return  # it expired by itself meanwhile
+    log.info("membership checkout session %s expired: a new one replaces it", cs_id)
+
+
+def _is_this_form(cs: Any, price: Price, nonce: str) -> bool:
+    return (
+        field(cs, "metadata", "form_nonce") == nonce
+        and field(cs, "metadata", "price_lookup_key") == price.lookup_key
+    )
+
+
 def _expire_other_sessions(stripe_customer_id: str, price: Price, nonce: str) -> None:
-    """Before a new subscription session: expire the customer's other open ones (another
-    plan, another tab), so only one can ever be paid. The one this very form opened (same
-    plan and nonce) stays: the idempotent create hands it back. Raises ``JustSubscribed``
-    when one of them turns out to be paid already."""
+    """Before a signed-in customer's new subscription session: expire their other open
+    ones (another plan, another tab, another device), so only one can ever be paid. The
+    one this very form opened (same plan and nonce) stays: the idempotent create hands it
+    back. Raises ``JustSubscribed`` when one of them turns out to be paid already."""
     for cs in payments.list_open_checkout_sessions(stripe_customer_id):
-        if cs.mode != "subscription":
-            continue
-        if (
-            field(cs, "metadata", "form_nonce") == nonce
-            and field(cs, "metadata", "price_lookup_key") == price.lookup_key
-        ):
+        if cs.mode == "subscription" and not _is_this_form(cs, price, nonce):
+            _expire(cs.id)
+
+
+def _expire_this_browsers_sessions(price: Price, nonce: str) -> None:
+    """A guest's version: only the sessions this browser opened (its session remembers
+    them) are expired, never one found by the typed email, which may be anyone's."""
+    for cs_id in list(session.get(STARTED_KEY) or []):
+        if not isinstance(cs_id, str):
             continue
         try:
-            payments.expire_checkout_session(cs.id)
+            cs = payments.retrieve_checkout_session(cs_id)
         except PaymentError:
-            status = payments.retrieve_checkout_session(cs.id).status
-            if status == "complete":
-                raise JustSubscribed from None
-            if status == "open":
-                raise
-            continue  # it expired by itself meanwhile
-        log.info("membership checkout session %s expired: a new one replaces it", cs.id)
+            continue
+        if cs.status == "open" and not _is_this_form(cs, price, nonce):
+            _expire(cs.id)
 
 
 @bp.post("/subscribe")
@@ -230,68 +276,84 @@ def subscribe():
     if price is None:
         flash("Please choose a membership plan.", "error")
         return redirect(url_for("membership.index"), code=303)
-    email = signed_in_email() or billing.normalise_email(request.form.get("email"))
+    signed_in = signed_in_email()
+    email = signed_in or billing.normalise_email(request.form.get("email"))
     if email is None:
         flash("Please enter a valid email address to subscribe.", "error")
         return redirect(url_for("membership.index"), code=303)
     if not payments.is_configured():
         flash(payments.NOT_CONFIGURED, "error")
         return redirect(url_for("membership.index"), code=303)
-    if billing.live_membership(billing.find_customer(email)) is not None:
-        return _already_a_member(email)
     nonce = request.form.get("nonce", "")
     if not _NONCE_RE.match(nonce):
         nonce = secrets.token_urlsafe(16)
     try:
-        customer = billing.get_or_create_customer(email)
-        _expire_other_sessions(customer.stripe_customer_id or "", price, nonce)
-        cs = _create_session(customer.id, customer.stripe_customer_id or "", email, price, nonce)
+        if signed_in:
+            if billing.live_membership(billing.find_customer(email)) is not None:
+                raise JustSubscribed("")
+            customer = billing.get_or_create_customer(email)
+            owner = f"customer {customer.id}"
+            _expire_other_sessions(customer.stripe_customer_id or "", price, nonce)
+            cs = _create_session(owner, customer.stripe_customer_id or "", email, price, nonce)
+        else:
+            # A typed email proves nothing: no lookup, no Customer, nobody else's sessions.
+            owner = "guest " + payments.email_digest(email)
+            _expire_this_browsers_sessions(price, nonce)
+            cs = _create_session(owner, None, email, price, nonce)
     except PlanUnavailable:
         flash(PLAN_UPDATING, "error")
         return redirect(url_for("membership.index"), code=303)
-    except JustSubscribed:
-        return _already_a_member(email)
+    except JustSubscribed as paid:
+        return _already_subscribed(str(paid.args[0]) if paid.args else "")
     except PaymentError as err:
         flash(err.user_message, "error")
         return redirect(url_for("membership.index"), code=303)
-    log.info(
-        "customer %s: membership checkout session %s (%s)", customer.id, cs.id, price.lookup_key
-    )
+    remember_started(cs.id)
+    log.info("%s: membership checkout session %s (%s)", owner, cs.id, price.lookup_key)
     return redirect(cs.url, code=303)
 
 
-def _already_a_member(email: str):
-    """The email has a membership. Signed in as that email: My account. Otherwise anyone
-    may have typed it, so the page does not say "already a member": the email's owner is
-    sent a sign-in link, and the answer is the sign-in form's. This does not hide whether
-    the email is a member: an email without a membership is sent on to Stripe Checkout
-    (303) instead, so the two answers differ."""
-    if signed_in_email() == email:
+def _already_subscribed(cs_id: str):
+    """Signed in with a live membership: My account. A session paid a moment ago (a
+    double submit after paying, another tab): its welcome page, which shows this browser
+    as much as it may see."""
+    if signed_in_email() and (not cs_id or billing.is_member(signed_in_customer())):
         flash("You already have a Coffee Club membership.", "info")
         return redirect(url_for("account.show"), code=303)
-    return link_sent_page(email)
+    return redirect(url_for("membership.welcome", session_id=cs_id), code=303)
 
 
 @bp.get("/welcome")
 def welcome():
-    """Checkout's success page: thanks, and where the membership stands in our records."""
+    """Checkout's success page: thanks, and where the membership stands in our records.
+
+    In full (the email, the sign-in button for it) only for the browser that opened the
+    session or the signed-in owner; anyone else with the link sees the status and the
+    email masked."""
     session_id = request.args.get("session_id", "")
     email = None
-    if session_id.startswith("cs_"):
+    if session_id.startswith("cs_") and len(session_id) <= 255:
         try:
             cs = payments.retrieve_checkout_session(session_id)
         except PaymentError:
             cs = None
         if cs is not None and cs.mode == "subscription" and cs.status == "complete":
-            email = field(cs, "customer_details", "email") or field(
-                cs, "metadata", "customer_email"
+            email = billing.normalise_email(
+                field(cs, "customer_details", "email") or field(cs, "metadata", "customer_email")
             )
     if email is None:
         return redirect(url_for("membership.index"), code=303)
     membership = billing.membership_for(billing.find_customer(email))
-    return render_template(
-        "membership/welcome.html",
-        email=email,
-        membership=membership,
-        signed_in=signed_in_email() == billing.normalise_email(email),
+    signed_in = owns_email(email)
+    response = current_app.make_response(
+        render_template(
+            "membership/welcome.html",
+            email=email,
+            masked=mask_email(email),
+            full=signed_in or started_here(session_id),
+            membership=membership,
+            signed_in=signed_in,
+        )
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,5 +1,9 @@
 """Orders: made from the cart, and an order's status page found by its unguessable id.
 
+The page is whole (email, address, card) only for the browser that placed the order or
+its signed-in owner (``viewer.may_see_order``); anyone else holding the link sees the
+status and items with the email masked.
+
 The status page is also the Payment Element's ``return_url``. Query parameters are
 only hints: the page asks Stripe for the PaymentIntent itself. Webhooks are the source
 of truth; the page fulfils by itself (through the same idempotent function) only when
@@ -25,7 +29,7 @@ from flask import (
 )
 from sqlalchemy import select, update
 
-from . import payments, shipping
+from . import payments, shipping, viewer
 from .cart import Cart, CartError
 from .extensions import db
 from .models import Order, OrderItem, OrderStatus
@@ -244,9 +248,17 @@ def show(public_id: str):
         and stripe_status is None
     )
     state = page_state(order, stripe_status, returning)
-    return render_template(
-        "orders/show.html",
-        order=order,
-        state=state,
-        refresh=REFRESH_SECONDS if state == "processing" else None,
+    response = current_app.make_response(
+        render_template(
+            "orders/show.html",
+            order=order,
+            state=state,
+            refresh=REFRESH_SECONDS if state == "processing" else None,
+            # The email, address and card only for the browser that placed the order or
+            # its signed-in owner; anyone else with the link sees status and items.
+            full=viewer.may_see_order(order),
+            masked_email=viewer.mask_email(order.email),
+        )
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response

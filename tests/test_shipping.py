@@ -13,6 +13,7 @@ from storefront.extensions import db
 from storefront.fulfilment import fulfil_order
 from storefront.models import Customer, OutboxMessage, Price, Product, Subscription
 from storefront.orders import create_order_from_cart, reprice
+from tests.accounts import sign_in
 from tests.conftest import make_app
 
 MEMBER = "member@example.com"
@@ -150,6 +151,7 @@ def test_order_page_and_email_show_shipping_address_and_card(app, client):
     assert "Total: $31.50" in body
     assert "Ada Lovelace\n1 Main St\nAlbany NY 12207\nUS" in body
     assert "Paid with Visa ending 4242" in body
+    sign_in(client, "ada@example.com")  # the address and card are for the buyer's eyes
     page = client.get(f"/orders/{public_id}").get_data(as_text=True)
     assert 'data-testid="order-shipping">$15.00' in page
     assert 'data-testid="order-total">$31.50' in page

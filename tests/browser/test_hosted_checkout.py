@@ -47,7 +47,7 @@ def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live
     plan.get_by_label("Email").fill(EMAIL)
     plan.get_by_role("button", name="Subscribe").click()
     page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
-    # The session is for our Stripe Customer: its email is shown, not asked again.
+    # A guest: the typed email goes to Stripe as customer_email, shown read-only.
     expect(page.locator("#email")).to_have_value(EMAIL)
     expect(page.locator("#email")).not_to_be_editable()
     fill_hosted_page(page, button="Subscribe")
