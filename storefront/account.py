@@ -259,13 +259,6 @@ def template_context() -> dict[str, Any]:
 # --------------------------------------------------------------------------- views
 
 
-@bp.after_request
-def not_stored(response):
-    """Account pages hold personal data (and the sign-in page a one-time token)."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/")
 def show():
     email = signed_in_email()
@@ -318,12 +311,11 @@ def sign_in(token: str):
     row = usable_token(token)
     if row is None:
         return _invalid_link()
-    response = current_app.make_response(
-        render_template("account/confirm_sign_in.html", token=token, masked=mask_email(row.email))
+    # The page's address holds the token: the template keeps it out of Referer headers
+    # (and ``security`` makes every account page no-store).
+    return render_template(
+        "account/confirm_sign_in.html", token=token, masked=mask_email(row.email)
     )
-    # The page's address holds the token: keep it out of Referer headers.
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @bp.post("/sign-in/<token>")

@@ -25,7 +25,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -345,15 +344,11 @@ def welcome():
         return redirect(url_for("membership.index"), code=303)
     membership = billing.membership_for(billing.find_customer(email))
     signed_in = owns_email(email)
-    response = current_app.make_response(
-        render_template(
-            "membership/welcome.html",
-            email=email,
-            masked=mask_email(email),
-            full=signed_in or started_here(session_id),
-            membership=membership,
-            signed_in=signed_in,
-        )
+    return render_template(
+        "membership/welcome.html",
+        email=email,
+        masked=mask_email(email),
+        full=signed_in or started_here(session_id),
+        membership=membership,
+        signed_in=signed_in,
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -248,17 +248,13 @@ def show(public_id: str):
         and stripe_status is None
     )
     state = page_state(order, stripe_status, returning)
-    response = current_app.make_response(
-        render_template(
-            "orders/show.html",
-            order=order,
-            state=state,
-            refresh=REFRESH_SECONDS if state == "processing" else None,
-            # The email, address and card only for the browser that placed the order or
-            # its signed-in owner; anyone else with the link sees status and items.
-            full=viewer.may_see_order(order),
-            masked_email=viewer.mask_email(order.email),
-        )
+    return render_template(
+        "orders/show.html",
+        order=order,
+        state=state,
+        refresh=REFRESH_SECONDS if state == "processing" else None,
+        # The email, address and card only for the browser that placed the order or its
+        # signed-in owner; anyone else with the link sees status and items.
+        full=viewer.may_see_order(order),
+        masked_email=viewer.mask_email(order.email),
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
