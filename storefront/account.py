@@ -311,11 +311,13 @@ def sign_in(token: str):
     row = usable_token(token)
     if row is None:
         return _invalid_link()
-    # The page's address holds the token: the template keeps it out of Referer headers
-    # (and ``security`` makes every account page no-store).
-    return render_template(
-        "account/confirm_sign_in.html", token=token, masked=mask_email(row.email)
+    # The page's address holds the token: keep it out of Referer headers (the header, and
+    # a meta tag for good measure; ``security`` makes every account page no-store).
+    response = current_app.make_response(
+        render_template("account/confirm_sign_in.html", token=token, masked=mask_email(row.email))
     )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.post("/sign-in/<token>")

@@ -77,7 +77,9 @@ def test_the_link_shows_a_button_and_the_button_signs_the_customer_in(client, ap
     html = page.get_data(as_text=True)
     assert "Sign in as a…@example.com" in html
     assert f'action="{link}"' in html and 'method="post"' in html
-    assert '<meta name="referrer" content="no-referrer">' in html  # the token stays here
+    # The token stays on this page: no Referer, no cache.
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert '<meta name="referrer" content="no-referrer">' in html
     assert "no-store" in page.headers["Cache-Control"]
     assert signed_in_as(client) is None  # opening the link alone signs nobody in
     resp = client.post(link)
