@@ -85,9 +85,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     cli.init_app(app)
 
+    from . import links
     from .money import format_money
 
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.globals["url_for"] = links.template_url_for
     app.context_processor(cart.template_context)
     app.context_processor(account.template_context)
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.cli import AppGroup
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from . import catalog_cache
 from .extensions import db
 from .models import Price, Product
 
@@ -58,41 +61,98 @@ def categories_of(products: list[Product]) -> dict[str, str]:
     return {slug: category_label(slug) for slug in order}
 
 
+@dataclass(frozen=True)
+class PriceShown:
+    id: int
+    unit_amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    """What the product page shows, copied from the database (cached per currency)."""
+
+    slug: str
+    name: str
+    description: str
+    picture: str
+    category: str
+    category_name: str
+    stock: int | None
+    in_stock: bool
+    membership: bool
+    price: PriceShown | None
+
+
+def _categories() -> dict[str, str]:
+    return categories_of(grid_products())
+
+
+def _grid(currency: str, category: str | None) -> Markup:
+    """The product grid's HTML for one currency and category (cached: no per-visitor data;
+    the page wraps it in one add-to-cart form with the visitor's CSRF token)."""
+    products = grid_products()
+    if category:
+        products = [p for p in products if p.category == category]
+    # Categories in the shop's order (coffee first), products in catalog order within each.
+    if not products:
+        return Markup("")
+    order = list(categories_of(products))
+    products.sort(key=lambda p: order.index(p.category))
+    return Markup(
+        render_template(
+            "catalog/_grid.html",
+            products=[(p, p.price_in(currency)) for p in products],
+            currency=currency,
+        )
+    )
+
+
 @bp.get("/")
 def index():
     """The product grid, optionally filtered by ``?category=`` (empty means all)."""
     category = request.args.get("category") or None
-    products = grid_products()
-    categories = categories_of(products)
+    categories = catalog_cache.cached(("categories",), _categories)
     if category is not None and category not in categories:
         abort(404, f"There is no category called “{category}”.")
-    if category:
-        products = [p for p in products if p.category == category]
-    # Categories in the shop's order (coffee first), products in catalog order within each.
-    order = list(categories)
-    products.sort(key=lambda p: order.index(p.category))
     currency = current_currency()
+    grid = catalog_cache.cached(("grid", currency, category), lambda: _grid(currency, category))
     return render_template(
-        "catalog/index.html",
-        products=[(p, p.price_in(currency)) for p in products],
-        categories=categories,
-        category=category,
+        "catalog/index.html", grid=grid, categories=categories, category=category
+    )
+
+
+def _product_page(slug: str, currency: str) -> ProductPage | None:
+    item = db.session.scalar(select(Product).where(Product.slug == slug, Product.active))
+    if item is None:
+        return None
+    price = item.price_in(currency)
+    return ProductPage(
+        slug=item.slug,
+        name=item.name,
+        description=item.description,
+        picture=item.picture,
+        category=item.category,
+        category_name=category_label(item.category),
+        stock=item.stock,
+        in_stock=item.in_stock,
+        membership=recurring_only(item),
+        price=PriceShown(price.id, price.unit_amount, price.currency) if price else None,
     )
 
 
 @bp.get("/products/<slug>")
 def product(slug: str):
-    item = db.session.scalar(select(Product).where(Product.slug == slug, Product.active))
+    currency = current_currency()
+    # Only existing products are kept (a None is not), so the cache stays bounded.
+    item = catalog_cache.cached(("product", slug, currency), lambda: _product_page(slug, currency))
     if item is None:
         abort(404, "We could not find that product.")
-    if recurring_only(item):
+    if item.membership:
         # Memberships are sold by subscription on their own page, never through the cart.
         return redirect(url_for("membership.index"), code=302)
     return render_template(
-        "catalog/product.html",
-        product=item,
-        price=item.price_in(current_currency()),
-        category_name=category_label(item.category),
+        "catalog/product.html", product=item, price=item.price, category_name=item.category_name
     )
 
 

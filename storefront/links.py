@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app, has_request_context, request, url_for
+
+# How many distinct links ``template_url_for`` remembers per app before starting afresh.
+TEMPLATE_URLS_KEPT = 2048
 
 
 def external_url(endpoint: str, **values: Any) -> str:
@@ -25,3 +28,35 @@ def external_url(endpoint: str, **values: Any) -> str:
     if has_request_context():
         return url_for(endpoint, _external=True, **values)
     return current_app.url_map.bind("").build(endpoint, values)
+
+
+def template_url_for(endpoint: str, **values: Any) -> str:
+    """``url_for`` in templates, remembering each relative URL once built.
+
+    Every page builds the same dozen or more links (header, footer, static files) on
+    every request, and building one through the URL map costs more than rendering the
+    rest of the page around it. A relative URL depends only on the endpoint, its values
+    and the app's mount point, so it is kept under those (at most ``TEMPLATE_URLS_KEPT``).
+    Absolute URLs (``_external``), other ``_`` options, blueprint-relative endpoints and
+    apps with ``url_defaults`` callbacks go to ``url_for`` every time.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if (
+        endpoint.startswith(".")
+        or app.url_default_functions
+        or any(name.startswith("_") for name in values)
+    ):
+        return url_for(endpoint, **values)
+    key = (request.script_root, endpoint, *sorted(values.items()))
+    kept: dict = app.extensions.setdefault("template_urls", {})
+    try:
+        return kept[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value
+        return url_for(endpoint, **values)
+    url = url_for(endpoint, **values)
+    if len(kept) >= TEMPLATE_URLS_KEPT:
+        kept.clear()
+    kept[key] = url
+    return url

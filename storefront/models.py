@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import DDL, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -53,6 +53,23 @@ class Product(db.Model):
     def picture(self) -> str:
         """Its picture under static/, or a plain parcel while it has none."""
         return self.image or "img/products/placeholder.svg"
+
+
+class CatalogVersion(db.Model):
+    """One row (id 1) whose ``version`` goes up in the same transaction as every change to
+    a product or price (``catalog_cache`` bumps it from the session's events), so each
+    worker process knows when its cached catalog pages are out of date."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
+
+
+# The row exists from the start (``db.create_all``; the migration inserts it too).
+event.listen(
+    CatalogVersion.__table__,
+    "after_create",
+    DDL("INSERT INTO catalog_version (id, version) VALUES (1, 0)"),
+)
 
 
 class Price(db.Model):

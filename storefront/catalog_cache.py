@@ -1,0 +1,153 @@
+"""Each worker's cache of what the catalog pages build from products and prices.
+
+Every change to a product or price goes through the ORM session (seeding, syncing to
+Stripe, the stock a fulfilment takes, the back office): the session events below bump
+``catalog_version.version`` in the same transaction. A catalog page reads that one number
+(a primary-key lookup) and reuses what it built while the number stands, so any worker's
+change shows on every worker's next page, and nothing is rebuilt until then.
+
+Only what depends on the catalog alone is cached (per currency and category or product);
+anything per visitor (CSRF token, cart, account) is rendered per request around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from itertools import chain
+from typing import Any, TypeVar
+
+from flask import current_app, g, has_app_context
+from sqlalchemy import Engine, event, update
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from .extensions import db
+from .models import CatalogVersion, Price, Product
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CATALOG_MODELS = (Product, Price)
+_TABLE = CatalogVersion.__table__
+_VERSION_SQL = "SELECT version FROM catalog_version WHERE id = 1"
+_BUMP = update(_TABLE).where(_TABLE.c.id == 1).values(version=_TABLE.c.version + 1)
+
+
+class VersionReader:
+    """This process's own connection to read the version on: one statement on a connection
+    kept open, where the session would cost a pool checkout, a transaction and a rollback
+    per request (a fifth of a cached catalog page). Reads see the latest commit: SQLite
+    runs a lone SELECT outside any transaction, and PostgreSQL's connection autocommits.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()  # the development server runs requests in threads
+        self.pid: int | None = None
+        self.connection: Any = None  # a pool connection detached from the pool
+        event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def read(self) -> int | None:
+        with self.lock:
+            if self.pid != os.getpid():
+                self.connection = None  # forked (e.g. gunicorn --preload): never share it
+            try:
+                if self.connection is None:
+                    self._open()
+                cursor = self.connection.cursor()
+                try:
+                    cursor.execute(_VERSION_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            except self.engine.dialect.loaded_dbapi.Error as err:
+                # Lost (a database restart) or not there yet (not migrated): no cache for
+                # this request; the next one connects again.
+                log.warning("catalog version unreadable, not caching: %s", err)
+                self.close()
+                return None
+        return row[0] if row else None
+
+    def _open(self) -> None:
+        connection = self.engine.raw_connection()
+        connection.detach()
+        if self.engine.dialect.name == "postgresql":
+            connection.driver_connection.autocommit = True
+        self.connection, self.pid = connection, os.getpid()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.connection is not None and self.pid == os.getpid():
+                self.connection.close()
+        self.connection = None
+
+
+def current_version() -> int | None:
+    """The catalog's version (read once per request); None if it cannot be read (then
+    nothing is cached)."""
+    if "catalog_version" not in g:
+        store = _store()
+        if store["reader"] is None:
+            store["reader"] = VersionReader(db.engine)
+        g.catalog_version = store["reader"].read()
+    return g.catalog_version
+
+
+def _store() -> dict[str, Any]:
+    return current_app.extensions.setdefault(
+        "catalog_cache", {"version": None, "entries": {}, "reader": None}
+    )
+
+
+def cached(key: tuple, build: Callable[[], T]) -> T:
+    """``build()``'s result for ``key``, built once per catalog version in this process.
+
+    ``key`` must come from a bounded set (currencies, existing categories or products);
+    a None result is not kept. The version is read before ``build`` reads the catalog, so
+    what is kept is never older than the version it is kept under.
+    """
+    version = current_version()
+    if version is None:
+        return build()
+    store = _store()
+    if store["version"] != version:
+        store["version"], store["entries"] = version, {}
+    entries: dict[tuple, Any] = store["entries"]
+    if key in entries:
+        return entries[key]
+    value = build()
+    if value is not None:
+        entries[key] = value
+    return value
+
+
+def _bump(session: Session) -> None:
+    session.connection().execute(_BUMP)
+    if has_app_context():
+        g.pop("catalog_version", None)
+
+
+@event.listens_for(Session, "after_flush")
+def _catalog_flushed(session: Session, _context: Any) -> None:
+    # new/dirty/deleted still list what this flush wrote.
+    if any(
+        isinstance(obj, CATALOG_MODELS)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    ):
+        _bump(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _catalog_statement(state: ORMExecuteState) -> Any:
+    """``session.execute(update(Product)...)`` (e.g. the stock a fulfilment takes)."""
+    dml = state.is_update or state.is_delete or state.is_insert
+    if not dml or not any(m.class_ in CATALOG_MODELS for m in state.all_mappers):
+        return None
+    # The statement first, then the version: the same lock order as a flush (row, then
+    # version), so two transactions cannot wait on each other on PostgreSQL.
+    result = state.invoke_statement()
+    _bump(state.session)
+    return result
