@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -111,13 +112,20 @@ def _payload_text(event: Any) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
-def _claim(event: Any, event_id: str) -> WebhookEvent | None:
+@dataclass(frozen=True)
+class Claim:
+    row_id: int
+    finished: bool  # stored with its outcome already (an event type no handler takes)
+
+
+def _claim(event: Any, event_id: str, payload: str | None, *, ignored: bool) -> Claim | None:
     """Store the event, or take over a stored one that failed or crashed.
 
-    Returns the row when this caller must process the event, None when another
+    Returns the claim when this caller must process the event, None when another
     attempt processed it (or is processing it right now). The database decides:
     an INSERT against the unique event id, or a guarded UPDATE on a failed row, so
-    two concurrent deliveries can never both win.
+    two concurrent deliveries can never both win. An ``ignored`` event (no handler)
+    is stored as done in that same INSERT: one transaction, nothing left to record.
     """
     obj_id = field(event, "data", "object", "id")
     now = utcnow()
@@ -127,16 +135,19 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
         object_id=obj_id if isinstance(obj_id, str) else None,
         stripe_created=int(field(event, "created", default=0)),
         api_version=field(event, "api_version"),
-        payload=_payload_text(event),
+        payload=payload if payload is not None else _payload_text(event),
         received_at=now,
         attempted_at=now,
-        outcome=None,
+        outcome=IGNORED if ignored else None,
+        processed_at=now if ignored else None,
         attempts=1,
     )
     db.session.add(row)
     try:
+        db.session.flush()
+        row_id = row.id  # now: after the commit, reading it would load the row again
         db.session.commit()
-        return row
+        return Claim(row_id, finished=ignored)
     except IntegrityError:
         db.session.rollback()
 
@@ -164,7 +175,10 @@ def _claim(event: Any, event_id: str) -> WebhookEvent | None:
     db.session.commit()
     if result.rowcount != 1:
         return None
-    return db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
+    row_id = db.session.scalar(
+        select(WebhookEvent.id).where(WebhookEvent.stripe_event_id == event_id)
+    )
+    return Claim(row_id, finished=False)
 
 
 def _attempt_started():
@@ -172,22 +186,28 @@ def _attempt_started():
     return func.coalesce(WebhookEvent.attempted_at, WebhookEvent.received_at)
 
 
-def _finish(row_id: int, outcome: str, error: str | None = None) -> None:
+def _record(row_id: int, outcome: str, error: str | None = None) -> None:
+    """Record the outcome; the caller commits (with the handler's own changes)."""
     db.session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.id == row_id)
         .values(outcome=outcome, error=error, processed_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def _finish(row_id: int, outcome: str, error: str | None = None) -> None:
+    _record(row_id, outcome, error)
     db.session.commit()
 
 
-def process_event(event: Any, *, source: str = "webhook") -> str:
+def process_event(event: Any, *, source: str = "webhook", payload: str | None = None) -> str:
     """Store and process one verified event, exactly once per successful attempt.
 
     Returns "processed", "ignored", "failed" or "duplicate" (already processed or
     being processed by a concurrent delivery; nothing done). Used by the webhook
-    endpoint and by ``flask stripe reconcile``.
+    endpoint and by ``flask stripe reconcile``. ``payload`` is the body as Stripe sent
+    it, stored as is; without it the event is serialized for storage.
     """
     started = time.monotonic()
     event_id = str(field(event, "id", default=""))
@@ -196,13 +216,14 @@ def process_event(event: Any, *, source: str = "webhook") -> str:
     token = _current_order.set(_metadata_order_id(event))
     error: str | None = None
     try:
-        row = _claim(event, event_id)
-        if row is None:
+        handler = _handlers.get(event_type)
+        claim = _claim(event, event_id, payload, ignored=handler is None)
+        if claim is None:
             outcome = DUPLICATE
+        elif claim.finished:
+            outcome = IGNORED
         else:
-            row_id = row.id
-            outcome, error = _run_handler(event, event_type)
-            _finish(row_id, outcome, error)
+            outcome, error = _run_handler(event, handler, claim.row_id)
     finally:
         order_id = _current_order.get()
         _current_order.reset(token)
@@ -222,18 +243,23 @@ def process_event(event: Any, *, source: str = "webhook") -> str:
     return outcome
 
 
-def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
-    handler = _handlers.get(event_type)
+def _run_handler(event: Any, handler: Handler | None, row_id: int) -> tuple[str, str | None]:
+    """Run the handler and record its outcome on the event's row: on success in the same
+    transaction as the handler's own last changes, so one commit does both."""
     if handler is None:
+        _finish(row_id, IGNORED)
         return IGNORED, None
     try:
         outcome = handler(event) or PROCESSED
         if outcome not in (PROCESSED, IGNORED):
             raise ValueError(f"handler returned {outcome!r}")
+        _record(row_id, outcome)
         db.session.commit()
     except PermanentFailure as err:
         db.session.rollback()
-        return FAILED, "permanent: " + _first_line(err)
+        error = "permanent: " + _first_line(err)
+        _finish(row_id, FAILED, error)
+        return FAILED, error
     except Exception as err:
         db.session.rollback()
         summary = error_summary(err)
@@ -247,6 +273,7 @@ def _run_handler(event: Any, event_type: str) -> tuple[str, str | None]:
             _qualname(handler),
             exc_info=(HandlerFailed, stand_in, err.__traceback__),
         )
+        _finish(row_id, FAILED, summary)
         return FAILED, summary
     return outcome, None
 
@@ -357,7 +384,8 @@ def stripe_webhook():
     if not _looks_like_event(event):
         return _bad_request("body is not a Stripe event")
 
-    outcome = process_event(event)
+    # The body as sent is what is stored: no second serialization of the parsed event.
+    outcome = process_event(event, payload=payload.decode())
     if outcome == FAILED:
         error = last_error(event.id) or ""
         if error.startswith("permanent:"):

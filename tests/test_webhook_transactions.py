@@ -1,0 +1,122 @@
+"""How much database work one delivery costs: an ignored event is one transaction, a
+handled one two (the claim, then the handler's changes with the outcome), the body is
+stored as it came, and a failing handler still has its failure recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event, select
+
+from storefront import webhooks
+from storefront.extensions import db
+from storefront.models import WebhookEvent
+from tests.webhook_helpers import make_event, make_order, payment_intent, post_event, sign
+
+
+class Commits:
+    """Counts the commits (and webhook_event writes) the app makes while the block runs."""
+
+    def __init__(self, app):
+        with app.app_context():
+            self.engine = db.engine
+        self.commits = 0
+        self.writes: list[str] = []
+
+    def _commit(self, _conn):
+        self.commits += 1
+
+    def _sql(self, _conn, _cursor, statement, *_args):
+        if statement.startswith(("INSERT INTO webhook_event", "UPDATE webhook_event")):
+            self.writes.append(statement.split()[0])
+
+    def __enter__(self):
+        event.listen(self.engine, "commit", self._commit)
+        event.listen(self.engine, "before_cursor_execute", self._sql)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "commit", self._commit)
+        event.remove(self.engine, "before_cursor_execute", self._sql)
+
+
+def row(app, event_id: str) -> WebhookEvent:
+    with app.app_context():
+        found = db.session.scalar(
+            select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id)
+        )
+        db.session.expunge(found)
+        return found
+
+
+def test_an_event_no_handler_takes_is_stored_done_in_one_transaction(app, client):
+    evt = make_event("customer.updated", {"id": "cus_1", "object": "customer"})
+    with Commits(app) as seen:
+        response = post_event(client, evt)
+    assert response.json == {"received": True, "outcome": "ignored"}
+    assert (seen.commits, seen.writes) == (1, ["INSERT"])
+    stored = row(app, evt["id"])
+    assert stored.outcome == "ignored" and stored.processed_at is not None
+    assert stored.attempts == 1
+
+
+def test_a_handled_event_commits_its_changes_and_outcome_together(app, client):
+    public_id = make_order(app, pi_id="pi_tx_1")
+    evt = make_event(
+        "payment_intent.succeeded",
+        payment_intent(public_id, pi_id="pi_tx_1", status="succeeded", amount=3600),
+    )
+    with Commits(app) as seen:
+        response = post_event(client, evt)
+    assert response.json == {"received": True, "outcome": "processed"}
+    # The claim; then fulfilment (which commits its paid flag, stock and email at once)
+    # and the outcome. Before: the claim, the handler, and the outcome on its own.
+    assert seen.writes == ["INSERT", "UPDATE"]
+    assert seen.commits <= 3
+    assert row(app, evt["id"]).outcome == "processed"
+
+
+def test_the_body_is_stored_as_it_came(app, client):
+    # Stripe sends indented JSON; what it signed is what we keep (no re-serialization).
+    body = json.dumps(
+        make_event("customer.updated", {"id": "cus_2", "object": "customer"}), indent=2
+    )
+    response = client.post(
+        "/webhooks/stripe",
+        data=body,
+        headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert row(app, json.loads(body)["id"]).payload == body
+
+
+@pytest.mark.parametrize("permanent", [False, True])
+def test_a_failing_handler_leaves_its_changes_out_and_its_failure_recorded(
+    app, client, monkeypatch, permanent
+):
+    public_id = make_order(app, pi_id="pi_tx_2")
+
+    def failing(_event):
+        from storefront.models import Order
+
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        order.email = "changed@example.com"
+        db.session.flush()
+        if permanent:
+            raise webhooks.PermanentFailure("nope")
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(webhooks._handlers, "payment_intent.succeeded", failing)
+    evt = make_event(
+        "payment_intent.succeeded",
+        payment_intent(public_id, pi_id="pi_tx_2", status="succeeded", amount=3600),
+    )
+    response = post_event(client, evt)
+    assert response.status_code == (200 if permanent else 500)
+    stored = row(app, evt["id"])
+    assert stored.outcome == "failed"
+    assert stored.error == ("permanent: nope" if permanent else "RuntimeError: boom")
+    from tests.webhook_helpers import get_order
+
+    assert get_order(app, public_id).email != "changed@example.com"
