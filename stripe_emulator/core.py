@@ -281,7 +281,8 @@ def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
                 node[part] = value
             else:
                 node = node.setdefault(part, {})
-    return _listify(root)
+    # The top level is always a hash, even when every name is a number (``0=x``).
+    return {k: _listify(v) for k, v in root.items()}
 
 
 def _listify(node: Any) -> Any:

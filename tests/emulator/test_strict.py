@@ -307,3 +307,16 @@ def test_readme_lists_what_each_endpoint_implements(emulator_app: Flask):
         "README's emulator table is out of date: paste the output of "
         "`.venv/bin/python -m stripe_emulator --list-params` between its markers"
     )
+
+
+@pytest.mark.parametrize("body", ["0=x", "%5B%5D=x", "0=x&1=y"])
+def test_numbered_top_level_names_are_unknown_parameters(emulator_app: Flask, body: str):
+    resp = emulator_app.test_client().post(
+        "/v1/customers",
+        data=body,
+        headers=SECRET,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "parameter_unknown"
+    assert resp.json["error"]["param"] == "0"
