@@ -687,12 +687,13 @@ def test_processing_setting_settles_card_payments_in_the_background(stripe_clien
     pi = new_pi(
         stripe_client, payment_method="pm_card_visa", confirm=True, expand=["latest_charge"]
     )
+    # Refused while processing: asked first, as the payment settles 0.5 s after confirming.
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_client.v1.refunds.create(params={"payment_intent": pi.id})
     assert pi.status == "processing" and pi.amount_received == 0
     assert pi.processing.type == "card"
     assert pi.latest_charge.status == "pending" and pi.latest_charge.paid is False
     assert_stripe_shape(pi, stripe.PaymentIntent)
-    with pytest.raises(stripe.InvalidRequestError):
-        stripe_client.v1.refunds.create(params={"payment_intent": pi.id})
 
     done = wait_for_status(stripe_client, pi.id, "succeeded")
     assert done.amount_received == 2500 and done.processing is None
