@@ -86,7 +86,7 @@ class StripeError(Exception):
 
 
 # Stripe names most objects by their ``object`` value in 404s, but not all.
-_NOT_FOUND_NAMES = {"payment_method": "PaymentMethod"}
+_NOT_FOUND_NAMES = {"payment_method": "PaymentMethod", "setup_intent": "setupintent"}
 
 
 def not_found(obj_id: str, type: str, param: str = "id") -> StripeError:

@@ -85,7 +85,9 @@ def merchant(emulator_url: str) -> Iterator[str]:
         path = PAGES / f"{name}.html"
         if not path.is_file():
             return "Not found", 404
-        return render_template_string(path.read_text(), emulator=emulator_url, pk=PK)
+        # ?js_host= loads Stripe.js (and so the frames and API) through another host name.
+        host = request.args.get("js_host") or emulator_url
+        return render_template_string(path.read_text(), emulator=host, pk=PK)
 
     @app.post("/create-intent")
     def create_intent():
@@ -104,8 +106,12 @@ def merchant(emulator_url: str) -> Iterator[str]:
         }
         if args.get("captureMethod"):
             params["capture_method"] = args["captureMethod"]
-        if args.get("setupFutureUsage"):
+        if mode == "subscription":
+            # Stands in for a subscription's first invoice: a payment that saves the card.
+            params["setup_future_usage"] = "off_session"
+        elif args.get("setupFutureUsage"):
             params["setup_future_usage"] = args["setupFutureUsage"]
+        if "setup_future_usage" in params:
             params["customer"] = client.v1.customers.create({"email": "s@example.com"}).id
         intent = client.v1.payment_intents.create(params)
         return {"client_secret": intent.client_secret}

@@ -16,7 +16,9 @@
       cvc: 3,
       gaps: [4, 8, 12],
     },
-    { brand: "visa", re: /^4/, lengths: [13, 16, 19], cvc: 3, gaps: [4, 8, 12] },
+    // Stripe.js completes a Visa at 16 digits: a 13-digit prefix of a 16-digit test card
+    // (4000 0025 0000 3) can pass the Luhn check and must not count as a whole number.
+    { brand: "visa", re: /^4/, lengths: [16, 19], cvc: 3, gaps: [4, 8, 12] },
   ];
   var UNKNOWN = { brand: "unknown", re: /^/, lengths: [16], cvc: 3, gaps: [4, 8, 12] };
 
@@ -104,7 +106,7 @@
       res.complete = true;
     } else if (d.length >= maxLength(d) || (card.lengths.indexOf(d.length) !== -1 && d.length >= 14)) {
       // Like Stripe.js: a full-length number that fails the Luhn check (4242 4242 4242 4241)
-      // is invalid at once, not "incomplete" (only 13-digit Visas may still grow).
+      // is invalid at once, not "incomplete".
       res.error = error("invalid_number");
     } else {
       res.incompleteError = error("incomplete_number");

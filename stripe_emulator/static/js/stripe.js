@@ -260,6 +260,11 @@
   function openChallenge(url, key) {
     injectStyles();
     var u = new URL(url, location.href);
+    if (u.pathname.indexOf("/3ds/") === 0 && u.origin !== API_ORIGIN) {
+      // The emulator's own page: load it from where this script came from, whatever host
+      // name the API saw on the request that made the intent.
+      u = new URL(u.pathname + u.search, API_ORIGIN);
+    }
     u.searchParams.set("key", key);
     u.searchParams.set("origin", location.origin);
     var challengeOrigin = u.origin;

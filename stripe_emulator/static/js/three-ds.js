@@ -7,6 +7,8 @@
   var C = window.StripeEmuCard;
   var body = document.body;
   var piId = body.getAttribute("data-pi");
+  // A PaymentIntent (pi_...) or a SetupIntent (seti_...).
+  var intentPath = piId.indexOf("seti_") === 0 ? "/v1/setup_intents/" : "/v1/payment_intents/";
   var query = new URLSearchParams(location.search);
   var clientSecret = query.get("client_secret") || "";
   var key = query.get("key") || body.getAttribute("data-default-key");
@@ -70,8 +72,9 @@
       );
       return;
     }
-    target.searchParams.set("payment_intent", pi.id);
-    target.searchParams.set("payment_intent_client_secret", clientSecret);
+    var param = pi.object === "setup_intent" ? "setup_intent" : "payment_intent";
+    target.searchParams.set(param, pi.id);
+    target.searchParams.set(param + "_client_secret", clientSecret);
     target.searchParams.set("redirect_status", redirectStatus(pi));
     location.assign(target.toString());
   }
@@ -84,11 +87,20 @@
 
   var current = null;
 
+  // In the modal, Escape closes it (the page cannot see keys pressed inside this frame).
+  if (embedded) {
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        window.parent.postMessage({ __stripeEmu: true, type: "3ds-escape" }, parentOrigin);
+      }
+    });
+  }
+
   buttons.forEach(function (button) {
     button.addEventListener("click", function () {
       setBusy(true);
       button.classList.add("is-loading");
-      api("POST", "/v1/payment_intents/" + encodeURIComponent(piId) + "/authenticate", {
+      api("POST", intentPath + encodeURIComponent(piId) + "/authenticate", {
         client_secret: clientSecret,
         result: button.getAttribute("data-result"),
       })
@@ -117,14 +129,16 @@
     setBusy(true);
     return;
   }
-  api("GET", "/v1/payment_intents/" + encodeURIComponent(piId), { client_secret: clientSecret })
+  api("GET", intentPath + encodeURIComponent(piId), { client_secret: clientSecret })
     .then(function (pi) {
       if (pi.error) {
         amountEl.textContent = "—";
         return;
       }
       current = pi;
-      amountEl.textContent = C.formatAmount(pi.amount, pi.currency);
+      // Setting a card up charges nothing.
+      amountEl.textContent =
+        pi.object === "setup_intent" ? "No charge (saving your card)" : C.formatAmount(pi.amount, pi.currency);
       var na = pi.next_action && pi.next_action.redirect_to_url;
       if (!returnUrl && na && na.return_url) returnUrl = na.return_url;
       if (pi.status !== "requires_action") {
