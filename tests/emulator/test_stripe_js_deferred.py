@@ -216,3 +216,42 @@ def test_elements_update_changes_the_amount_shown_to_the_server(page: Page, merc
     opts = page.evaluate("window.checkout.elements._publicOptions()")
     assert opts["amount"] == 5000
     assert opts["currency"] == "eur"
+
+
+def test_deferred_manual_capture_and_saving_the_card(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    open_deferred(page, merchant, "address=0&captureMethod=manual")
+    fill_card(page)
+    page.click("#submit")
+    expect(page.locator("#status")).to_have_text("Status: requires_capture")
+    open_deferred(page, merchant, "address=0&setupFutureUsage=off_session")
+    fill_card(page)
+    page.click("#submit")
+    expect(page.locator("#status")).to_have_text("Status: succeeded")
+    saved = stripe_client.v1.payment_intents.retrieve(
+        page.evaluate("window.lastResult.paymentIntent.id")
+    )
+    assert saved.setup_future_usage == "off_session"
+    assert stripe_client.v1.payment_methods.retrieve(saved.payment_method).customer == (
+        saved.customer
+    )
+
+
+def test_an_intent_set_up_unlike_the_elements_is_refused(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    open_deferred(page, merchant, "address=0&captureMethod=manual")
+    fill_card(page)
+    pi = stripe_client.v1.payment_intents.create({"amount": 1099, "currency": "usd"})
+    message = page.evaluate(
+        """async secret => {
+             const {stripe, elements} = window.checkout;
+             await elements.submit();
+             return stripe.confirmPayment({elements, clientSecret: secret,
+               redirect: "if_required"}).then(() => "resolved", e => e.message);
+           }""",
+        pi.client_secret,
+    )
+    assert "capture_method (automatic_async) does not match" in message
+    assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"

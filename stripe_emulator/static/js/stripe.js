@@ -1110,12 +1110,18 @@
       billing = billing || {};
       billing.email = extras.email;
     }
-    return el
-      ._request("confirm", {
+    var checked = elements._deferred && kind === "payment"
+      ? this._checkDeferred(elements, clientSecret, name)
+      : Promise.resolve(null);
+    return checked
+      .then(function (mismatch) {
+        if (mismatch) throw IntegrationError(mismatch);
+        return el._request("confirm", {
         intentType: kind,
         clientSecret: clientSecret,
-        confirmParams: fields,
-        billingDetails: billing,
+          confirmParams: fields,
+          billingDetails: billing,
+        });
       })
       .then(function (result) {
         return self._finish(result, {
@@ -1125,6 +1131,36 @@
           returnUrl: confirmParams.return_url,
         });
       });
+  };
+
+  /* Deferred intents: the intent the server made must be set up like the Elements group
+   * (setupFutureUsage, captureMethod), as Stripe.js checks; answers a message or null. */
+  StripeInstance.prototype._checkDeferred = function (elements, clientSecret, name) {
+    return this._retrieve(clientSecret, "payment").then(function (res) {
+      if (res.error) return null; // the confirm itself reports it
+      var pi = res.paymentIntent;
+      var o = elements._options;
+      var wantedUsage = o.mode === "subscription" ? "off_session" : o.setupFutureUsage || null;
+      var wantedCapture = o.captureMethod === "manual" ? "manual" : "automatic";
+      var capture = pi.capture_method === "manual" ? "manual" : "automatic";
+      if (o.mode !== "subscription" && (pi.setup_future_usage || null) !== wantedUsage) {
+        return (
+          "stripe." + name + "(): the PaymentIntent's setup_future_usage (" +
+          pi.setup_future_usage + ") does not match the setupFutureUsage the Elements group " +
+          "was created with (" + wantedUsage + "). Create the PaymentIntent with the same " +
+          "options as stripe.elements()."
+        );
+      }
+      if (capture !== wantedCapture) {
+        return (
+          "stripe." + name + "(): the PaymentIntent's capture_method (" + pi.capture_method +
+          ") does not match the captureMethod the Elements group was created with (" +
+          (o.captureMethod || "automatic") + "). Create the PaymentIntent with the same " +
+          "options as stripe.elements()."
+        );
+      }
+      return null;
+    });
   };
 
   StripeInstance.prototype.confirmPayment = function (options) {
