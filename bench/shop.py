@@ -52,7 +52,8 @@ def prepare(database_url: str, emulator_url: str, shop_url: str) -> str:
     from storefront.extensions import db
 
     empty_database(database_url)
-    app = create_app({**shop_settings(database_url, emulator_url, shop_url), "LOG_LEVEL": "ERROR"})
+    settings = shop_settings(database_url, emulator_url, shop_url)
+    app = create_app({**settings, "LOG_LEVEL": "ERROR", "MAIL_ENABLED": False})
     with app.app_context():
         upgrade()
         seed_catalog(load_catalog_file())
@@ -87,7 +88,10 @@ def running(
         shop_url = f"http://127.0.0.1:{port}"
         secret = prepare(database_url, emulator_url, shop_url)
         settings = shop_settings(database_url, emulator_url, shop_url)
-        env = servers.base_env(**{**settings, "STRIPE_WEBHOOK_SECRET": secret})
+        # The web process is measured: mail stays in the outbox (no dispatcher runs).
+        env = servers.base_env(
+            **{**settings, "STRIPE_WEBHOOK_SECRET": secret, "MAIL_ENABLED": "false"}
+        )
         proc, url = servers.gunicorn(name, "wsgi:app", env, log_dir, workers=workers, port=port)
         stack.callback(proc.stop)
         yield Shop(

@@ -38,11 +38,11 @@ from flask import (
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import billing, payments
+from . import billing, mail, payments
 from .cart import TOKEN_KEY, new_checkout_token
 from .extensions import db
 from .links import external_url
-from .models import Customer, OutboxMessage, SignInToken, Subscription, utcnow
+from .models import Customer, SignInToken, Subscription, utcnow
 from .viewer import (
     GENERATION_KEY,
     PLACED_KEY,
@@ -143,16 +143,13 @@ def send_sign_in_link(email: str) -> str | None:
     link = external_url("account.sign_in", token=token)
     minute = utcnow().strftime("%Y%m%d%H%M")
     db.session.add(
-        OutboxMessage(
-            kind="sign_in",
-            to_email=email,
-            subject=f"Sign in to {current_app.config['SHOP_NAME']}",
-            body=(
-                "Use this link to sign in to your account. It works once, within "
-                f"{int(TOKEN_LIFETIME.total_seconds() // 60)} minutes.\n\n"
-                f"{link}\n\nIf you did not ask for it, you can ignore this message."
-            ),
+        mail.compose(
+            "sign_in",
+            email,
+            f"Sign in to {current_app.config['SHOP_NAME']}",
             dedup_key=f"sign-in:{payments.email_digest(email)}:{minute}",
+            link=link,
+            valid_for=f"once, within {int(TOKEN_LIFETIME.total_seconds() // 60)} minutes",
         )
     )
     try:

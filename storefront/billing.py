@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import payments, webhooks
+from . import mail, payments, webhooks
 from .extensions import db
 from .links import external_url
 from .models import (
@@ -43,9 +43,8 @@ PROBLEM_STATUSES = frozenset({"past_due"})
 
 MEMBERSHIP_SLUG = "coffee-club"
 
-# Outbox recipient of notices for the shop's staff (no staff address is configured; the
-# outbox is where people look).
-STAFF_RECIPIENT = "staff"
+# Outbox recipient of notices for the shop's staff (mailed to STAFF_EMAILS).
+STAFF_RECIPIENT = mail.STAFF_RECIPIENT
 
 
 # --------------------------------------------------------------------------- customers
@@ -267,18 +266,29 @@ def sync_subscription(
 
 
 def _outbox(kind: str, to_email: str, subject: str, body: str, dedup_key: str) -> None:
-    """Write a notice once (the dedup key decides, also under concurrency); commits."""
-    if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)):
+    """Write a plain-text notice once (a staff notice to ``STAFF_RECIPIENT``); commits.
+    Its HTML part is the text in the shop's mail layout."""
+    if to_email == STAFF_RECIPIENT:
+        message = mail.staff_notice(kind, subject, body, dedup_key=dedup_key)
+    else:
+        message = OutboxMessage(
+            kind=kind, to_email=to_email, subject=subject, body=body, dedup_key=dedup_key
+        )
+    _write_once(message)
+
+
+def _write_once(message: OutboxMessage) -> None:
+    """Write a message once (its dedup key decides, also under concurrency); commits."""
+    key = message.dedup_key
+    if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key)):
         return
-    db.session.add(
-        OutboxMessage(kind=kind, to_email=to_email, subject=subject, body=body, dedup_key=dedup_key)
-    )
+    db.session.add(message)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return
-    log.info("outbox: %s (%s)", kind, dedup_key)
+    log.info("outbox: %s (%s)", message.kind, key)
 
 
 def _account_link() -> str:
@@ -314,13 +324,14 @@ def on_checkout_session_paid(event: Any) -> str:
         if row is None:
             return IGNORED
         _warn_about_other_live_subscriptions(row)
-        _outbox(
-            "membership_welcome",
-            row.customer.email,
-            "Welcome to the Coffee Club",
-            "Thank you for joining the Coffee Club! Every order now ships free.\n\n"
-            f"Manage your membership: {_account_link()}",
-            f"membership-welcome:{row.stripe_subscription_id}",
+        _write_once(
+            mail.compose(
+                "membership_welcome",
+                row.customer.email,
+                "Welcome to the Coffee Club",
+                dedup_key=f"membership-welcome:{row.stripe_subscription_id}",
+                account_url=_account_link(),
+            )
         )
         return PROCESSED
     return hosted_checkout.fulfil_from_session(field(cs, "id"), from_webhook=True)
@@ -354,20 +365,21 @@ def _warn_about_other_live_subscriptions(row: Subscription) -> None:
         row.stripe_subscription_id,
         ", ".join(others),
     )
-    _outbox(
-        "staff_duplicate_membership",
-        STAFF_RECIPIENT,
-        f"Customer {customer.id} has {len(others) + 1} live Coffee Club subscriptions",
-        f"Customer {customer.id} ({customer.email}, Stripe {customer.stripe_customer_id}) "
-        f"now has a new subscription {row.stripe_subscription_id} while also subscribed "
-        f"through {', '.join(others)}.\n\nCancel and refund the extra one in the Stripe "
-        "Dashboard; nothing was canceled automatically.",
-        # One notice per set of live subscriptions: when both webhooks find the other's
-        # row (they arrived together), they name the same set and only one is written.
-        "duplicate-membership:"
-        + hashlib.sha256(
-            ",".join(sorted([*others, row.stripe_subscription_id])).encode()
-        ).hexdigest(),
+    _write_once(
+        mail.staff_notice(
+            "staff_duplicate_membership",
+            f"Customer {customer.id} has {len(others) + 1} live Coffee Club subscriptions",
+            f"Customer {customer.id} ({customer.email}, Stripe {customer.stripe_customer_id}) "
+            f"now has a new subscription {row.stripe_subscription_id} while also subscribed "
+            f"through {', '.join(others)}.\n\nCancel and refund the extra one in the Stripe "
+            "Dashboard; nothing was canceled automatically.",
+            # One notice per set of live subscriptions: when both webhooks find the other's
+            # row (they arrived together), they name the same set and only one is written.
+            dedup_key="duplicate-membership:"
+            + hashlib.sha256(
+                ",".join(sorted([*others, row.stripe_subscription_id])).encode()
+            ).hexdigest(),
+        )
     )
 
 
@@ -398,12 +410,14 @@ def on_subscription_changed(event: Any) -> str:
     if row is None:
         return IGNORED
     if row.status in ENDED_STATUSES:
-        _outbox(
-            "membership_ended",
-            row.customer.email,
-            "Your Coffee Club membership has ended",
-            "Your Coffee Club membership has ended. We'd love to have you back any time.",
-            f"membership-ended:{row.stripe_subscription_id}",
+        _write_once(
+            mail.compose(
+                "membership_ended",
+                row.customer.email,
+                "Your Coffee Club membership has ended",
+                dedup_key=f"membership-ended:{row.stripe_subscription_id}",
+                membership_url=external_url("membership.index"),
+            )
         )
     return PROCESSED
 
@@ -428,13 +442,13 @@ def on_invoice_payment_failed(event: Any) -> str:
     row = sync_subscription(sub_id, event_created=field(event, "created", default=0))
     if row is None:
         return IGNORED
-    _outbox(
-        "membership_payment_problem",
-        row.customer.email,
-        "We couldn't renew your Coffee Club membership",
-        "We tried to charge your card for your Coffee Club membership, but the payment "
-        "failed. Please update your card so your membership continues.\n\n"
-        f"Your account: {_account_link()}",
-        f"invoice-payment-failed:{field(invoice, 'id')}",
+    _write_once(
+        mail.compose(
+            "membership_payment_problem",
+            row.customer.email,
+            "We couldn't renew your Coffee Club membership",
+            dedup_key=f"invoice-payment-failed:{field(invoice, 'id')}",
+            account_url=_account_link(),
+        )
     )
     return PROCESSED

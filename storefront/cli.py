@@ -23,9 +23,11 @@ EMULATOR_KEYS = {
 
 def init_app(app: Flask) -> None:
     from .catalog import catalog_cli
+    from .outbox import outbox_cli
     from .stripe_cli import stripe_cli
 
     app.cli.add_command(catalog_cli)
+    app.cli.add_command(outbox_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(serve_command)
 

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the order page waits for the webhook before it fulfils a paid order itself.
     "WEBHOOK_GRACE_SECONDS": 10,
     # Comma-separated emails of the shop's staff: they sign in with the shop's sign-in link
-    # and may use the back office under /admin. Empty: nobody can.
+    # and may use the back office under /admin (empty: nobody can); staff notices are
+    # mailed to them.
     "STAFF_EMAILS": "",
     # Request sizes (bytes). The shop's forms hold a few short fields; Stripe's events are
     # well under 1 MiB. A larger body is answered 413 before it is read.
@@ -45,6 +46,19 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_TOLERANCE_SECONDS": 300,
     # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (ProxyFix).
     "PROXY_COUNT": 0,
+    # Mail (storefront/mail.py, sent by the `flask outbox send` dispatcher). Without
+    # MAIL_SERVER, `flask serve` in development starts a local SMTP sink shown at /dev/mail.
+    "MAIL_ENABLED": True,  # False: messages stay in the outbox (production then starts)
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 587,
+    "MAIL_SECURITY": "starttls",  # starttls | tls (implicit TLS, port 465) | none
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_FROM": None,  # e.g. "Fernwood Coffee Co. <shop@fernwood.example>"
+    "MAIL_REPLY_TO": None,
+    "MAIL_TIMEOUT": 30,  # seconds for each SMTP connection
+    "MAIL_MAX_ATTEMPTS": 8,  # then the message is marked failed
+    "MAIL_RETRY_SECONDS": 60,  # first retry delay; doubles with each attempt
 }
 
 INT_SETTINGS = {
@@ -56,6 +70,10 @@ INT_SETTINGS = {
     "WEBHOOK_MAX_CONTENT_LENGTH",
     "WEBHOOK_TOLERANCE_SECONDS",
     "PROXY_COUNT",
+    "MAIL_PORT",
+    "MAIL_TIMEOUT",
+    "MAIL_MAX_ATTEMPTS",
+    "MAIL_RETRY_SECONDS",
 }
 # Settings that must be at least 1 (a zero size limit would refuse every request).
 POSITIVE_SETTINGS = {
@@ -64,10 +82,12 @@ POSITIVE_SETTINGS = {
     "MAX_FORM_PARTS",
     "WEBHOOK_MAX_CONTENT_LENGTH",
     "WEBHOOK_TOLERANCE_SECONDS",
+    "MAIL_MAX_ATTEMPTS",
 }
-BOOL_SETTINGS: set[str] = set()  # RATELIMIT_ENABLED comes with the rate limits
+BOOL_SETTINGS: set[str] = {"MAIL_ENABLED"}
 RATE_LIMIT_SETTINGS = sorted(name for name in DEFAULTS if name.startswith("RATE_LIMIT_"))
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+MAIL_SECURITY_MODES = ("starttls", "tls", "none")
 # ASCII digits only (int() would also take "٣" or "1_0"); nine digits is plenty.
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
@@ -81,6 +101,8 @@ def _parse(name: str, value: str) -> Any:
         return value.upper()
     if name in BOOL_SETTINGS and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
+    if name == "MAIL_SECURITY":
+        return value.lower()
     return value
 
 
@@ -122,6 +144,9 @@ def settings_problem(config: dict) -> str | None:
     if not isinstance(level, str) or level not in levels:
         names = ", ".join(n for n in levels if n not in ("NOTSET", "WARN", "FATAL"))
         return f"LOG_LEVEL must be one of {names}, not {level!r}"
+    if config.get("MAIL_SECURITY") not in MAIL_SECURITY_MODES:
+        modes = ", ".join(MAIL_SECURITY_MODES)
+        return f"MAIL_SECURITY must be one of {modes}, not {config.get('MAIL_SECURITY')!r}"
     return None
 
 
@@ -229,6 +254,13 @@ def production_problem(config: dict) -> str | None:
         return "SHOP_BASE_URL must be the shop's address, like https://shop.example.com"
     if parts.scheme != "https" and not is_loopback_host(parts.hostname):
         return "SHOP_BASE_URL must be https:// (plain http is allowed only for localhost)"
+    if config.get("MAIL_ENABLED"):
+        for name in ("MAIL_SERVER", "MAIL_FROM"):
+            if not config.get(name):
+                return f"{name} is not set (set the SMTP settings, or MAIL_ENABLED=false)"
+        loopback = is_loopback_host(str(config["MAIL_SERVER"]))
+        if config.get("MAIL_PASSWORD") and config["MAIL_SECURITY"] == "none" and not loopback:
+            return "MAIL_SECURITY=none would send MAIL_PASSWORD unencrypted"
     return None
 
 

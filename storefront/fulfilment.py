@@ -6,8 +6,8 @@ import logging
 
 from sqlalchemy import case, update
 
+from . import mail
 from .extensions import db
-from .links import external_url
 from .models import (
     PAYABLE_STATUSES,
     TRANSITIONS,
@@ -17,7 +17,6 @@ from .models import (
     Product,
     utcnow,
 )
-from .money import format_money
 
 log = logging.getLogger(__name__)
 
@@ -144,44 +143,5 @@ def fulfil_order(order: Order) -> bool:
 
 
 def _confirmation_email(order: Order) -> OutboxMessage:
-    lines = [
-        f"{item.quantity} x {item.product_name}  {format_money(item.line_total, order.currency)}"
-        for item in order.items
-    ]
-    link = external_url("orders.show", public_id=order.public_id)  # also outside requests
-    shipping: list[str] = []
-    if order.shipping_rate_name:
-        cost = (
-            format_money(order.shipping_amount, order.currency) if order.shipping_amount else "Free"
-        )
-        shipping = [f"Shipping ({order.shipping_rate_name}, {order.delivery_estimate}): {cost}"]
-    address = ["", "Shipping to:", *order.address_lines] if order.address_lines else []
-    card = (
-        [f"Paid with {order.card_brand.title()} ending {order.card_last4}"]
-        if order.card_last4 and order.card_brand
-        else []
-    )
-    body = "\n".join(
-        [
-            "Thank you for your order!",
-            "",
-            *lines,
-            "",
-            f"Subtotal: {format_money(order.subtotal, order.currency)}",
-            *shipping,
-            f"Total: {format_money(order.amount_total, order.currency)}",
-            *card,
-            *address,
-            "",
-            f"Order status: {link}",
-        ]
-    )
     log.info("outbox: order confirmation for order %s", order.public_id)
-    return OutboxMessage(
-        kind="order_confirmation",
-        to_email=order.email or "",
-        subject=f"Your order {order.public_id[:8]} is confirmed",
-        body=body,
-        dedup_key=f"order-confirmation:{order.public_id}",
-        order_id=order.id,
-    )
+    return mail.order_confirmation(order)

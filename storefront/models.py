@@ -6,7 +6,16 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DDL, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    DDL,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -286,20 +295,52 @@ class WebhookEvent(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
 
 
-class OutboxMessage(db.Model):
-    """Mail the shop would send; sending real mail is out of scope, so it is kept here."""
+class OutboxStatus(StrEnum):
+    QUEUED = "queued"  # waiting for the dispatcher (``next_attempt_at`` says when)
+    SENDING = "sending"  # claimed by a dispatcher (``claimed_at``)
+    SENT = "sent"
+    FAILED = "failed"  # gave up: a permanent SMTP error or MAIL_MAX_ATTEMPTS reached
+    SKIPPED = "skipped"  # never to be sent (no address for it, or written before mail)
 
-    __table_args__ = (UniqueConstraint("dedup_key"),)
+
+class OutboxMessage(db.Model):
+    """A message the shop sends: written in the transaction that decides it, then sent
+    over SMTP by the dispatcher (``flask outbox send``, storefront/outbox.py)."""
+
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s.value}'" for s in OutboxStatus) + ")",
+            name="status_known",
+        ),
+        # What the dispatcher asks for: due messages in order.
+        Index("ix_outbox_message_due", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
+    # An address, or "staff" (sent to STAFF_EMAILS).
     to_email: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the plain-text part
+    # The HTML part (templates/email/); None: the text laid out in the shop's mail design.
+    html_body: Mapped[str | None] = mapped_column(Text, default=None)
     # Guards against writing the same message twice (e.g. "order-confirmation:<order>").
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.QUEUED)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Which dispatcher run holds the claim (a random token per claim).
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set once, at the first claim: every attempt sends the same Message-ID, so a resend
+    # after a crash between "sent" and "recorded" is recognisable as the same message.
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
 
 
 class SignInToken(db.Model):

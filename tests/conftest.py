@@ -10,7 +10,7 @@ from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.shipping import seed_shipping_rates
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.smtp"]
 
 TEST_CONFIG = {
     "TESTING": True,

@@ -9,6 +9,8 @@ PRODUCTION = {
     "STRIPE_PUBLISHABLE_KEY": "pk_test_123",
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
     "SHOP_BASE_URL": "https://shop.example.com",
+    "MAIL_SERVER": "smtp.example.com",
+    "MAIL_FROM": "Fernwood Coffee Co. <shop@example.com>",
 }
 
 

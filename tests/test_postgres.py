@@ -1,4 +1,5 @@
-"""The same guarantees on PostgreSQL: migrations, exactly-once fulfilment, webhook dedup.
+"""The same guarantees on PostgreSQL: migrations, exactly-once fulfilment, webhook dedup,
+each outbox message sent once by concurrent dispatchers.
 
 SQLite runs one writer at a time, which hides races; PostgreSQL runs them for real. This
 module starts a throwaway server (tests/postgres.py) and runs the fulfilment, webhook and
@@ -15,14 +16,14 @@ from sqlalchemy import create_engine, inspect, text
 from storefront import create_app
 from storefront.catalog import load_catalog_file, seed_catalog
 from storefront.extensions import db
-from tests import test_cart, test_fulfilment, test_order_refill, test_webhooks
+from tests import test_cart, test_fulfilment, test_order_refill, test_outbox, test_webhooks
 from tests.conftest import TEST_CONFIG, make_app
 from tests.postgres import postgres_server  # noqa: F401 - the fixture
 
 # Run these modules' tests here too (their module-level fixtures come along).
-for _module in (test_fulfilment, test_webhooks, test_cart, test_order_refill):
+for _module in (test_fulfilment, test_webhooks, test_cart, test_order_refill, test_outbox):
     for _name in dir(_module):
-        if _name.startswith("test_") or _name in ("webhook_log", "usd", "filled"):
+        if _name.startswith("test_") or _name in ("webhook_log", "usd", "filled", "mail_app"):
             globals()[_name] = getattr(_module, _name)
 
 

@@ -25,6 +25,8 @@ PRODUCTION = {
     "STRIPE_WEBHOOK_SECRET": "whsec_123",
     "SHOP_BASE_URL": "https://shop.example.com",
     "DATABASE_URL": "sqlite://",
+    "MAIL_SERVER": "smtp.example.com",
+    "MAIL_FROM": "shop@example.com",
 }
 
 
@@ -446,6 +448,7 @@ def test_a_huge_webhook_is_413_at_once_and_the_worker_stays_free(tmp_path):
         STRIPE_WEBHOOK_SECRET=TEST_SECRET,
         SHOP_BASE_URL=f"http://127.0.0.1:{port}",
         DATABASE_URL=f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+        MAIL_ENABLED="false",  # the web process alone: no dispatcher in this test
     )
     server = subprocess.Popen(
         [
