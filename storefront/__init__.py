@@ -83,6 +83,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     for module in (hosted_checkout, membership, account, admin):
         app.register_blueprint(module.bp)
+    from . import devmail
+
+    devmail.init_app(app)  # /dev/mail, in debug mode only
     cli.init_app(app)
 
     from . import links

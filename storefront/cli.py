@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -76,6 +77,36 @@ def start_emulator(
     return proc
 
 
+def start_mail(shop_url: str) -> tuple[Any, subprocess.Popen | None]:
+    """The mail dispatcher (``flask outbox send --loop``) as a child process, sending to
+    MAIL_SERVER when it is set, else to a development sink (``storefront.devmail``)
+    started here; returns (sink or None, dispatcher or None)."""
+    config = current_app.config
+    if not config["MAIL_ENABLED"]:
+        click.echo("MAIL_ENABLED=false: mail stays in the outbox (no dispatcher).")
+        return None, None
+    env = dict(os.environ)
+    sink = None
+    if config.get("MAIL_SERVER"):
+        click.echo(f"Mail: sent through {config['MAIL_SERVER']}:{config['MAIL_PORT']}")
+    else:
+        from .devmail import Sink, mail_dir
+
+        sink = Sink(mail_dir(current_app.instance_path))
+        # Only the dispatcher's settings: explicit ones (.env, environment) win, above.
+        env.update(
+            MAIL_SERVER="127.0.0.1",
+            MAIL_PORT=str(sink.port),
+            MAIL_SECURITY="none",
+            MAIL_USERNAME="",
+            MAIL_PASSWORD="",
+        )
+        click.echo(f"Mail: a local sink on 127.0.0.1:{sink.port}; read it at {shop_url}/dev/mail")
+    command = [sys.executable, "-m", "flask", "--app", "storefront", "outbox", "send"]
+    dispatcher = subprocess.Popen([*command, "--loop", "--interval", "1"], env=env)
+    return sink, dispatcher
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -86,14 +117,15 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
 
     Against the emulator it also syncs the catalog to it and registers a webhook
     endpoint pointing at this shop, through the same API calls a deploy makes
-    against Stripe. Ctrl-C stops both.
+    against Stripe. The mail dispatcher runs beside the shop too; without MAIL_SERVER it
+    sends to a local SMTP sink whose mail /dev/mail shows. Ctrl-C stops everything.
     """
     from . import create_app, payments
     from .catalog import sync_catalog
 
     # A plain `kill` should stop the emulator too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    emulator = None
+    emulator = sink = dispatcher = None
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         click.echo(f"No STRIPE_SECRET_KEY: starting the Stripe emulator on port {emulator_port}")
         emulator = start_emulator(
@@ -111,10 +143,14 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
                 secret = payments.register_webhook_endpoint(f"http://{host}:{port}/webhooks/stripe")
                 app.config["STRIPE_WEBHOOK_SECRET"] = secret
                 click.echo("Webhook endpoint registered with the emulator.")
+        sink, dispatcher = start_mail(f"http://{host}:{port}")
         click.echo(f"Shop: http://{host}:{port}")
         # Not app.run(): Flask ignores that inside a `flask` command.
         run_simple(host, port, app, threaded=True, use_debugger=app.debug, use_reloader=False)
     finally:
-        if emulator is not None:
-            emulator.terminate()
-            emulator.wait(timeout=10)
+        for child in (dispatcher, emulator):
+            if child is not None:
+                child.terminate()
+                child.wait(timeout=10)
+        if sink is not None:
+            sink.stop()
