@@ -17,9 +17,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, render_template, request
 
@@ -48,6 +50,47 @@ def mail_dir(instance_path: str) -> Path:
 # --------------------------------------------------------------------------- the sink
 
 
+class LoopServer:
+    """An asyncio server on 127.0.0.1:``port`` (0: a free one) whose event loop runs in a
+    daemon thread of its own (the caller's thread may be running a loop already)."""
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], port: int = 0) -> None:
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                server = self.loop.run_until_complete(
+                    self.loop.create_server(factory, "127.0.0.1", port)
+                )
+            except OSError as err:
+                outcome["error"] = err
+                started.set()
+                return
+            outcome["port"] = server.sockets[0].getsockname()[1]
+            started.set()
+            self.loop.run_forever()
+            server.close()
+            self.loop.run_until_complete(server.wait_closed())
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(10)
+        if "error" in outcome:
+            self.loop.close()
+            raise outcome["error"]
+        self.port: int = outcome["port"]
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
 class Sink:
     """An SMTP server on 127.0.0.1 (a free port unless given) in a daemon thread that
     writes every message it receives to ``directory``."""
@@ -57,17 +100,8 @@ class Sink:
 
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.loop = asyncio.new_event_loop()
-        self.server = self.loop.run_until_complete(
-            self.loop.create_server(
-                lambda: SMTP(self, hostname="dev-mail.localhost", loop=self.loop),
-                "127.0.0.1",
-                port,
-            )
-        )
-        self.port: int = self.server.sockets[0].getsockname()[1]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopServer(lambda: SMTP(self, hostname="dev-mail.localhost"), port)
+        self.port = self.server.port
 
     async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
         name = f"{time.time_ns()}.eml"
@@ -77,12 +111,7 @@ class Sink:
         return "250 2.0.0 Stored in the development mailbox"
 
     def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+        self.server.stop()
 
 
 # --------------------------------------------------------------------------- the viewer

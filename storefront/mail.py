@@ -183,16 +183,18 @@ def order_confirmation(order: Order) -> OutboxMessage:
 
 
 def refund_confirmation(order: Order, amount: int, *, dedup_key: str) -> OutboxMessage:
-    """A refund of ``amount`` (minor units) on a paid order, for the back office."""
+    """The customer's e-mail for a refund of ``amount`` (minor units) on a paid order."""
     context = order_context(order)
+    context["refunded"] = None  # the order's refunded total moves with the webhook, later
     return compose(
-        "refund_confirmation",
+        "refund",
         order.email or "",
         f"Your refund for order {context['order_number']}",
+        template="refund_confirmation",
         dedup_key=dedup_key,
         order_id=order.id,
         amount=format_money(amount, order.currency),
-        full=order.amount_refunded >= order.amount_total,
+        full=amount >= order.amount_total,
         **context,
     )
 

@@ -17,6 +17,8 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult
 
+from storefront.devmail import LoopServer
+
 
 class Handler:
     def __init__(self, server: SMTPServer) -> None:
@@ -60,7 +62,6 @@ class SMTPServer:
         self.delay = 0.0
         self.lock = threading.Lock()
         self.password = password
-        self.loop = asyncio.new_event_loop()
 
         def factory() -> SMTP:
             return SMTP(
@@ -68,13 +69,11 @@ class SMTPServer:
                 hostname="mail.test",
                 authenticator=self._authenticate if password else None,
                 auth_require_tls=False,
-                loop=self.loop,
             )
 
-        self.server = self.loop.run_until_complete(self.loop.create_server(factory, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        # Its loop runs in a thread of its own (the test's may run one: Playwright's).
+        self.server = LoopServer(factory)
+        self.port = self.server.port
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = auth_data.password == self.password.encode()
@@ -85,12 +84,7 @@ class SMTPServer:
         return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": self.port, "MAIL_SECURITY": "none"}
 
     def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_serve_starts_a_sink_and_a_dispatcher_that_delivers_to_it(dev_app, tmp_p
         sink, dispatcher = start_mail("http://127.0.0.1:5000")
     try:
         assert sink is not None and dispatcher is not None
-        stored = wait_until(lambda: list(mail_dir(dev_app.instance_path).glob("*.eml")), 30)
+        stored = wait_until(lambda: list(mail_dir(dev_app.instance_path).glob("*.eml")), 60)
         assert b"tok-123" in stored[0].read_bytes()
         with dev_app.app_context():
             row = db.session.scalar(select(OutboxMessage))
@@ -158,7 +158,7 @@ def test_explicit_mail_settings_win_over_the_sink(dev_app, tmp_path, monkeypatch
         sink, dispatcher = start_mail("http://127.0.0.1:5000")
     try:
         assert sink is None
-        wait_until(lambda: smtp_server.received, 30)
+        wait_until(lambda: smtp_server.received, 60)
         assert smtp_server.received[0]["To"] == "ada@example.com"
         assert not mail_dir(dev_app.instance_path).exists()
     finally:

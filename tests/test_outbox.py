@@ -321,7 +321,9 @@ def test_the_dispatcher_says_what_is_missing(app):
     assert "mail is turned off" in result.output
 
 
-def test_order_confirmation_has_items_and_total_in_both_parts(mail_app, smtp_server):
+def test_order_confirmation_arrives_with_items_address_and_total_in_both_parts(
+    mail_app, smtp_server
+):
     with mail_app.app_context():
         price = db.session.scalar(select(Price).where(Price.currency == "usd").limit(1))
         order = Order(email="ada@example.com", currency="usd", amount_total=price.unit_amount * 2)
@@ -335,16 +337,24 @@ def test_order_confirmation_has_items_and_total_in_both_parts(mail_app, smtp_ser
                 quantity=2,
             )
         )
+        order.ship_name, order.ship_line1, order.ship_city = "Ada Lovelace", "1 Main St", "Albany"
+        order.ship_state, order.ship_postal_code, order.ship_country = "NY", "12207", "US"
+        order.shipping_rate_name, order.shipping_amount = "Express", 1500
+        order.delivery_min_days, order.delivery_max_days = 1, 2
+        order.amount_total += 1500
         db.session.add(order)
         db.session.commit()
         assert fulfil_order(order)
         public_id, total = order.public_id, order.amount_total
     assert send(mail_app) == {"sent": 1}
     [received] = smtp_server.received
-    plain = received.get_body(("plain",)).get_content()
+    plain = received.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = received.get_body(("html",)).get_content()
     money = f"${total / 100:.2f}"
     assert "2 x Ethiopia <Yirgacheffe>" in plain and f"Total: {money}" in plain
     assert "Ethiopia &lt;Yirgacheffe&gt;" in html and money in html
     assert f"/orders/{public_id}" in plain and f"/orders/{public_id}" in html
+    assert "Shipping (Express, 1–2 business days): $15.00" in plain
+    assert "Ada Lovelace\n1 Main St\nAlbany NY 12207\nUS" in plain
+    assert "Ada Lovelace<br>1 Main St<br>Albany NY 12207<br>US" in html
     assert received["Subject"] == f"Your order {public_id[:8]} is confirmed"

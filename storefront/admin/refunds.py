@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from .. import payments
+from .. import mail, payments
 from ..billing import STAFF_RECIPIENT
 from ..extensions import db
-from ..links import external_url
 from ..models import Order, OutboxMessage, Product
 from ..money import format_money
 from ..payments import field
@@ -187,22 +186,15 @@ def restock_items(order: Order, refund: Refund) -> None:
 def _refund_email(order: Order, refund: Refund) -> None:
     if not order.email:
         return
-    amount = format_money(refund.amount, refund.currency)
-    body = "\n".join(
-        [
-            f"We have refunded {amount} for your order {order.public_id[:8]}.",
-            "",
-            "The money goes back to the card you paid with. Depending on your bank it can "
-            "take 5 to 10 business days to appear on your statement.",
-            "",
-            f"Order status: {external_url('orders.show', public_id=order.public_id)}",
-        ]
+    message = mail.refund_confirmation(
+        order, refund.amount, dedup_key=f"refund:{refund.stripe_refund_id}"
     )
     queue_message(
-        kind="refund",
-        to_email=order.email,
-        subject=f"Your refund for order {order.public_id[:8]}",
-        body=body,
+        kind=message.kind,
+        to_email=message.to_email,
+        subject=message.subject,
+        body=message.body,
+        html_body=message.html_body,
         dedup_key=f"refund:{refund.stripe_refund_id}",
         order_id=order.id,
     )
@@ -221,7 +213,14 @@ def staff_notice(subject: str, body: str, dedup_key: str, order: Order | None = 
 
 
 def queue_message(
-    *, kind: str, to_email: str, subject: str, body: str, dedup_key: str, order_id: int | None
+    *,
+    kind: str,
+    to_email: str,
+    subject: str,
+    body: str,
+    dedup_key: str,
+    order_id: int | None,
+    html_body: str | None = None,
 ) -> bool:
     """Write one outbox message unless its dedup key is taken; True if written. Commits."""
     if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)):
@@ -232,6 +231,7 @@ def queue_message(
             to_email=to_email,
             subject=subject[:200],
             body=body,
+            html_body=html_body,
             dedup_key=dedup_key,
             order_id=order_id,
         )

@@ -1,0 +1,76 @@
+"""An order paid in the browser is confirmed by exactly one e-mail, really sent over SMTP
+(an aiosmtpd server started by the test) by the outbox dispatcher."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from storefront import outbox
+from tests.browser.test_payment_element import (
+    add_to_cart,
+    fill_card,
+    open_checkout,
+    order_public_id,
+    pay,
+)
+from tests.live import LiveShop, wait_until
+from tests.smtp import SMTPServer
+
+pytestmark = pytest.mark.browser
+
+
+class Dispatcher:
+    """`flask outbox send --loop` in a thread: it sends whatever becomes due."""
+
+    def __init__(self, shop: LiveShop) -> None:
+        self.shop = shop
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            with self.shop.app.app_context():
+                outbox.send_due(stop=self.stopped.is_set)
+            self.stopped.wait(0.2)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+def test_a_paid_order_gets_exactly_one_confirmation_with_items_and_total(
+    page: Page, live_shop: LiveShop, smtp_server: SMTPServer
+):
+    live_shop.app.config.update(smtp_server.config(), MAIL_FROM="orders@fernwood.test")
+    dispatcher = Dispatcher(live_shop)
+    try:
+        add_to_cart(page, live_shop, "Ethiopia Yirgacheffe", "Stoneware mug")
+        open_checkout(page, live_shop)
+        fill_card(page, "4242 4242 4242 4242", email="grace@example.com")
+        pay(page)
+        expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+        total = page.get_by_test_id("order-total").inner_text()
+        public_id = order_public_id(page)
+        wait_until(lambda: smtp_server.received, timeout=20)
+        # The order page again (it may try to fulfil too) and a few more dispatcher rounds:
+        page.reload()
+        expect(page.get_by_test_id("order-status")).to_have_text("Paid")
+        page.wait_for_timeout(1500)
+    finally:
+        dispatcher.stop()
+
+    [message] = smtp_server.received
+    assert smtp_server.envelopes == [("orders@fernwood.test", ["grace@example.com"])]
+    assert message["Subject"] == f"Your order {public_id[:8]} is confirmed"
+    plain = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (plain, html):
+        assert "Ethiopia Yirgacheffe" in part and "Stoneware mug" in part
+        assert total in part
+        assert f"{live_shop.url}/orders/{public_id}" in part
+    assert f"Total: {total}" in plain
+    assert live_shop.order_status(public_id) == "paid"
