@@ -189,3 +189,28 @@ def test_confirm_payment_redirects_to_return_url(
     after = stripe_client.v1.payment_intents.retrieve(pi.id)
     assert after.receipt_email == "buyer@example.com"
     assert after.status == "succeeded"
+
+
+def test_payment_element_with_an_unknown_client_secret_reports_loaderror(
+    page: Page, merchant_url: str
+):
+    page.goto(merchant_url + "/")
+    errors = page.evaluate(
+        """async () => {
+             const stripe = Stripe("pk_test_emulator");
+             const out = [];
+             for (const secret of ["pi_missing_secret_abc", "nonsense"]) {
+               const element = stripe.elements({clientSecret: secret}).create("payment");
+               const failed = new Promise(resolve => element.on("loaderror", resolve));
+               const holder = document.createElement("div");
+               document.body.append(holder);
+               element.mount(holder);
+               const event = await failed;
+               out.push([event.elementType, event.error.type, event.error.message]);
+             }
+             return out;
+           }"""
+    )
+    assert errors[0] == ["payment", "invalid_request_error", "No such payment_intent: 'pi_missing'"]
+    assert errors[1][:2] == ["payment", "invalid_request_error"]
+    assert "clientSecret" in errors[1][2]

@@ -196,3 +196,39 @@ def test_works_behind_another_host_name(
     assert any("/3ds/" in url for url in seen)
     assert any("/static/js/elements-frame.js" in url for url in seen)
     assert direct == []
+
+
+def test_the_hosted_pages_challenge_modal_keeps_and_returns_focus(
+    page: Page, stripe_client: stripe.StripeClient
+):
+    price = stripe_client.v1.prices.create(
+        {"currency": "usd", "unit_amount": 1500, "product_data": {"name": "Kettle"}}
+    )
+    session = stripe_client.v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "line_items": [{"price": price.id, "quantity": 1}],
+            "success_url": "https://shop.example/paid",
+            "customer_email": "ada@example.com",
+        }
+    )
+    page.goto(session.url)
+    page.fill("#cardNumber", "4000 0025 0000 3155")
+    page.fill("#cardExpiry", "12 / 34")
+    page.fill("#cardCvc", "123")
+    page.fill("#billingName", "Ada Lovelace")
+    page.locator("#submit-button").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="3D Secure authentication")
+    expect(dialog).to_be_visible()
+    expect(
+        page.frame_locator(CHALLENGE_FRAME).get_by_role("button", name="Fail authentication")
+    ).to_be_visible()
+    inside = "() => !!document.activeElement.closest('[role=dialog]')"
+    for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), key
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#form-error")).to_contain_text("unable to authenticate")
+    expect(page.locator("#submit-button")).to_be_focused()

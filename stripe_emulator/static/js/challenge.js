@@ -2,6 +2,35 @@
 (function () {
   "use strict";
 
+  // What had focus last: the Pay button loses focus when the page disables it.
+  var lastFocused = null;
+  document.addEventListener(
+    "focusin",
+    function (event) {
+      if (!event.target.closest || !event.target.closest(".challenge-overlay")) {
+        lastFocused = event.target;
+      }
+    },
+    true
+  );
+
+  /* Focus `target` now, or once the page enables it again. */
+  function restoreFocus(target) {
+    if (!target || !target.isConnected || typeof target.focus !== "function") return;
+    target.focus();
+    if (document.activeElement === target || !target.disabled) return;
+    var observer = new MutationObserver(function () {
+      if (target.disabled) return;
+      observer.disconnect();
+      var active = document.activeElement;
+      if (!active || active === document.body) target.focus();
+    });
+    observer.observe(target, { attributes: true, attributeFilter: ["disabled"] });
+    setTimeout(function () {
+      observer.disconnect();
+    }, 30000);
+  }
+
   /* Open `url` in a modal iframe; resolves with {closed, status} when the challenge page
    * posts its result (or the customer closes the modal).  Focus moves into the dialog, Tab
    * stays inside it (the page behind is inert), and focus returns to where it was. */
@@ -14,7 +43,8 @@
     if (key) u.searchParams.set("key", key);
     u.searchParams.set("origin", location.origin);
     var challengeOrigin = u.origin;
-    var opener = document.activeElement;
+    var active = document.activeElement;
+    var opener = active && active !== document.body ? active : lastFocused;
     return new Promise(function (resolve) {
       var overlay = document.createElement("div");
       overlay.className = "challenge-overlay";
@@ -58,7 +88,7 @@
         madeInert.forEach(function (el) {
           el.inert = false;
         });
-        if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+        restoreFocus(opener);
         resolve(result);
       }
       function onMessage(event) {

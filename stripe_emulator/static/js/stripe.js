@@ -452,7 +452,26 @@
     node.appendChild(wrapper);
     this._iframe = iframe;
     framesById[this._frameId] = this;
+    if (this._type === "payment" && this._group._options.clientSecret) this._checkSecret();
     return this;
+  };
+
+  /* A Payment Element whose client secret names no intent cannot load: "loaderror". */
+  Element.prototype._checkSecret = function () {
+    var self = this;
+    var secret = this._group._options.clientSecret;
+    var pending;
+    try {
+      parseSecret(secret);
+      pending = this._group._stripe._retrieve(secret);
+    } catch (e) {
+      pending = Promise.resolve({ error: { type: "invalid_request_error", message: e.message } });
+    }
+    pending.then(function (res) {
+      if (res.error && self._mounted) {
+        self._emit("loaderror", { elementType: self._type, error: res.error });
+      }
+    });
   };
 
   Element.prototype._post = function (message) {
