@@ -255,3 +255,39 @@ def test_an_intent_set_up_unlike_the_elements_is_refused(
     )
     assert "capture_method (automatic_async) does not match" in message
     assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "requires_payment_method"
+
+
+def test_billing_mode_fills_the_payment_methods_billing_details(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    open_deferred(page, merchant, "addressMode=billing&phone=1")
+    frame = page.frame_locator(ADDRESS_FRAME)
+    expect(frame.get_by_label("Full name")).to_have_attribute("autocomplete", "billing name")
+    fill_address(frame)
+    fill_card(page)
+    # The phone number is asked for and required.
+    page.click("#submit")
+    expect(page.locator("#error-message")).to_have_text("This field is incomplete.")
+    expect(frame.get_by_label("Phone number")).to_be_focused()
+    frame.get_by_label("Phone number").fill("+1 415 555 0100")
+    page.click("#submit")
+    expect(page.locator("#status")).to_have_text("Status: succeeded")
+    (pi,) = intents(stripe_client)
+    assert pi.shipping is None
+    pm = stripe_client.v1.payment_methods.retrieve(pi.payment_method)
+    assert pm.billing_details.name == "Jenny Rosen"
+    assert pm.billing_details.phone == "+1 415 555 0100"
+    assert pm.billing_details.address.line1 == "510 Townsend St"
+    assert pm.billing_details.address.postal_code == "94103"
+
+
+def test_default_values_fill_the_address(page: Page, merchant: str):
+    open_deferred(page, merchant, "defaultName=Ada+Lovelace")
+    frame = page.frame_locator(ADDRESS_FRAME)
+    expect(frame.get_by_label("Full name")).to_have_value("Ada Lovelace")
+    expect(frame.get_by_label("Country or region")).to_have_value("CA")
+    expect(frame.get_by_label("Province")).to_have_value("ON")
+    expect(frame.get_by_label("Postal code")).to_have_value("M5V 2T6")
+    got = page.evaluate("window.checkout.address.getValue()")
+    assert got["complete"] is True
+    assert got["value"]["address"]["city"] == "Toronto"
