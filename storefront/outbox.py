@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from . import mail
 from .extensions import db
@@ -304,6 +304,13 @@ def failed_messages(limit: int = 100) -> list[OutboxMessage]:
             .order_by(OutboxMessage.id.desc())
             .limit(limit)
         )
+    )
+
+
+def failed_count() -> int:
+    """How many messages failed for good (the back office's dashboard shows it)."""
+    return db.session.scalar(
+        select(func.count(OutboxMessage.id)).where(OutboxMessage.status == OutboxStatus.FAILED)
     )
 
 

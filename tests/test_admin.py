@@ -365,3 +365,39 @@ def test_an_unreadable_stored_event_is_reported_not_processed(app, staff):
     with app.app_context():
         assert db.session.scalar(select(func.count(WebhookEvent.id))) == 1
         assert db.session.scalar(select(AuditEntry.outcome)) == "error"
+
+
+def test_staff_see_which_emails_were_sent_and_which_failed(app, staff):
+    public_id = add_order(app)
+    with app.app_context():
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        db.session.add_all(
+            [
+                OutboxMessage(
+                    kind="order_confirmation",
+                    to_email="ada@example.com",
+                    subject="Your order is confirmed",
+                    body="b",
+                    order_id=order.id,
+                    status="failed",
+                    attempts=8,
+                    last_error="550 5.1.1 No such user",
+                ),
+                OutboxMessage(
+                    kind="refund",
+                    to_email="ada@example.com",
+                    subject="Your refund",
+                    body="b",
+                    order_id=order.id,
+                    status="sent",
+                    attempts=1,
+                    sent_at=datetime(2026, 12, 1, 9, 30),
+                ),
+            ]
+        )
+        db.session.commit()
+    html = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
+    assert "failed, 8 attempts: 550 5.1.1 No such user" in html
+    assert "sent 2026-12-01 09:30<" in html
+    dashboard = staff.get("/admin/").get_data(as_text=True)
+    assert 'data-testid="failed-mail">1 e-mail failed to send' in dashboard

@@ -12,7 +12,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import payments, stripe_cli, webhooks
+from .. import outbox, payments, stripe_cli, webhooks
 from ..billing import STAFF_RECIPIENT
 from ..extensions import db
 from ..models import Order, OrderStatus, OutboxMessage, WebhookEvent
@@ -47,6 +47,7 @@ def dashboard():
         declined=reports.declined_count(days[0]),
         unread=reports.unread_notice_count(),
         failed_events=len(failed_events()),
+        failed_mail=outbox.failed_count(),
         days=days,
     )
 
