@@ -271,6 +271,29 @@ def show():
     )
 
 
+@bp.get("/status")
+def status():
+    """Whether a membership change is still waiting for Stripe, as JSON for My account's
+    waiting state (static/js/wait.js): ``waiting``, ``settled`` or ``signed_out``."""
+    if signed_in_email() is None:
+        return {"state": "signed_out", "message": "You're signed out."}
+    membership = billing.membership_for(signed_in_customer())
+    pending = session.get(PENDING_KEY)
+    if _awaiting_stripe(membership):
+        return {"state": "waiting", "message": "Still waiting for Stripe to confirm."}
+    confirmed = (
+        isinstance(pending, dict)
+        and membership is not None
+        and membership.cancel_at_period_end == pending.get("cancel_at_period_end")
+    )
+    message = (
+        "Stripe has confirmed your membership change."
+        if confirmed
+        else "Your membership is shown as Stripe last told us."
+    )
+    return {"state": "settled", "message": message}
+
+
 @bp.post("/sign-in")
 def request_link():
     email = billing.normalise_email(request.form.get("email"))
@@ -364,7 +387,7 @@ def _set_cancel(cancel: bool, done: str):
         flash(err.user_message, "error")
     else:
         # Our record changes when Stripe's webhook arrives (the source of truth); until
-        # then the page says so and refreshes itself.
+        # then the page says so and asks again in the background.
         session[PENDING_KEY] = {
             "subscription": membership.stripe_subscription_id,
             "cancel_at_period_end": cancel,

@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     # Seconds the order page waits for the webhook before it fulfils a paid order itself.
     "WEBHOOK_GRACE_SECONDS": 10,
+    # Seconds a waiting page (order processing, membership activating or changing) keeps
+    # asking in the background before it says we'll email and offers "Check again".
+    "STATUS_POLL_SECONDS": 120,
     # Comma-separated emails of the shop's staff: they sign in with the shop's sign-in link
     # and may use the back office under /admin (empty: nobody can); staff notices are
     # mailed to them.
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
 INT_SETTINGS = {
     "STRIPE_MAX_NETWORK_RETRIES",
     "WEBHOOK_GRACE_SECONDS",
+    "STATUS_POLL_SECONDS",
     "MAX_CONTENT_LENGTH",
     "MAX_FORM_MEMORY_SIZE",
     "MAX_FORM_PARTS",

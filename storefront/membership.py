@@ -322,33 +322,63 @@ def _already_subscribed(cs_id: str):
     return redirect(url_for("membership.welcome", session_id=cs_id), code=303)
 
 
+def _welcome_email() -> str | None:
+    """The email of the paid subscription session in ``?session_id=`` (asked of Stripe)."""
+    session_id = request.args.get("session_id", "")
+    if not (session_id.startswith("cs_") and len(session_id) <= 255):
+        return None
+    try:
+        cs = payments.retrieve_checkout_session(session_id)
+    except PaymentError:
+        return None
+    if cs.mode != "subscription" or cs.status != "complete":
+        return None
+    return billing.normalise_email(
+        field(cs, "customer_details", "email") or field(cs, "metadata", "customer_email")
+    )
+
+
+def _welcome_state(membership: Any) -> str:
+    return "active" if membership and membership.grants_access else "activating"
+
+
 @bp.get("/welcome")
 def welcome():
     """Checkout's success page: thanks, and where the membership stands in our records.
 
     In full (the email, the sign-in button for it) only for the browser that opened the
     session or the signed-in owner; anyone else with the link sees the status and the
-    email masked."""
-    session_id = request.args.get("session_id", "")
-    email = None
-    if session_id.startswith("cs_") and len(session_id) <= 255:
-        try:
-            cs = payments.retrieve_checkout_session(session_id)
-        except PaymentError:
-            cs = None
-        if cs is not None and cs.mode == "subscription" and cs.status == "complete":
-            email = billing.normalise_email(
-                field(cs, "customer_details", "email") or field(cs, "metadata", "customer_email")
-            )
+    email masked. While activating, static/js/wait.js asks ``welcome_status``."""
+    email = _welcome_email()
     if email is None:
         return redirect(url_for("membership.index"), code=303)
     membership = billing.membership_for(billing.find_customer(email))
     signed_in = owns_email(email)
+    state = _welcome_state(membership)
     return render_template(
         "membership/welcome.html",
         email=email,
         masked=mask_email(email),
-        full=signed_in or started_here(session_id),
+        full=signed_in or started_here(request.args.get("session_id", "")),
         membership=membership,
         signed_in=signed_in,
+        state=state,
+        status_url=url_for("membership.welcome_status", session_id=request.args["session_id"])
+        if state == "activating"
+        else None,
     )
+
+
+@bp.get("/welcome/status")
+def welcome_status():
+    """The welcome page's state as JSON (``active`` or ``activating``)."""
+    email = _welcome_email()
+    if email is None:
+        abort(404, "We could not find that membership.")
+    state = _welcome_state(billing.membership_for(billing.find_customer(email)))
+    message = (
+        "Your membership is active: every order now ships free."
+        if state == "active"
+        else "We're still setting up your membership."
+    )
+    return {"state": state, "message": message}

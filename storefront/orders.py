@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
-# How often the "Processing" page reloads itself, in seconds.
-REFRESH_SECONDS = 2
-
 # What new_public_id() makes (URL-safe base64); anything else cannot be an order, and
 # PostgreSQL would refuse some of it (a NUL byte) with an error rather than "no rows".
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -222,6 +219,47 @@ def show(public_id: str):
             k: request.args[k] for k in ("payment_intent", "redirect_status") if k in request.args
         }
         return redirect(url_for("orders.show", public_id=order.public_id, **hints), code=303)
+    state = current_state(order)
+    return render_template(
+        "orders/show.html",
+        order=order,
+        state=state,
+        # While processing, static/js/wait.js asks this (with the page's hints) instead of
+        # the page reloading itself.
+        status_url=url_for("orders.status", public_id=order.public_id, **_hints())
+        if state == "processing"
+        else None,
+        # The email, address and card only for the browser that placed the order or its
+        # signed-in owner; anyone else with the link sees status and items.
+        full=viewer.may_see_order(order),
+        masked_email=viewer.mask_email(order.email),
+    )
+
+
+STATE_MESSAGES = {
+    "paid": "Payment confirmed. Thank you for your order!",
+    "processing": "We're still confirming your payment.",
+    "failed": "Your payment didn't go through. You have not been charged.",
+    "canceled": "This order was canceled. You have not been charged.",
+    "pending": "This order hasn't been paid yet.",
+}
+
+
+@bp.get("/<public_id>/status")
+def status(public_id: str):
+    """The order page's state as JSON, for its waiting state to ask in the background."""
+    order = get_order_or_404(public_id)
+    state = current_state(order)
+    return {"state": state, "message": STATE_MESSAGES[state]}
+
+
+def _hints() -> dict[str, str]:
+    return {k: request.args[k] for k in ("redirect_status", "session_id") if k in request.args}
+
+
+def current_state(order: Order) -> str:
+    """Ask Stripe where the order stands when we are waiting for it, apply what it says,
+    and return what the page shows (``page_state``)."""
     stripe_status = None
     session_id = request.args.get("session_id")
     try:
@@ -236,7 +274,7 @@ def show(public_id: str):
         ):
             stripe_status = check_payment_intent(order)
     except payments.PaymentError as err:
-        # Show what we know; a processing page refreshes and asks again.
+        # Show what we know; a processing page asks again in the background.
         log.warning("order %s: status check failed (%s)", order.public_id, err.kind)
     if order.is_paid:
         _forget_paid_checkout(order)
@@ -247,14 +285,4 @@ def show(public_id: str):
         and session_id == order.stripe_checkout_session_id
         and stripe_status is None
     )
-    state = page_state(order, stripe_status, returning)
-    return render_template(
-        "orders/show.html",
-        order=order,
-        state=state,
-        refresh=REFRESH_SECONDS if state == "processing" else None,
-        # The email, address and card only for the browser that placed the order or its
-        # signed-in owner; anyone else with the link sees status and items.
-        full=viewer.may_see_order(order),
-        masked_email=viewer.mask_email(order.email),
-    )
+    return page_state(order, stripe_status, returning)

@@ -242,7 +242,7 @@ def test_order_page_waits_for_the_webhook_then_shows_paid(stripe_app, checkout_c
     ).get_data(as_text=True)
     # Stripe says succeeded, but the webhook (source of truth) has not arrived here.
     assert "Processing" in page
-    assert 'http-equiv="refresh"' in page
+    assert "data-wait-url=" in page and "http-equiv" not in page
     assert only_order(stripe_app).status == OrderStatus.PENDING
 
 

@@ -189,6 +189,9 @@ def test_subscription_becomes_active_only_through_webhooks(stripe_app, emulator)
     assert membership(stripe_app) is None  # paid, but no webhook yet
     html = shop.get(f"/membership/welcome?session_id={cs_id}").get_data(as_text=True)
     assert "Activating" in html
+    assert "http-equiv" not in html and 'data-wait-state="activating"' in html
+    status_url = f"/membership/welcome/status?session_id={cs_id}"
+    assert shop.get(status_url).get_json()["state"] == "activating"
     types = EventFeed(stripe_app).deliver()
     assert "checkout.session.completed" in types
     sub = membership(stripe_app)
@@ -197,6 +200,10 @@ def test_subscription_becomes_active_only_through_webhooks(stripe_app, emulator)
     assert sub.grants_access
     assert sub.current_period_end is not None
     assert sub.cancel_at_period_end is False
+    assert shop.get(status_url).get_json()["state"] == "active"
+    assert "data-wait-url" not in shop.get(f"/membership/welcome?session_id={cs_id}").get_data(
+        as_text=True
+    )
     with stripe_app.app_context():
         assert sub.price_id == db.session.scalar(
             select(Price.id).where(Price.lookup_key == MONTHLY)
@@ -284,8 +291,15 @@ def test_cancel_at_period_end_then_the_membership_ends(stripe_app, emulator):
     assert "will end at the end of the current period" in resp.get_data(as_text=True)
     # Our record follows Stripe's webhook, not the button; until it comes, the page says so.
     assert membership(stripe_app).cancel_at_period_end is False
-    assert 'data-testid="awaiting-stripe"' in shop.get("/account/").get_data(as_text=True)
+    html = shop.get("/account/").get_data(as_text=True)
+    assert 'data-testid="awaiting-stripe"' in html
+    assert 'data-wait-url="/account/status"' in html and "http-equiv" not in html
+    assert shop.get("/account/status").get_json()["state"] == "waiting"
     assert "customer.subscription.updated" in feed.deliver()
+    assert shop.get("/account/status").get_json() == {
+        "state": "settled",
+        "message": "Stripe has confirmed your membership change.",
+    }
     sub = membership(stripe_app)
     assert sub.cancel_at_period_end is True
     assert sub.grants_access  # paid until the period ends

@@ -158,14 +158,48 @@ def test_someone_else_viewing_a_paid_order_keeps_their_cart(paid_now, shopper):
     assert cart_count(other) == 1
 
 
-def test_processing_page_refreshes_itself_without_javascript(stripe_app, shopper):
+def test_processing_page_asks_in_the_background_instead_of_reloading(stripe_app, shopper):
     [order] = all_orders(stripe_app)
     confirm(stripe_app, order, "pm_card_visa")  # paid at Stripe; no webhook here yet
     page = shopper.get(f"/orders/{order.public_id}").get_data(as_text=True)
     assert 'data-testid="order-status">' in page and "Processing" in page
-    assert '<meta http-equiv="refresh" content="2">' in page
-    # No script runs on the order page beyond the site-wide file.
-    assert "checkout.js" not in page
+    # No meta refresh: wait.js asks the status endpoint; without JavaScript, a plain link.
+    assert "http-equiv" not in page
+    assert f'data-wait-url="/orders/{order.public_id}/status"' in page
+    assert 'data-wait-state="processing"' in page
+    assert f'href="/orders/{order.public_id}">Check again</a>' in page
+    assert "js/wait.js" in page and "checkout.js" not in page
+    status = shopper.get(f"/orders/{order.public_id}/status")
+    assert status.status_code == 200
+    assert status.headers["Cache-Control"] == "no-store"
+    assert status.get_json()["state"] == "processing"
+
+
+def test_order_status_endpoint_follows_the_order(stripe_app, shopper):
+    [order] = all_orders(stripe_app)
+    assert shopper.get(f"/orders/{order.public_id}/status").get_json() == {
+        "state": "pending",
+        "message": "This order hasn't been paid yet.",
+    }
+    stripe_app.config["WEBHOOK_GRACE_SECONDS"] = 0  # the page may fulfil it itself
+    confirm(stripe_app, order, "pm_card_visa")
+    answer = shopper.get(f"/orders/{order.public_id}/status").get_json()
+    assert answer["state"] == "paid" and "Payment confirmed" in answer["message"]
+    assert all_orders(stripe_app)[0].status == OrderStatus.PAID
+    missing = shopper.get("/orders/nope/status", headers={"Accept": "application/json"})
+    assert missing.status_code == 404 and "error" in missing.get_json()
+
+
+def test_no_template_refreshes_itself():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    refresh = re.compile(r"http-equiv\s*=\s*[\"']?refresh", re.IGNORECASE)
+    pages = [
+        p for folder in ("templates", "stripe_emulator") for p in (root / folder).rglob("*.html")
+    ]
+    assert len(pages) > 20
+    assert [p.name for p in pages if refresh.search(p.read_text())] == []
 
 
 def test_failed_3d_secure_shows_payment_failed_with_try_again(stripe_app, shopper):

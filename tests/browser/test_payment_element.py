@@ -169,7 +169,7 @@ def test_late_webhook_shows_processing_then_paid(page: Page, live_shop: LiveShop
     expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
     public_id = order_public_id(page)
     assert live_shop.order_status(public_id) == OrderStatus.PENDING
-    # No clicks: the page refreshes itself until the late webhook has marked it paid.
+    # No clicks: the page asks in the background until the late webhook has marked it paid.
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     wait_until(lambda: live_shop.order_status(public_id) == OrderStatus.PAID)
 

@@ -1,0 +1,63 @@
+"""Waiting states in a real browser: no reloads, a background check with backoff, the
+change announced in a live region, and "Check again" once the page stops asking."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from storefront import payments
+from storefront.models import OrderStatus
+from tests.browser.test_payment_element import (
+    add_to_cart,
+    fill_card,
+    open_checkout,
+    order_public_id,
+    pay,
+)
+from tests.live import LiveShop, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+def late_webhooks(shop: LiveShop, delay_ms: int) -> None:
+    with shop.app.app_context():
+        sc = payments.client()
+        [endpoint] = sc.v1.webhook_endpoints.list().data
+        sc.v1.webhook_endpoints.update(
+            endpoint.id,
+            params={"metadata": {"emulator_fault": "late", "emulator_delay_ms": str(delay_ms)}},
+        )
+
+
+def test_processing_page_stops_asking_then_checks_again_and_announces(
+    page: Page, live_shop: LiveShop
+):
+    live_shop.app.config["STATUS_POLL_SECONDS"] = 3
+    late_webhooks(live_shop, 6000)
+    add_to_cart(page, live_shop, "House Espresso Blend")
+    open_checkout(page, live_shop)
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
+    loads = []
+    page.on("load", lambda _: loads.append(page.url))
+    assert page.locator('meta[http-equiv="refresh" i]').count() == 0
+    # With JavaScript the plain link gives way to the background check.
+    expect(page.get_by_role("link", name="Check again")).to_be_hidden()
+    expect(page.locator("[data-wait-timeout]")).to_be_visible(timeout=10_000)
+    announcer = page.get_by_test_id("wait-announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(announcer).to_have_text("We'll email you when it's confirmed.")
+    # The webhook arrives after the page stopped asking; "Check again" finds it paid.
+    public_id = order_public_id(page)
+    wait_until(lambda: live_shop.order_status(public_id) == OrderStatus.PAID, timeout=20)
+    expect(page.get_by_test_id("order-status")).to_contain_text("Processing")
+    again = page.get_by_role("button", name="Check again")
+    again.focus()
+    again.click()
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=10_000)
+    expect(announcer).to_have_text("Payment confirmed. Thank you for your order!")
+    # The button it held is gone: focus is on the new heading, not lost to <body>.
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    assert loads == []  # updated in place, never reloaded
