@@ -232,3 +232,13 @@ def test_the_hosted_pages_challenge_modal_keeps_and_returns_focus(
     expect(dialog).to_have_count(0)
     expect(page.locator("#form-error")).to_contain_text("unable to authenticate")
     expect(page.locator("#submit-button")).to_be_focused()
+
+
+def test_enter_in_a_card_field_submits_the_form(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    secret = open_quickstart(page, merchant)
+    fill(page, "4242 4242 4242 4242")
+    page.frame_locator(PAYMENT_FRAME).get_by_label("ZIP").press("Enter")
+    assert returned(page, merchant, secret)["redirect_status"] == ["succeeded"]
+    assert intent(stripe_client, secret).status == "succeeded"

@@ -241,6 +241,11 @@
   });
   document.addEventListener("keydown", function (e) {
     if (e.key === "Escape") send({ type: "escape" });
+    // Enter in a field submits the merchant's form, as in a field of the page itself.
+    if (e.key === "Enter" && e.target.tagName === "INPUT") {
+      e.preventDefault();
+      send({ type: "enter" });
+    }
   });
   document.querySelector("form").addEventListener("submit", function (e) {
     e.preventDefault();

@@ -105,6 +105,11 @@
     });
     document.addEventListener("keydown", function (e) {
       if (e.key === "Escape") send({ type: "escape" });
+      // Enter in a field submits the merchant's form, as in a field of the page itself.
+      if (e.key === "Enter" && e.target.tagName === "INPUT") {
+        e.preventDefault();
+        send({ type: "enter" });
+      }
     });
     Array.prototype.forEach.call(document.querySelectorAll("form"), function (f) {
       f.addEventListener("submit", function (e) {

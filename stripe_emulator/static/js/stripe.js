@@ -556,6 +556,9 @@
       case "escape":
         this._emit("escape", { elementType: this._type });
         break;
+      case "enter":
+        this._submitForm();
+        break;
       case "result":
         var resolve = this._requests[data.reqId];
         if (resolve) {
@@ -564,6 +567,17 @@
         }
         break;
     }
+  };
+
+  /* Implicit submission: Enter in an element's field submits the form around it, unless
+   * its submit button is disabled (as for a field of the page). */
+  Element.prototype._submitForm = function () {
+    var form = this._container && this._container.closest && this._container.closest("form");
+    if (!form) return;
+    var button = form.querySelector('button:not([type]), button[type="submit"], input[type="submit"]');
+    if (button && button.disabled) return;
+    if (form.requestSubmit) form.requestSubmit();
+    else form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
   };
 
   Element.prototype._updateClasses = function (event) {
