@@ -126,7 +126,8 @@ def hosted_checkout(cs_id: str):
     return _no_store(response)
 
 
-# Countries offered by the Payment Element's country select (ISO code, name).
+# Countries offered by the Payment and Address Elements' country selects (ISO code, name):
+# the common ones first, then the rest by name.
 COUNTRIES = [
     ("US", "United States"),
     ("CA", "Canada"),
@@ -153,4 +154,34 @@ COUNTRIES = [
     ("IN", "India"),
     ("BR", "Brazil"),
     ("MX", "Mexico"),
+    ("AR", "Argentina"),
+    ("BG", "Bulgaria"),
+    ("CL", "Chile"),
+    ("CO", "Colombia"),
+    ("HR", "Croatia"),
+    ("CY", "Cyprus"),
+    ("CZ", "Czechia"),
+    ("EE", "Estonia"),
+    ("GR", "Greece"),
+    ("HK", "Hong Kong"),
+    ("HU", "Hungary"),
+    ("IS", "Iceland"),
+    ("ID", "Indonesia"),
+    ("IL", "Israel"),
+    ("LV", "Latvia"),
+    ("LT", "Lithuania"),
+    ("LU", "Luxembourg"),
+    ("MY", "Malaysia"),
+    ("MT", "Malta"),
+    ("PE", "Peru"),
+    ("PH", "Philippines"),
+    ("RO", "Romania"),
+    ("SK", "Slovakia"),
+    ("SI", "Slovenia"),
+    ("ZA", "South Africa"),
+    ("KR", "South Korea"),
+    ("TW", "Taiwan"),
+    ("TH", "Thailand"),
+    ("TR", "Türkiye"),
+    ("AE", "United Arab Emirates"),
 ]

@@ -291,3 +291,24 @@ def test_default_values_fill_the_address(page: Page, merchant: str):
     got = page.evaluate("window.checkout.address.getValue()")
     assert got["complete"] is True
     assert got["value"]["address"]["city"] == "Toronto"
+
+
+def test_countries_without_postal_codes_need_none(page: Page, merchant: str):
+    open_deferred(page, merchant, "allowedCountries=US,HK,KR")
+    frame = page.frame_locator(ADDRESS_FRAME)
+    options = frame.locator('select[name="country"] option')
+    assert options.evaluate_all("os => os.map(o => o.textContent)") == [
+        "United States",
+        "Hong Kong",
+        "South Korea",
+    ]
+    frame.get_by_label("Full name").fill("Chan Tai Man")
+    frame.get_by_label("Country or region").select_option("HK")
+    frame.get_by_label("Address line 1").fill("1 Queen's Road Central")
+    frame.get_by_label("City").fill("Hong Kong")
+    expect(frame.get_by_label("Postal code")).to_be_hidden()
+    change = page.wait_for_function(
+        "window.events.filter(e => e[1].elementType === 'address' && e[1].complete).pop()"
+    ).json_value()[1]
+    assert change["value"]["address"]["country"] == "HK"
+    assert change["value"]["address"]["postal_code"] is None

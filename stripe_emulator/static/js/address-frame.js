@@ -43,8 +43,8 @@
       ],
     },
   };
-  // Countries whose addresses need no postal code.
-  var NO_POSTAL = ["IE"];
+  // Countries whose addresses need no postal code (Ireland's Eircode is optional).
+  var NO_POSTAL = ["IE", "HK", "AE"];
   var INCOMPLETE = "This field is incomplete.";
 
   function $(name) {
