@@ -33,6 +33,13 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.server.peers.add(session.peer)
+        if self.server.hold_until_clients:
+            # Hold every message until that many clients are sending at once (at most 30 s).
+            for _ in range(300):
+                if len(self.server.peers) >= self.server.hold_until_clients:
+                    break
+                await asyncio.sleep(0.1)
         if self.server.delay:
             await asyncio.sleep(self.server.delay)  # a slow server: dispatchers overlap
         with self.server.lock:
@@ -43,6 +50,7 @@ class Handler:
             if self.server.always:
                 return self.server.always
             self.server.received.append(message)
+            self.server.senders.append(session.peer)
             self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 Message accepted for delivery"
 
@@ -60,6 +68,9 @@ class SMTPServer:
         self.always: str | None = None
         self.refuse_rcpt: dict[str, str] = {}
         self.delay = 0.0
+        self.hold_until_clients = 0
+        self.peers: set = set()  # client addresses that sent a message
+        self.senders: list = []  # the client address of each accepted message
         self.lock = threading.Lock()
         self.password = password
 

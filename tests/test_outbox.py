@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
@@ -14,6 +19,8 @@ from storefront.fulfilment import fulfil_order
 from storefront.models import Order, OrderItem, OutboxMessage, OutboxStatus, Price, utcnow
 from tests.smtp import SMTPServer
 from tests.threads import run_in_app_threads
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -290,6 +297,40 @@ def test_two_dispatchers_at_once_send_each_message_once(mail_app, smtp_server):
         statuses = set(db.session.scalars(select(OutboxMessage.status)))
         assert statuses == {OutboxStatus.SENT}
         assert sorted(db.session.scalars(select(OutboxMessage.id))) == ids
+
+
+def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_server):
+    """Two `flask outbox send` processes, as two machines would run them: the server holds
+    each message until both are connected, so both have claimed rows at the same time."""
+    smtp_server.hold_until_clients = 2
+    ids = queue(mail_app, count=50)  # more than one batch each
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "FLASK_DEBUG": "1",
+        "DATABASE_URL": mail_app.config["DATABASE_URL"],
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_SECURITY": "none",
+        "MAIL_FROM": "shop@fernwood.test",
+    }
+    command = [sys.executable, "-m", "flask", "--app", "storefront", "outbox", "send"]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    sent = [re.search(r"outbox: (\d+) sent", out) for out in outputs]
+    assert all(sent), outputs  # each dispatcher sent some
+    sent = [int(m.group(1)) for m in sent]
+    assert sum(sent) == 50, outputs  # none twice
+    assert len(set(smtp_server.senders)) == 2
+    message_ids = [m["Message-ID"] for m in smtp_server.received]
+    assert len(message_ids) == 50 == len(set(message_ids))
+    with mail_app.app_context():
+        rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+        assert {(r.status, r.attempts) for r in rows} == {(OutboxStatus.SENT, 1)}
 
 
 def test_claim_skips_rows_another_dispatcher_has_locked(mail_app):
