@@ -7,8 +7,11 @@ import threading
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from storefront import outbox
+from storefront.extensions import db
+from storefront.models import Order
 from tests.browser.test_payment_element import (
     add_to_cart,
     fill_card,
@@ -74,3 +77,12 @@ def test_a_paid_order_gets_exactly_one_confirmation_with_items_and_total(
         assert f"{live_shop.url}/orders/{public_id}" in part
     assert f"Total: {total}" in plain
     assert live_shop.order_status(public_id) == "paid"
+    # The shipping address, as the order stores it from the checkout's Address Element
+    # (fill_card types one once the checkout page collects it; tests/test_outbox.py checks
+    # an order with an address over SMTP regardless).
+    with live_shop.app.app_context():
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        address = order.address_lines
+    if address:
+        assert "\n".join(address) in plain.replace("\r\n", "\n")
+        assert "<br>".join(address) in html
