@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := storefront
 
-.PHONY: run test lint format chromium postgres wrk db bench clean help
+.PHONY: run test lint format chromium postgres axe wrk db bench clean help
 
 help:
 	@echo "make run   - set up, migrate, seed and serve http://127.0.0.1:5000 (with the Stripe emulator when no keys are set)"
@@ -49,6 +49,20 @@ postgres:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# The browser tests check every page with axe-core (tests/browser/axe.py): the pinned
+# version from the npm registry, into the virtualenv (npm itself from Debian if missing).
+AXE_VERSION := 4.14.1
+AXE_JS := $(VENV)/axe/node_modules/axe-core/axe.min.js
+
+$(AXE_JS): | $(BIN)/python
+	@if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; \
+	fi
+	npm install --no-save --no-audit --no-fund --silent --prefix $(VENV)/axe axe-core@$(AXE_VERSION)
+
+axe: $(AXE_JS)
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,7 +71,7 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(VENV)/.dev-installed chromium postgres lint
+test: $(VENV)/.dev-installed chromium postgres axe lint
 	$(BIN)/python -m pytest
 
 # The benchmarks drive the servers with wrk: Debian's package where apt is available (else

@@ -88,7 +88,8 @@ def test_stock_taken_by_another_worker_shows_on_the_next_page(tmp_path, app, cli
     assert "Sold out" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
     grid = client.get("/").get_data(as_text=True)
     assert grid.count("Sold out") == 1
-    assert 'aria-label="Add Hand Burr Grinder to cart"' not in grid
+    assert 'aria-label="Add to cart: Hand burr grinder"' not in grid
+    assert 'aria-label="Add to cart: Stoneware mug"' in grid
 
 
 def _item(order, product, price, quantity):

@@ -27,7 +27,7 @@ CHALLENGE_FRAME = 'iframe[title="3D Secure authentication"]'
 def add_to_cart(page: Page, shop: LiveShop, *names: str) -> None:
     page.goto(shop.url + "/")
     for name in names:
-        page.get_by_role("button", name=f"Add {name} to cart").click()
+        page.get_by_role("button", name=f"Add to cart: {name}").click()
         expect(page.get_by_role("status")).to_contain_text("Added to your cart")
 
 
