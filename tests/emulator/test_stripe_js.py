@@ -214,3 +214,28 @@ def test_payment_element_with_an_unknown_client_secret_reports_loaderror(
     assert errors[0] == ["payment", "invalid_request_error", "No such payment_intent: 'pi_missing'"]
     assert errors[1][:2] == ["payment", "invalid_request_error"]
     assert "clientSecret" in errors[1][2]
+
+
+def test_confirm_card_payment_without_handling_actions_then_handle_card_action(
+    page: Page, merchant_url: str, stripe_client: stripe.StripeClient
+):
+    pi = new_intent(stripe_client)
+    open_page(page, merchant_url, "card", pi.client_secret)
+    fill_element(page, CARD_FIELDS, "4000 0025 0000 3155")
+    result = page.evaluate(
+        """s => window.checkout.stripe.confirmCardPayment(s,
+             {payment_method: {card: window.checkout.element}}, {handleActions: false})""",
+        pi.client_secret,
+    )
+    # The page handles the next action itself, later.
+    assert "error" not in result
+    assert result["paymentIntent"]["status"] == "requires_action"
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.evaluate(
+        "s => { window.pending = window.checkout.stripe.handleCardAction(s); }", pi.client_secret
+    )
+    page.frame_locator(CHALLENGE_FRAME).get_by_role(
+        "button", name="Complete authentication"
+    ).click()
+    assert page.evaluate("window.pending")["paymentIntent"]["status"] == "succeeded"
+    assert stripe_client.v1.payment_intents.retrieve(pi.id).status == "succeeded"

@@ -1032,7 +1032,7 @@
     var failed =
       intent.status === "requires_payment_method" &&
       (ctx.kind === "setup" ? intent.last_setup_error : intent.last_payment_error);
-    if (failed || intent.status === "canceled" || intent.status === "requires_action") {
+    if (failed || intent.status === "canceled") {
       return Promise.resolve({ error: intentError(ctx.kind, intent) });
     }
     if (ctx.redirect === "always" && ctx.returnUrl) {
