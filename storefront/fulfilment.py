@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import case, update
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import mail
 from .extensions import db
@@ -12,6 +13,7 @@ from .models import (
     PAYABLE_STATUSES,
     TRANSITIONS,
     Order,
+    OrderItem,
     OrderStatus,
     OutboxMessage,
     Product,
@@ -117,18 +119,9 @@ def fulfil_order(order: Order) -> bool:
         db.session.refresh(order)
         return False
 
-    for item in order.items:
-        if item.product_id is None:
-            continue
-        # Stock never goes below zero; an oversold item is logged for a person to handle.
-        db.session.execute(
-            update(Product)
-            .where(Product.id == item.product_id, Product.stock.is_not(None))
-            .values(
-                stock=case((Product.stock >= item.quantity, Product.stock - item.quantity), else_=0)
-            )
-            .execution_options(synchronize_session=False)
-        )
+    short = _take_stock(order)
+    if short:
+        _flag_short_order(order, short)
     if order.email:
         db.session.add(_confirmation_email(order))
     db.session.commit()
@@ -140,6 +133,112 @@ def fulfil_order(order: Order) -> bool:
         order.currency,
     )
     return True
+
+
+def _take_stock(order: Order) -> list[tuple[OrderItem, int]]:
+    """Take the order's items from stock; the items stock could not cover, with what was
+    left of each.
+
+    Each decrement is one ``UPDATE … WHERE stock >= quantity``: two orders paid for the
+    last units (their carts were filled before either paid) cannot both take them, on
+    SQLite (one writer) or PostgreSQL (the second UPDATE waits for the first's row lock,
+    then re-checks the committed stock). An item that is not covered takes nothing.
+    """
+    short: list[tuple[OrderItem, int]] = []
+    for item in order.items:
+        if item.product_id is None:
+            continue  # no longer in the catalog
+        taken = db.session.execute(
+            update(Product)
+            .where(
+                Product.id == item.product_id,
+                Product.stock.is_not(None),
+                Product.stock >= item.quantity,
+            )
+            .values(stock=Product.stock - item.quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount == 1:
+            continue
+        left = db.session.scalar(select(Product.stock).where(Product.id == item.product_id))
+        if left is not None:  # None: stock is not tracked for it
+            short.append((item, left))
+    return short
+
+
+def _flag_short_order(order: Order, short: list[tuple[OrderItem, int]]) -> None:
+    """A paid order whose items stock could not cover: flag it, log it and tell staff (in
+    the fulfilment's transaction), so nobody is oversold without a person deciding."""
+    db.session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(needs_attention=True)
+        .execution_options(synchronize_session=False)
+    )
+    lines = [f"{item.quantity} x {item.product_name} (in stock: {left})" for item, left in short]
+    log.warning(
+        "order %s paid but stock does not cover: %s; needs attention",
+        order.public_id,
+        "; ".join(lines),
+    )
+    notice = mail.staff_notice(
+        "staff_notice",
+        f"Order {order.public_id[:8]} is paid but short of stock",
+        "\n".join(
+            [
+                f"Order {order.public_id} was paid "
+                f"({format_money(order.amount_total, order.currency)}) "
+                "but the stock does not cover:",
+                "",
+                *lines,
+                "",
+                "Nothing was taken from stock for these items. Restock them and ship, or "
+                "refund them (in part or in full) from the order's page in the back office.",
+            ]
+        ),
+        dedup_key=f"short-stock:{order.public_id}",
+    )
+    notice.order_id = order.id
+    db.session.add(notice)
+
+
+def notify_staff_of_payment(
+    order: Order, what: str, payment: str, amount: int, currency: str
+) -> None:
+    """A payment the order cannot use (it was canceled before the money arrived, or it was
+    paid already): log it and tell staff what to refund, once per payment. Commits."""
+    how_much = format_money(amount, currency)
+    log.error(
+        "order %s %s: %s (%s) needs a refund",
+        order.public_id,
+        what,
+        payment,
+        how_much,
+    )
+    message = mail.staff_notice(
+        "staff_notice",
+        f"Refund {how_much} for order {order.public_id[:8]}: {what}",
+        "\n".join(
+            [
+                f"Order {order.public_id} {what}.",
+                "",
+                f"Refund {how_much} of payment {payment} in the Stripe Dashboard "
+                "(Payments, search for the id).",
+                f"The order is {order.status}.",
+            ]
+        ),
+        dedup_key=f"refund-needed:{payment}",
+    )
+    message.order_id = order.id
+    if db.session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedup_key == message.dedup_key)
+    ):
+        return
+    db.session.add(message)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # written by a simultaneous delivery
 
 
 def _confirmation_email(order: Order) -> OutboxMessage:

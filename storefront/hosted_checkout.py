@@ -24,7 +24,7 @@ from sqlalchemy import select
 from . import billing, payments, webhooks
 from .cart import Cart, CartError
 from .extensions import db
-from .fulfilment import fulfil_order, set_status
+from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
 from .links import external_url
 from .models import PAYABLE_STATUSES, Order, OrderStatus, Price
 from .orders import create_order_from_cart, order_matches_cart
@@ -379,15 +379,31 @@ def fulfil_from_session(
     _record_payment_details(order, cs)
     if fulfil_order(order):
         return PROCESSED
+    payment = _payment_intent_id(cs) or cs.id
     if order.fulfilled_at is None:
-        log.error(
-            "order %s was paid through checkout session %s but is %s; needs a refund or review",
-            order.public_id,
-            cs.id,
-            order.status,
+        # e.g. canceled (its cart changed) while the customer was paying on Stripe's page.
+        notify_staff_of_payment(
+            order,
+            f"was paid through checkout session {cs.id} after it was {order.status}",
+            payment,
+            cs.amount_total,
+            cs.currency,
         )
         return IGNORED
+    if order.stripe_checkout_session_id != cs.id:
+        notify_staff_of_payment(
+            order,
+            f"was paid twice: checkout session {cs.id} is a second payment",
+            payment,
+            cs.amount_total,
+            cs.currency,
+        )
     return PROCESSED
+
+
+def _payment_intent_id(cs: Any) -> str | None:
+    pi_id = field(cs, "payment_intent")
+    return pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
 
 
 def _record_payment_details(order: Order, cs: Any) -> None:
@@ -396,12 +412,14 @@ def _record_payment_details(order: Order, cs: Any) -> None:
     if order.stripe_checkout_session_id != cs.id and order.fulfilled_at is None:
         order.stripe_checkout_session_id = cs.id
         changed = True
-    pi_id = field(cs, "payment_intent")
-    pi_id = pi_id if isinstance(pi_id, str) else field(pi_id, "id")
+    pi_id = _payment_intent_id(cs)
     if pi_id and not order.stripe_payment_intent_id:
         order.stripe_payment_intent_id = pi_id
         changed = True
-    email = field(cs, "customer_details", "email") or field(cs, "customer_email")
+    # Through the shop's one email rule, as every address we store.
+    email = billing.normalise_email(
+        field(cs, "customer_details", "email") or field(cs, "customer_email")
+    )
     if email and not order.email:
         order.email = email
         changed = True

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -198,6 +199,9 @@ class Order(db.Model):
     # The browser's cart token (from its session) for a Payment Element order: the unique
     # index makes two simultaneous checkouts of one cart find one order, not make two.
     checkout_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # Set when something about a paid order needs a person (e.g. an item the stock could
+    # not cover at fulfilment); a staff notice says what. Staff see it on the back office.
+    needs_attention: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     # Shipping: the rate chosen (a snapshot: rates may change later) and what it cost;
     # ``amount_total`` is the items plus ``shipping_amount``.

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import payments
 from .extensions import csrf, db
-from .fulfilment import fulfil_order, set_status
+from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
 from .models import Order, OrderStatus, WebhookEvent, utcnow
 from .payments import field
 
@@ -470,17 +470,12 @@ def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> 
         return PROCESSED
     if order.fulfilled_at is None:
         # e.g. canceled before the money arrived: a person must refund it.
-        log.error(
-            "order %s was paid by %s but is %s; needs a refund or review",
-            order.public_id,
-            pi_id,
-            order.status,
+        notify_staff_of_payment(
+            order, f"was paid after it was {order.status}", pi_id, amount, currency
         )
     elif order.stripe_payment_intent_id != pi_id:
-        log.error(
-            "order %s paid twice: %s is a second payment; needs a refund",
-            order.public_id,
-            pi_id,
+        notify_staff_of_payment(
+            order, f"was paid twice: {pi_id} is a second payment", pi_id, amount, currency
         )
     return PROCESSED
 

@@ -401,3 +401,25 @@ def test_staff_see_which_emails_were_sent_and_which_failed(app, staff):
     assert "sent 2026-12-01 09:30<" in html
     dashboard = staff.get("/admin/").get_data(as_text=True)
     assert 'data-testid="failed-mail">1 e-mail failed to send' in dashboard
+
+
+def test_a_paid_order_stock_could_not_cover_is_shown_to_staff(app, client, staff):
+    from storefront.fulfilment import fulfil_order
+    from storefront.models import Product
+
+    public_id = make_order(app, lookup_key="hand-burr-grinder-usd", quantity=8)
+    with app.app_context():
+        db.session.execute(
+            db.update(Product).where(Product.slug == "hand-burr-grinder").values(stock=3)
+        )
+        db.session.commit()
+        assert fulfil_order(db.session.scalar(select(Order).where(Order.public_id == public_id)))
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert 'data-testid="alert-short-stock"' in dashboard and public_id[:8] in dashboard
+    listing = client.get("/admin/orders").get_data(as_text=True)
+    assert "needs attention" in listing
+    page = client.get(f"/admin/orders/{public_id}").get_data(as_text=True)
+    assert 'data-testid="needs-attention"' in page
+    assert "8 x Hand burr grinder (in stock: 3)" in client.get("/admin/notices").get_data(
+        as_text=True
+    )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storefront.extensions import db
 from storefront.fulfilment import fulfil_order, set_status
-from storefront.models import Order, OrderStatus, OutboxMessage
+from storefront.mail import STAFF_RECIPIENT
+from storefront.models import Order, OrderStatus, OutboxMessage, Product
 from tests.threads import run_in_app_threads
 from tests.webhook_helpers import get_order, make_order, outbox_count, stock
 
@@ -79,17 +80,70 @@ def test_fulfil_order_pays_a_failed_order(app):
         assert order.last_payment_error is None
 
 
-def test_stock_never_goes_below_zero(app):
-    public_id = make_order(app, quantity=2)
+def set_stock(app, slug: str, value: int) -> None:
     with app.app_context():
-        from storefront.models import Product
+        db.session.execute(update(Product).where(Product.slug == slug).values(stock=value))
+        db.session.commit()
 
+
+def staff_notices(app) -> list[OutboxMessage]:
+    with app.app_context():
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.to_email == STAFF_RECIPIENT)
+        ).all()
+        for notice in notices:
+            db.session.expunge(notice)
+        return list(notices)
+
+
+def test_an_item_stock_cannot_cover_is_not_taken_and_the_order_needs_attention(app, caplog):
+    public_id = make_order(app, quantity=2)
+    set_stock(app, "ethiopia-yirgacheffe", 1)
+    with caplog.at_level("WARNING", logger="storefront.fulfilment"), app.app_context():
+        assert fulfil_order(load(public_id)) is True  # paid: the money is there
+    assert stock(app) == 1  # nothing taken: WHERE stock >= quantity
+    order = get_order(app, public_id)
+    assert order.status == OrderStatus.PAID and order.needs_attention is True
+    assert "stock does not cover" in caplog.text and public_id in caplog.text
+    (notice,) = staff_notices(app)
+    assert notice.kind == "staff_notice" and notice.order_id == order.id
+    assert "2 x Ethiopia Yirgacheffe (in stock: 1)" in notice.body
+    assert outbox_count(app, public_id) == 2  # the customer's confirmation, and the notice
+
+
+def test_two_buyers_for_the_last_grinders(app):
+    # Both put the last 8 in their carts while 8 were left, and both paid.
+    first = make_order(app, lookup_key="hand-burr-grinder-usd", quantity=8)
+    second = make_order(app, lookup_key="hand-burr-grinder-usd", quantity=8)
+    set_stock(app, "hand-burr-grinder", 8)
+    barrier = threading.Barrier(2)
+
+    def pay(public_id):
+        def worker():
+            order = load(public_id)
+            barrier.wait()
+            return fulfil_order(order)
+
+        return worker
+
+    assert run_in_app_threads(app, pay(first), pay(second)) == [True, True]
+    assert stock(app, "hand-burr-grinder") == 0
+    flagged = [p for p in (first, second) if get_order(app, p).needs_attention]
+    assert len(flagged) == 1  # exactly one got the grinders; the other waits for a person
+    (notice,) = staff_notices(app)
+    assert flagged[0] in notice.body and "8 x Hand burr grinder (in stock: 0)" in notice.body
+
+
+def test_untracked_stock_is_never_short(app):
+    public_id = make_order(app, quantity=50)
+    with app.app_context():
         db.session.execute(
-            db.update(Product).where(Product.slug == "ethiopia-yirgacheffe").values(stock=1)
+            update(Product).where(Product.slug == "ethiopia-yirgacheffe").values(stock=None)
         )
         db.session.commit()
         assert fulfil_order(load(public_id)) is True
-    assert stock(app) == 0
+    assert get_order(app, public_id).needs_attention is False
+    assert staff_notices(app) == []
 
 
 @pytest.mark.parametrize(

@@ -618,3 +618,72 @@ def test_async_payment_succeeded_webhook_fulfils_the_order(app, client, delayed)
     assert beans_stock(app) == 8
     with app.app_context():
         assert confirmations(app) == 1
+
+
+# --------------------------------------------------------------------------- issue 13
+
+
+def test_checkout_email_goes_through_the_shops_email_rule(stripe_app, shop, emulator):
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    pay_hosted_page(emulator.url, cs_id, email="Ada.Lovelace@Example.COM")
+    EventFeed(stripe_app).deliver()
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert order.status == "paid"
+        assert order.email == "ada.lovelace@example.com"
+
+
+def staff_refund_notices(app) -> list[OutboxMessage]:
+    with app.app_context():
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedup_key.like("refund-needed:%"))
+        ).all()
+        for notice in notices:
+            db.session.expunge(notice)
+        return list(notices)
+
+
+def test_a_checkout_paid_after_its_order_was_canceled_tells_staff(stripe_app, shop, emulator):
+    from storefront.fulfilment import set_status
+
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert set_status(order, "canceled")  # e.g. staff canceled it meanwhile
+        db.session.commit()
+    pay_hosted_page(emulator.url, cs_id)
+    feed = EventFeed(stripe_app)
+    feed.deliver()
+    feed.seen.clear()
+    feed.deliver()  # delivered again: still one notice
+    cs = retrieve(stripe_app, cs_id)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert order.status == "canceled" and order.fulfilled_at is None
+        amount = order.amount_total
+    (notice,) = staff_refund_notices(stripe_app)
+    assert f"payment {cs.payment_intent}" in notice.body
+    assert f"Refund ${amount / 100:.2f}" in notice.body
+    assert "after it was canceled" in notice.subject
+
+
+def test_a_second_paid_checkout_session_for_a_paid_order_tells_staff(stripe_app, shop, emulator):
+    add_to_cart(shop, stripe_app, BEANS)
+    first = start(shop)
+    with stripe_app.test_request_context("/"):
+        order = only_order(stripe_app)
+        # A second session for the same order (a race the one-session rule cannot exclude).
+        second = payments.create_checkout_session(
+            hosted_checkout.session_params(order), "test:second-session"
+        ).id
+    pay_hosted_page(emulator.url, first)
+    pay_hosted_page(emulator.url, second)
+    EventFeed(stripe_app).deliver()
+    cs = retrieve(stripe_app, second)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert order.status == "paid" and order.stripe_checkout_session_id == first
+    (notice,) = staff_refund_notices(stripe_app)
+    assert f"payment {cs.payment_intent}" in notice.body and "paid twice" in notice.subject

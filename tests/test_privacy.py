@@ -116,3 +116,16 @@ def test_welcome_page_is_whole_only_for_the_subscribing_browser(stripe_app, emul
     owner = stripe_app.test_client()
     sign_in(owner, EMAIL)
     assert "Go to My account" in owner.get(url).get_data(as_text=True)
+
+
+def test_the_buyer_is_told_when_stock_did_not_cover_the_order(stripe_app):
+    buyer = stripe_app.test_client()
+    public_id = checkout_order(stripe_app, buyer)
+    with stripe_app.app_context():
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        order.status, order.needs_attention = "paid", True
+        db.session.commit()
+    html = buyer.get(f"/orders/{public_id}").get_data(as_text=True)
+    assert 'data-testid="order-attention"' in html and "out of stock" in html
+    other = stripe_app.test_client().get(f"/orders/{public_id}").get_data(as_text=True)
+    assert 'data-testid="order-attention"' not in other

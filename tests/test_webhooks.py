@@ -499,6 +499,46 @@ def test_canceled_cancels_an_unpaid_order_only(app, client):
     assert get_order(app, paid).status == OrderStatus.PAID
 
 
+def refund_notices(app) -> list[OutboxMessage]:
+    with app.app_context():
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedup_key.like("refund-needed:%"))
+        ).all()
+        for notice in notices:
+            db.session.expunge(notice)
+        return list(notices)
+
+
+def test_paid_after_cancel_tells_staff_what_to_refund(app, client):
+    public_id = make_order(app, pi_id="pi_late")
+    post_event(
+        client,
+        make_event(
+            "payment_intent.canceled",
+            payment_intent(public_id, pi_id="pi_late", status="canceled", amount=AMOUNT),
+        ),
+    )
+    event = succeeded_event(public_id, pi_id="pi_late")
+    post_event(client, event)
+    post_event(client, succeeded_event(public_id, pi_id="pi_late"))  # a second delivery
+    assert get_order(app, public_id).status == OrderStatus.CANCELED
+    (notice,) = refund_notices(app)
+    assert notice.to_email == "staff" and notice.order_id == get_order(app, public_id).id
+    assert "Refund $36.00 of payment pi_late" in notice.body
+    assert "after it was canceled" in notice.subject
+
+
+def test_paid_twice_tells_staff_to_refund_the_second_payment(app, client):
+    public_id = make_order(app, pi_id="pi_first")
+    post_event(client, succeeded_event(public_id, pi_id="pi_first"))
+    post_event(client, succeeded_event(public_id, pi_id="pi_second"))
+    order = get_order(app, public_id)
+    assert order.status == OrderStatus.PAID and order.stripe_payment_intent_id == "pi_first"
+    (notice,) = refund_notices(app)
+    assert "Refund $36.00 of payment pi_second" in notice.body
+    assert "paid twice" in notice.subject
+
+
 def test_events_of_an_abandoned_payment_intent_do_not_touch_the_order(app, client):
     public_id = make_order(app, pi_id="pi_current")
     post_event(

@@ -109,7 +109,7 @@ def unread_notice_count() -> int:
 
 def alerts() -> dict[str, Any]:
     """What needs a person now: open disputes, fraud warnings on orders not refunded in
-    full, refunds that failed."""
+    full, refunds that failed, paid orders the stock could not cover."""
     disputes = db.session.scalars(
         select(Dispute)
         .where(Dispute.status.not_in(["won", "lost", "warning_closed", "prevented"]))
@@ -124,4 +124,16 @@ def alerts() -> dict[str, Any]:
     failed_refunds = db.session.scalars(
         select(Refund).where(Refund.status == "failed").order_by(Refund.id.desc()).limit(20)
     ).all()
-    return {"disputes": disputes, "warnings": warnings, "failed_refunds": failed_refunds}
+    # Paid orders the stock could not cover, until refunded in full.
+    short_orders = db.session.scalars(
+        select(Order)
+        .where(Order.needs_attention.is_(True), Order.status != OrderStatus.REFUNDED)
+        .order_by(Order.id.desc())
+        .limit(20)
+    ).all()
+    return {
+        "disputes": disputes,
+        "warnings": warnings,
+        "failed_refunds": failed_refunds,
+        "short_orders": short_orders,
+    }
