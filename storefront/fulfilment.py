@@ -19,6 +19,7 @@ from .models import (
     Product,
     utcnow,
 )
+from .money import format_money
 
 log = logging.getLogger(__name__)
 

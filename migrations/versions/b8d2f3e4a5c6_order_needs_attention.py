@@ -1,7 +1,7 @@
 """order.needs_attention (a paid order stock could not cover, for staff)
 
 Revision ID: b8d2f3e4a5c6
-Revises: b7c1d2e3f4a5
+Revises: 0cef6a92ec39
 Create Date: 2026-12-01 14:40:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b8d2f3e4a5c6'
-down_revision = 'b7c1d2e3f4a5'
+down_revision = '0cef6a92ec39'
 branch_labels = None
 depends_on = None
 
