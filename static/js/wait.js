@@ -32,6 +32,11 @@
         if (!fresh || !main) { window.location.reload(); return; }
         var hadFocus = main.contains(document.activeElement);
         main.innerHTML = fresh.innerHTML;
+        // A paid order empties the cart: the header's count must say so too.
+        var counts = doc.querySelectorAll(".cart-count");
+        document.querySelectorAll(".cart-count").forEach(function (el, i) {
+          if (counts[i]) { el.textContent = counts[i].textContent; }
+        });
         document.title = doc.title;
         announce(message);
         // The focused control is gone: put focus at the top of the new content.
