@@ -138,9 +138,13 @@ def test_serve_starts_a_sink_and_a_dispatcher_that_delivers_to_it(dev_app, tmp_p
         assert sink is not None and dispatcher is not None
         stored = wait_until(lambda: list(mail_dir(dev_app.instance_path).glob("*.eml")), 60)
         assert b"tok-123" in stored[0].read_bytes()
-        with dev_app.app_context():
-            row = db.session.scalar(select(OutboxMessage))
-            assert row.status == OutboxStatus.SENT
+
+        def status() -> str:
+            with dev_app.app_context():
+                return db.session.scalar(select(OutboxMessage.status))
+
+        # Recorded a moment after the sink said 250.
+        assert wait_until(lambda: status() == OutboxStatus.SENT, 30)
     finally:
         dispatcher.terminate()
         assert dispatcher.wait(timeout=15) == 0  # SIGTERM: the loop ends cleanly
