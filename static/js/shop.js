@@ -2,3 +2,26 @@
 document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
   select.addEventListener("change", function () { select.form.requestSubmit(); });
 });
+
+// The phone header's menu button: shows and hides the rest of the header (the CSS keeps it
+// closed on small screens only once this script has shown the button).
+(function () {
+  var toggle = document.querySelector(".menu-toggle");
+  var menu = document.getElementById("site-menu");
+  if (!toggle || !menu) { return; }
+  document.documentElement.classList.add("has-menu");
+  toggle.hidden = false;
+  function set(open) {
+    toggle.setAttribute("aria-expanded", String(open));
+    menu.classList.toggle("open", open);
+  }
+  toggle.addEventListener("click", function () {
+    set(toggle.getAttribute("aria-expanded") !== "true");
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+      set(false);
+      toggle.focus();
+    }
+  });
+})();

@@ -82,13 +82,7 @@ def test_account_and_back_office_have_no_axe_violations(
     axe.install(page)
     s = Survey(page, live_shop)
     # A guest joins the Coffee Club through the hosted page: the welcome page.
-    page.goto(live_shop.url + "/membership/")
-    plan = page.get_by_test_id("plan-month")
-    plan.get_by_label("Email").fill(STAFF)
-    plan.get_by_role("button", name="Subscribe").click()
-    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
-    fill_hosted_page(page, button="Subscribe")
-    page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/membership/welcome"))
+    join_as_guest(page, live_shop, STAFF)
     s.check("welcome")
     sign_in_as_staff(page, live_shop)
     s.check("my account")
@@ -143,3 +137,101 @@ def test_payment_states_have_no_axe_violations(page: Page, live_shop: LiveShop, 
     s.check("order paid")
     s.visit(f"/orders/{order_public_id(page)}", "order paid, reloaded")
     s.assert_clean()
+
+
+# --------------------------------------------------------------------------- 320 px
+
+# The page is wider than the screen: name the outermost elements that stick out (those in
+# a sideways-scrolling box of their own do not count).
+WIDER_THAN_SCREEN = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) { return []; }
+  const scrolls = (e) => getComputedStyle(e).overflowX !== "visible";
+  const inScroller = (e) => {
+    for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (scrolls(p)) { return true; }
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter((e) => e.getBoundingClientRect().right > width + 0.5 && !inScroller(e))
+    .slice(0, 4)
+    .map((e) => e.outerHTML.slice(0, 80));
+}"""
+
+
+def join_as_guest(page: Page, shop: LiveShop, email: str) -> None:
+    page.goto(shop.url + "/membership/")
+    plan = page.get_by_test_id("plan-month")
+    plan.get_by_label("Email").fill(email)
+    plan.get_by_role("button", name="Subscribe").click()
+    page.wait_for_url(re.compile(re.escape(shop.emulator.url) + r"/c/pay/cs_"))
+    fill_hosted_page(page, button="Subscribe")
+    page.wait_for_url(re.compile(re.escape(shop.url) + r"/membership/welcome"))
+
+
+@pytest.mark.parametrize("signed_in", [False, True], ids=["signed-out", "signed-in-member"])
+def test_no_page_is_wider_than_a_320px_screen(page: Page, live_shop: LiveShop, signed_in: bool):
+    live_shop.app.config["STAFF_EMAILS"] = STAFF
+    page.set_viewport_size({"width": 320, "height": 640})
+    wide = {}
+
+    def look(name: str) -> None:
+        page.wait_for_load_state("load")
+        found = page.evaluate(WIDER_THAN_SCREEN)
+        if found:
+            wide[name] = found
+
+    def visit(path: str) -> None:
+        page.goto(live_shop.url + path)
+        look(path)
+
+    if signed_in:
+        join_as_guest(page, live_shop, STAFF)
+        look("welcome")
+        sign_in_as_staff(page, live_shop)
+        look("my account")
+        expect(page.get_by_test_id("member-badge")).to_have_count(1)
+    for path in (
+        "/",
+        "/?category=coffee",
+        "/products/colombia-huila",
+        "/cart/",
+        "/membership/",
+        "/account/",
+        "/contact",
+        "/shipping-and-returns",
+        "/privacy",
+        "/terms",
+        "/no-such-page",
+    ):
+        visit(path)
+    # Phones: two products per row; a compact header whose menu opens the rest.
+    page.goto(live_shop.url + "/")
+    cards = page.locator(".product-card")
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert first["y"] == second["y"] and second["x"] > first["x"]
+    menu = page.get_by_role("button", name="Menu")
+    expect(page.get_by_role("link", name="Membership", exact=True)).to_be_hidden()
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("link", name="Membership", exact=True)).to_be_visible()
+    look("menu open")
+    page.keyboard.press("Escape")
+    expect(menu).to_be_focused()
+    expect(page.get_by_role("link", name="Membership", exact=True)).to_be_hidden()
+    add_to_cart(page, live_shop, "Colombia Huila", "Pour-over dripper")
+    visit("/cart/")
+    # The cart's prices say what they are where the column headers are not shown.
+    expect(page.get_by_test_id("unit-price").first).to_have_text("Each $16.50")
+    expect(page.get_by_test_id("line-total").first).to_have_text("Line total $16.50")
+    open_checkout(page, live_shop)
+    look("checkout")
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    look("order paid")
+    if signed_in:
+        for path in ("/account/", "/admin/", "/admin/orders", "/admin/events", "/admin/audit"):
+            visit(path)
+    assert not wide, "wider than 320 px:\n" + "\n".join(f"{k}: {v}" for k, v in wide.items())
