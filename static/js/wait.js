@@ -37,6 +37,9 @@
         document.querySelectorAll(".cart-count").forEach(function (el, i) {
           if (counts[i]) { el.textContent = counts[i].textContent; }
         });
+        var freshLink = doc.querySelector(".cart-link");
+        var link = document.querySelector(".cart-link");
+        if (freshLink && link) { link.setAttribute("aria-label", freshLink.getAttribute("aria-label")); }
         document.title = doc.title;
         announce(message);
         // The focused control is gone: put focus at the top of the new content.
