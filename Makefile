@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := storefront
 
-.PHONY: run test lint format chromium postgres axe wrk db bench clean help
+.PHONY: run test lint format chromium postgres redis axe wrk db bench clean help
 
 help:
 	@echo "make run   - set up, migrate, seed and serve http://127.0.0.1:5000 (with the Stripe emulator when no keys are set)"
@@ -63,6 +63,15 @@ $(AXE_JS): | $(BIN)/python
 
 axe: $(AXE_JS)
 
+# tests/test_ratelimits.py shares rate-limit counts between two shops through a throwaway
+# Redis server (redis-server, Debian's package; elsewhere that test is skipped).
+redis:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	fi
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -71,7 +80,7 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(VENV)/.dev-installed chromium postgres axe lint
+test: $(VENV)/.dev-installed chromium postgres redis axe lint
 	$(BIN)/python -m pytest
 
 # The benchmarks drive the servers with wrk: Debian's package where apt is available (else

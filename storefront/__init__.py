@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from werkzeug.exceptions import HTTPException, SecurityError
@@ -69,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     csrf.init_app(app)
     from . import security
+    from .security import wants_json
 
     security.init_app(app)
 
@@ -87,6 +88,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     devmail.init_app(app)  # /dev/mail, in debug mode only
     cli.init_app(app)
+    from . import card_testing, ratelimits
+
+    ratelimits.init_app(app)  # after the blueprints: it wraps their views
+    card_testing.init_app(app, ratelimits.PAYMENT_ENDPOINTS)
 
     from . import links
     from .money import format_money
@@ -95,9 +100,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["url_for"] = links.template_url_for
     app.context_processor(cart.template_context)
     app.context_processor(account.template_context)
-
-    def wants_json() -> bool:
-        return request.is_json or request.accept_mimetypes.best == "application/json"
 
     @app.errorhandler(CSRFError)
     def csrf_error(err: CSRFError):

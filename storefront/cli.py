@@ -122,6 +122,14 @@ def serve_command(host: str, port: int, emulator_port: int) -> None:
     """
     from . import create_app, payments
     from .catalog import sync_catalog
+    from .config import is_loopback_host
+
+    if current_app.debug and not is_loopback_host(host):
+        # Werkzeug's debugger runs code for whoever reaches it; dev sign-in links too.
+        raise click.ClickException(
+            f"Refusing to serve in debug mode on {host}: use 127.0.0.1, or run without "
+            "FLASK_DEBUG behind gunicorn"
+        )
 
     # A plain `kill` should stop the emulator too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -62,6 +62,23 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_TIMEOUT": 30,  # seconds for each SMTP connection
     "MAIL_MAX_ATTEMPTS": 8,  # then the message is marked failed
     "MAIL_RETRY_SECONDS": 60,  # first retry delay; doubles with each attempt
+    # Flask-Limiter: where the counters live (memory:// is per process; redis://host:6379
+    # shares them between app servers) and whether limits apply at all.
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_ENABLED": True,
+    # Rate limits ("N per minute; M per hour", Flask-Limiter's notation).
+    "RATE_LIMIT_PAYMENT_PER_IP": "20 per minute; 120 per hour",
+    "RATE_LIMIT_PAYMENT_PER_SESSION": "10 per minute; 40 per hour",
+    "RATE_LIMIT_SIGN_IN_PER_IP": "10 per minute; 60 per hour",
+    "RATE_LIMIT_SIGN_IN_PER_SESSION": "5 per minute; 20 per hour",
+    "RATE_LIMIT_SIGN_IN_PER_EMAIL": "3 per 10 minutes; 10 per day",
+    "RATE_LIMIT_CART_PER_IP": "120 per minute",
+    "RATE_LIMIT_CART_PER_SESSION": "60 per minute",
+    # Card-testing defence: this many declines (as Stripe reports them) for one browser, IP
+    # or order within the window stop new payments from it for the cooling-off period.
+    "CARD_DECLINE_LIMIT": 5,
+    "CARD_DECLINE_WINDOW_SECONDS": 3600,
+    "CARD_DECLINE_COOLOFF_SECONDS": 3600,
 }
 
 INT_SETTINGS = {
@@ -78,6 +95,9 @@ INT_SETTINGS = {
     "MAIL_TIMEOUT",
     "MAIL_MAX_ATTEMPTS",
     "MAIL_RETRY_SECONDS",
+    "CARD_DECLINE_LIMIT",
+    "CARD_DECLINE_WINDOW_SECONDS",
+    "CARD_DECLINE_COOLOFF_SECONDS",
 }
 # Settings that must be at least 1 (a zero size limit would refuse every request).
 POSITIVE_SETTINGS = {
@@ -87,8 +107,9 @@ POSITIVE_SETTINGS = {
     "WEBHOOK_MAX_CONTENT_LENGTH",
     "WEBHOOK_TOLERANCE_SECONDS",
     "MAIL_MAX_ATTEMPTS",
+    "CARD_DECLINE_LIMIT",
 }
-BOOL_SETTINGS: set[str] = {"MAIL_ENABLED"}
+BOOL_SETTINGS = {"MAIL_ENABLED", "RATELIMIT_ENABLED"}
 RATE_LIMIT_SETTINGS = sorted(name for name in DEFAULTS if name.startswith("RATE_LIMIT_"))
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 MAIL_SECURITY_MODES = ("starttls", "tls", "none")

@@ -18,11 +18,22 @@
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, abort, current_app, request
+from flask import (
+    Flask,
+    Request,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    session,
+)
 from flask.json.provider import DefaultJSONProvider
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -130,17 +141,65 @@ def stripe_page(*, js: bool = False, checkout: bool = False) -> Callable[[View],
 
 
 class SafeJSONProvider(DefaultJSONProvider):
-    """Request bodies deeper than Python's recursion limit, or holding NUL characters
-    (PostgreSQL cannot store them), are malformed JSON: a 400, never a RecursionError."""
+    """JSON deeper than Python's recursion limit is malformed JSON: for a request body a
+    400 (``get_json``), never a RecursionError."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        text = s.decode("utf-8", "replace") if isinstance(s, bytes | bytearray) else s
-        if "\x00" in text or "\\u0000" in text:
-            raise ValueError("JSON strings must not contain NUL characters")
         try:
             return super().loads(s, **kwargs)
         except RecursionError:
             raise ValueError("JSON is nested too deeply") from None
+
+
+def _holds_nul(data: bytes) -> bool:
+    return b"\x00" in data or b"\\u0000" in data
+
+
+def wants_json() -> bool:
+    """Does the caller speak JSON (our pages' scripts, API clients)? Errors answer in kind."""
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+# The session's random id: the "per session" of the rate limits and card-testing defence.
+CLIENT_KEY = "client"
+
+
+def client_ip() -> str:
+    """The client's address (``PROXY_COUNT`` makes it the real one behind a proxy)."""
+    return request.remote_addr or "unknown"
+
+
+def client_id() -> str:
+    """This browser session's random id, made on first use."""
+    value = session.get(CLIENT_KEY)
+    if not isinstance(value, str) or not 16 <= len(value) <= 64:
+        value = secrets.token_urlsafe(16)
+        session[CLIENT_KEY] = value
+    return value
+
+
+def too_many(message: str, retry_after: int):
+    """429 with ``Retry-After``: JSON for JSON callers, otherwise a page."""
+    retry_after = max(1, int(retry_after))
+    if wants_json():
+        response = jsonify(error=message, retry_after=retry_after)
+    else:
+        response = current_app.make_response(
+            render_template("errors/429.html", reason=message, wait=describe_wait(retry_after))
+        )
+    response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def describe_wait(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    hours = math.ceil(minutes / 60)
+    return f"{hours} hours"
 
 
 def base_url_is_https(app: Flask) -> bool:
@@ -173,6 +232,17 @@ def _request_class(hosts: list[str] | None) -> type[Request]:
         @trusted_hosts.setter
         def trusted_hosts(self, value: list[str] | None) -> None:
             pass  # Flask's TRUSTED_HOSTS setting is not used; the property decides
+
+        def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
+            # A NUL character in a JSON string is malformed input here: PostgreSQL cannot
+            # store or even compare one, and no form of ours sends it.
+            if (force or self.is_json) and _holds_nul(self.get_data(cache=True)):
+                if silent:
+                    return None
+                return self.on_json_loading_failed(
+                    ValueError("JSON strings must not contain NUL characters")
+                )
+            return super().get_json(force=force, silent=silent, cache=cache)
 
     return ShopRequest
 

@@ -26,7 +26,7 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import payments
+from . import card_testing, payments
 from .extensions import csrf, db
 from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
 from .models import Order, OrderStatus, WebhookEvent, utcnow
@@ -499,6 +499,7 @@ def apply_payment_intent(order: Order, pi: Any) -> str:
     elif status == "canceled":
         changed = set_status(order, OrderStatus.CANCELED)
     elif status == "requires_payment_method" and field(pi, "last_payment_error"):
+        card_testing.record_decline(pi)
         message = field(pi, "last_payment_error", "message") or "Your payment failed."
         changed = set_status(order, OrderStatus.FAILED, error=str(message)[:500])
     if changed:
@@ -521,6 +522,9 @@ def on_payment_intent_changed(event: Any) -> str:
     """Processing and failed can be overtaken (retry, success), and events can arrive out of
     order, so act on the PaymentIntent as Stripe has it now."""
     pi = field(event, "data", "object")
+    if field(event, "type") == "payment_intent.payment_failed":
+        # The decline this event reports, even if the intent has moved on since.
+        card_testing.record_decline(pi)
     order = _pi_order(pi)
     if order is None:
         return IGNORED

@@ -23,6 +23,9 @@ TEST_CONFIG = {
     "STRIPE_API_BASE": None,
     "STRIPE_JS_URL": "https://js.stripe.com/v3/",
     "STRIPE_MAX_NETWORK_RETRIES": 0,
+    # Rate limits would trip over tests that repeat requests; tests/test_ratelimits.py
+    # turns them on.
+    "RATELIMIT_ENABLED": False,
 }
 
 

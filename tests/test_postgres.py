@@ -1,5 +1,6 @@
 """The same guarantees on PostgreSQL: migrations, exactly-once fulfilment, webhook dedup,
-each outbox message sent once by concurrent dispatchers.
+each outbox message sent once by concurrent dispatchers, and
+no 5xx for hostile input (PostgreSQL refuses NUL characters SQLite stores).
 
 SQLite runs one writer at a time, which hides races; PostgreSQL runs them for real. This
 module starts a throwaway server (tests/postgres.py) and runs the fulfilment, webhook and
@@ -19,6 +20,11 @@ from storefront.extensions import db
 from tests import test_cart, test_fulfilment, test_order_refill, test_outbox, test_webhooks
 from tests.conftest import TEST_CONFIG, make_app
 from tests.postgres import postgres_server  # noqa: F401 - the fixture
+from tests.test_card_testing import (
+    test_declines_from_webhooks_trip_the_pause_with_a_log_line_and_a_staff_notice,  # noqa: F401
+)
+from tests.test_hostile_inputs import hostile_app, test_every_route_survives_hostile_input  # noqa: F401
+from tests.test_security import test_a_nul_byte_in_the_path_or_query_is_not_a_5xx  # noqa: F401
 
 # Run these modules' tests here too (their module-level fixtures come along).
 for _module in (test_fulfilment, test_webhooks, test_cart, test_order_refill, test_outbox):

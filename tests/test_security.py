@@ -12,6 +12,10 @@ from tests.conftest import make_app
 from tests.webhook_helpers import TEST_SECRET, make_event, sign
 
 
+def from_ip(ip: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": ip}}
+
+
 def other_app(tmp_path, name: str, **config):
     """Another shop in the same test, with a database of its own."""
     (tmp_path / name).mkdir()
@@ -491,3 +495,14 @@ def test_a_huge_webhook_is_413_at_once_and_the_worker_stays_free(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- debug mode
+
+
+def test_debug_mode_refuses_to_serve_beyond_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASK_DEBUG", "1")  # what `flask` reads (make run sets it)
+    app = make_app(tmp_path, DEBUG=True)
+    result = app.test_cli_runner().invoke(args=["serve", "--host", "0.0.0.0"])
+    assert result.exit_code != 0
+    assert "Refusing to serve in debug mode on 0.0.0.0" in result.output
