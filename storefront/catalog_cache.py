@@ -73,9 +73,10 @@ class VersionReader:
 
     def _open(self) -> None:
         connection = self.engine.raw_connection()
-        connection.detach()
         if self.engine.dialect.name == "postgresql":
+            # Before detach(): a detached connection no longer has its driver connection.
             connection.driver_connection.autocommit = True
+        connection.detach()
         self.connection, self.pid = connection, os.getpid()
 
     def close(self) -> None:
