@@ -25,8 +25,9 @@ from sqlalchemy import ForeignKey, String, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from . import mail
 from .extensions import db
-from .models import Order, OutboxMessage, utcnow
+from .models import Order, utcnow
 from .payments import field
 from .security import client_id, client_ip, describe_wait, too_many
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # Where the payment endpoints keep the order this browser is paying (checkout and
 # Stripe Checkout; Subscribe has no order).
 ORDER_SESSION_KEYS = ("checkout_order", "hosted_checkout_order")
-STAFF_RECIPIENT = "staff"  # billing.STAFF_RECIPIENT (not imported: billing imports webhooks)
 
 BLOCKED_MESSAGE = (
     "Several payments from here were declined in a short time, so to protect cardholders "
@@ -237,19 +237,19 @@ def _maybe_trip(kind: str, value: str, order: Order | None) -> None:
         config["CARD_DECLINE_WINDOW_SECONDS"],
         until.isoformat(timespec="seconds"),
     )
+    text = (
+        f"{count} payments were declined for one {kind} ({who}) within "
+        f"{config['CARD_DECLINE_WINDOW_SECONDS']} seconds"
+        + (f", the latest for order {order.public_id}" if order is not None else "")
+        + f". New payments from it are refused until {until.isoformat(timespec='minutes')}"
+        " (CARD_DECLINE_COOLOFF_SECONDS).\n\nLook for unusual orders and declines in the "
+        "Stripe Dashboard (Radar)."
+    )
     db.session.add(
-        OutboxMessage(
-            kind="staff_notice",
-            to_email=STAFF_RECIPIENT,
-            subject=f"Possible card testing: payments paused for a {kind}",
-            body=(
-                f"{count} payments were declined for one {kind} ({who}) within "
-                f"{config['CARD_DECLINE_WINDOW_SECONDS']} seconds"
-                + (f", the latest for order {order.public_id}" if order is not None else "")
-                + f". New payments from it are refused until {until.isoformat(timespec='minutes')}"
-                " (CARD_DECLINE_COOLOFF_SECONDS). Look for unusual orders and declines in the "
-                "Stripe Dashboard (Radar)."
-            ),
+        mail.staff_notice(
+            "staff_notice",
+            f"Possible card testing: payments paused for a {kind}",
+            text,
             dedup_key=f"card-testing:{block.id}",
         )
     )

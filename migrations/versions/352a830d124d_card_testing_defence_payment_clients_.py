@@ -1,7 +1,7 @@
 """card testing defence: payment clients, declines and blocks
 
 Revision ID: 352a830d124d
-Revises: 0cef6a92ec39
+Revises: b8d2f3e4a5c6
 Create Date: 2026-12-01 13:49:53.497431
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '352a830d124d'
-down_revision = '0cef6a92ec39'
+down_revision = 'b8d2f3e4a5c6'
 branch_labels = None
 depends_on = None
 
