@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import current_app, has_request_context, request, url_for
 
+from . import assets
+
 # How many distinct links ``template_url_for`` remembers per app before starting afresh.
 TEMPLATE_URLS_KEPT = 2048
 
@@ -38,9 +40,14 @@ def template_url_for(endpoint: str, **values: Any) -> str:
     rest of the page around it. A relative URL depends only on the endpoint, its values
     and the app's mount point, so it is kept under those (at most ``TEMPLATE_URLS_KEPT``).
     Absolute URLs (``_external``), other ``_`` options, blueprint-relative endpoints and
-    apps with ``url_defaults`` callbacks go to ``url_for`` every time.
+    apps with ``url_defaults`` callbacks go to ``url_for`` every time. Static files get
+    their content hash as ``v`` (``assets``), so they may be cached for good.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if endpoint == "static" and "v" not in values and isinstance(values.get("filename"), str):
+        digest = assets.version(values["filename"])
+        if digest:
+            values["v"] = digest
     if (
         endpoint.startswith(".")
         or app.url_default_functions
