@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CATALOG_MODELS = (Product, Price)
 _TABLE = CatalogVersion.__table__
+_BUMPED = "catalog_version_bumped"
 _VERSION_SQL = "SELECT version FROM catalog_version WHERE id = 1"
 _BUMP = update(_TABLE).where(_TABLE.c.id == 1).values(version=_TABLE.c.version + 1)
 
@@ -126,14 +127,28 @@ def cached(key: tuple, build: Callable[[], T]) -> T:
 
 
 def _bump(session: Session) -> None:
+    """Once per transaction: a seed flushing thirty products needs one bump, not thirty.
+    A savepoint's end forgets it too, so changes after a rolled-back savepoint bump again."""
+    if session.info.get(_BUMPED):
+        return
     session.connection().execute(_BUMP)
+    session.info[_BUMPED] = True
     if has_app_context():
         g.pop("catalog_version", None)
 
 
-@event.listens_for(Session, "after_flush")
-def _catalog_flushed(session: Session, _context: Any) -> None:
-    # new/dirty/deleted still list what this flush wrote.
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, _transaction: Any) -> None:
+    session.info.pop(_BUMPED, None)
+
+
+# The version row is locked (bumped) before the catalog rows a transaction changes: with
+# one lock order, two transactions changing products (e.g. two fulfilments taking stock
+# of the same items) cannot deadlock on PostgreSQL; they queue on the version row.
+
+
+@event.listens_for(Session, "before_flush")
+def _catalog_flushing(session: Session, _context: Any, _instances: Any) -> None:
     if any(
         isinstance(obj, CATALOG_MODELS)
         for obj in chain(session.new, session.dirty, session.deleted)
@@ -142,13 +157,8 @@ def _catalog_flushed(session: Session, _context: Any) -> None:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _catalog_statement(state: ORMExecuteState) -> Any:
+def _catalog_statement(state: ORMExecuteState) -> None:
     """``session.execute(update(Product)...)`` (e.g. the stock a fulfilment takes)."""
     dml = state.is_update or state.is_delete or state.is_insert
-    if not dml or not any(m.class_ in CATALOG_MODELS for m in state.all_mappers):
-        return None
-    # The statement first, then the version: the same lock order as a flush (row, then
-    # version), so two transactions cannot wait on each other on PostgreSQL.
-    result = state.invoke_statement()
-    _bump(state.session)
-    return result
+    if dml and any(m.class_ in CATALOG_MODELS for m in state.all_mappers):
+        _bump(state.session)
