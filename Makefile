@@ -80,8 +80,10 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# One pytest-xdist worker per core: tests are independent (own databases, emulators and
+# servers on free ports), so they spread; `python -m pytest` alone runs them in one process.
 test: $(VENV)/.dev-installed chromium postgres redis axe lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # The benchmarks drive the servers with wrk: Debian's package where apt is available (else
 # bench/run.py falls back to a slower Python load generator and says so).

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from storefront import create_app
@@ -40,14 +45,45 @@ def isolated_settings(tmp_path, monkeypatch):
 
 
 def make_app(tmp_path, **overrides):
-    config = dict(TEST_CONFIG, DATABASE_URL=f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    """The shop on a created and seeded database: by default a new SQLite file in
+    ``tmp_path``, copied from one built once per test process (creating the tables and
+    seeding costs more than most tests); any other database is created and seeded here."""
+    target = tmp_path / "shop.sqlite3"
+    config = dict(TEST_CONFIG, DATABASE_URL=f"sqlite:///{target}")
     config.update(overrides)
+    fresh = config["DATABASE_URL"] == f"sqlite:///{target}" and not target.exists()
+    if fresh and tmp_path.is_dir():
+        shutil.copyfile(_seeded_template(), target)
+        return create_app(config)
     app = create_app(config)
     with app.app_context():
-        db.create_all()
-        seed_catalog(load_catalog_file())
-        seed_shipping_rates(load_shipping_rates())
+        _create_and_seed()
     return app
+
+
+def _create_and_seed() -> None:
+    db.create_all()
+    seed_catalog(load_catalog_file())
+    seed_shipping_rates(load_shipping_rates())
+
+
+_template: Path | None = None
+
+
+def _seeded_template() -> Path:
+    """An SQLite database with the tables and the seed data, made once per process."""
+    global _template
+    if _template is None:
+        folder = Path(tempfile.mkdtemp(prefix="storefront-test-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "shop.sqlite3"
+        app = create_app(dict(TEST_CONFIG, DATABASE_URL=f"sqlite:///{path}"))
+        with app.app_context():
+            _create_and_seed()
+            db.session.remove()
+            db.engine.dispose()
+        _template = path
+    return _template
 
 
 @pytest.fixture

@@ -6,11 +6,15 @@ only through the official SDK and the Stripe.js URL, exactly as it would reach S
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,14 +115,61 @@ def emulator_config(emulator: Emulator) -> dict:
     }
 
 
+def synced_app(tmp_path: Path, emulator: Emulator, **overrides) -> Flask:
+    """The shop against ``emulator`` with its catalog synced to it, as ``sync_catalog``
+    leaves both: the two databases are copied from a pair synced once per test process
+    (a sync is dozens of API calls; a copy takes milliseconds)."""
+    from storefront import create_app
+    from tests.conftest import TEST_CONFIG
+
+    template = _synced_template()
+    # The fixture's emulator is new and empty: its store becomes the synced one.
+    _copy_sqlite(template / "stripe-emulator.sqlite3", Path(emulator.app.config["EMULATOR_DB"]))
+    target = tmp_path / "shop.sqlite3"
+    _copy_sqlite(template / "shop.sqlite3", target)
+    config = dict(TEST_CONFIG, DATABASE_URL=f"sqlite:///{target}", **emulator_config(emulator))
+    config.update(overrides)
+    return create_app(config)
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """SQLite's backup: a consistent copy, also of a database in WAL mode or in use."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+_synced: Path | None = None
+
+
+def _synced_template() -> Path:
+    """A seeded shop database and an emulator database it is synced to, made once."""
+    global _synced
+    if _synced is None:
+        from stripe_emulator import create_app as create_emulator
+        from tests.conftest import make_app
+
+        folder = Path(tempfile.mkdtemp(prefix="storefront-test-synced-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        emulator_app = create_emulator(
+            {"EMULATOR_DB": str(folder / "stripe-emulator.sqlite3"), "TESTING": True}
+        )
+        server = Server(emulator_app)
+        try:
+            app = make_app(folder, **emulator_config(Emulator(server.url, emulator_app)))
+            with app.app_context():
+                sync_catalog(echo=lambda *_: None)
+                db.session.remove()
+                db.engine.dispose()
+        finally:
+            server.stop()
+        _synced = folder
+    return _synced
+
+
 @pytest.fixture
 def stripe_app(tmp_path, emulator) -> Iterator[Flask]:
     """The shop (not served) configured against the emulator, catalog synced to it."""
-    from tests.conftest import make_app
-
-    app = make_app(tmp_path, **emulator_config(emulator))
-    with app.app_context():
-        sync_catalog(echo=lambda *_: None)
+    app = synced_app(tmp_path, emulator)
     yield app
     with app.app_context():
         db.session.remove()
@@ -129,12 +180,10 @@ def stripe_app(tmp_path, emulator) -> Iterator[Flask]:
 def live_shop(tmp_path, emulator) -> Iterator[LiveShop]:
     """The shop served over HTTP against the emulator, with a registered webhook endpoint."""
     from storefront import payments
-    from tests.conftest import make_app
 
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, **emulator_config(emulator))
+    app = synced_app(tmp_path, emulator, WTF_CSRF_ENABLED=True)
     server = Server(app)
     with app.app_context():
-        sync_catalog(echo=lambda *_: None)
         secret = payments.register_webhook_endpoint(server.url + "/webhooks/stripe")
     app.config["STRIPE_WEBHOOK_SECRET"] = secret
     yield LiveShop(url=server.url, app=app, emulator=emulator)
