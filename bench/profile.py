@@ -46,6 +46,7 @@ def make_shop(tmp: Path):
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "SHOP_BASE_URL": "http://localhost",  # the test client's host
             "DATABASE_URL": f"sqlite:///{tmp / 'shop.sqlite3'}",
+            "MAIL_ENABLED": False,
         }
     )
     with app.app_context():
