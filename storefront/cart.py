@@ -65,6 +65,8 @@ class Line:
 class Cart:
     currency: str
     items: dict[str, int] = field(default_factory=dict)  # price id (str) -> quantity
+    # Set when a change asked for more than the shop has and was capped (not stored).
+    notice: str | None = field(default=None, compare=False)
 
     @staticmethod
     def currencies() -> list[str]:
@@ -132,13 +134,27 @@ class Cart:
                 f"{price.product.name} is priced in {price.currency.upper()} but your cart is "
                 f"in {self.currency.upper()}. Switch currency first."
             )
-        new_qty = self.items.get(str(price.id), 0) + qty
-        if new_qty > MAX_QUANTITY:
-            raise CartError(f"You can order at most {MAX_QUANTITY} of one item.")
-        if price.product.stock is not None and new_qty > price.product.stock:
-            raise CartError(f"Sorry, only {price.product.stock} of {price.product.name} left.")
-        self.items[str(price.id)] = new_qty
+        have = self.items.get(str(price.id), 0)
+        self.items[str(price.id)] = self._capped(price, have + qty, have=have)
         return price
+
+    def _capped(self, price: Price, wanted: int, *, have: int = 0) -> int:
+        """``wanted``, or as many as there are (stock, and the per-item maximum) with a
+        ``notice`` saying so; a CartError when not one more than ``have`` can be added."""
+        stock = price.product.stock
+        limit = MAX_QUANTITY if stock is None else min(stock, MAX_QUANTITY)
+        if wanted <= limit:
+            return wanted
+        what = "in stock" if limit == stock else "per order"
+        if limit <= 0:
+            raise CartError(f"Sorry, {price.product.name} is sold out.")
+        if have >= limit:
+            raise CartError(
+                f"Your cart already holds {have} of {price.product.name}: "
+                f"that is all we can sell ({limit} {what})."
+            )
+        self.notice = f"Only {limit} of {price.product.name} {what}: your cart now holds {limit}."
+        return limit
 
     def update(self, price_id: Any, quantity: Any) -> Price:
         key = _cart_key(price_id)
@@ -146,9 +162,7 @@ class Cart:
             raise CartError("That item is not in your cart.")
         price = _price_for_cart(price_id)
         qty = parse_quantity(quantity)
-        if price.product.stock is not None and qty > price.product.stock:
-            raise CartError(f"Sorry, only {price.product.stock} of {price.product.name} left.")
-        self.items[key] = qty
+        self.items[key] = self._capped(price, qty)
         return price
 
     def remove(self, price_id: Any) -> None:
@@ -221,6 +235,7 @@ def template_context() -> dict[str, Any]:
         "cart_count": cart.count,
         "cart_currency": cart.currency,
         "currencies": Cart.currencies(),
+        "max_quantity": MAX_QUANTITY,
     }
 
 
@@ -255,8 +270,10 @@ def is_local_path(target: str) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-def _safe_next(default: str) -> str:
-    target = request.form.get("next", "")
+def _safe_next(default: str, field: str = "next") -> str:
+    """Where a form asked to go (``next``; ``back``: where it came from, after a refusal or
+    a capped quantity), when that is a path on this site; else ``default``."""
+    target = request.form.get(field) or request.form.get("next", "")
     return target if is_local_path(target) else default
 
 
@@ -268,10 +285,15 @@ def _apply(change, success: str):
         if not _is_form_request():
             return {"error": str(err)}, 400
         flash(str(err), "error")
-        return redirect(_safe_next(url_for("cart.view")), code=303)
+        return redirect(_safe_next(url_for("cart.view"), "back"), code=303)
     cart.save()
     if not _is_form_request():
-        return {"count": cart.count, "total": cart.total(), "currency": cart.currency}
+        answer = {"count": cart.count, "total": cart.total(), "currency": cart.currency}
+        return answer | ({"notice": cart.notice} if cart.notice else {})
+    if cart.notice:
+        # Asked for more than there is: the line is capped; back where they asked, saying so.
+        flash(cart.notice, "warning")
+        return redirect(_safe_next(url_for("cart.view"), "back"), code=303)
     flash(success, "success")
     return redirect(_safe_next(url_for("cart.view")), code=303)
 

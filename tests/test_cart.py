@@ -103,16 +103,22 @@ def test_bad_quantity_is_refused_and_cart_unchanged(client, usd, quantity):
     assert cart_items(client) == {str(usd): 1}
 
 
-def test_total_quantity_above_99_is_refused(app, client):
+def test_total_quantity_above_99_is_capped_at_99(app, client):
     with app.app_context():
         product = db.session.scalar(select(Product).where(Product.stock.is_(None)))
         usd = product.price_in("usd").id
+        name = product.name
     client.post("/cart/add", data={"price_id": usd, "quantity": "60"})
     response = client.post(
         "/cart/add", data={"price_id": usd, "quantity": "50"}, follow_redirects=True
     )
-    assert "at most 99" in response.get_data(as_text=True)
-    assert cart_items(client) == {str(usd): 60}
+    assert f"Only 99 of {name} per order: your cart now holds 99." in response.get_data(
+        as_text=True
+    )
+    assert cart_items(client) == {str(usd): 99}
+    again = client.post("/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True)
+    assert "already holds 99" in again.get_data(as_text=True)
+    assert cart_items(client) == {str(usd): 99}
 
 
 @pytest.mark.parametrize(
@@ -191,17 +197,38 @@ def test_unknown_currency_is_refused(client, usd):
     assert cart_items(client) == {str(usd): 2}
 
 
-def test_stock_limits_quantity(app, client):
+def test_asking_for_more_than_the_stock_caps_the_line_and_stays_on_the_product(app, client):
     with app.app_context():
         product = db.session.scalar(select(Product).where(Product.stock.is_not(None)))
         product.stock = 3
         db.session.commit()
-        pid = product.price_in("usd").id
+        pid, name, slug = product.price_in("usd").id, product.name, product.slug
+    page = client.get(f"/products/{slug}").get_data(as_text=True)
+    assert 'name="quantity" type="number" inputmode="numeric" min="1" max="3"' in page
+    form = {"price_id": pid, "quantity": "4", "back": f"/products/{slug}"}
+    response = client.post("/cart/add", data=form)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/products/{slug}"
+    page = client.get(f"/products/{slug}").get_data(as_text=True)
+    assert f"Only 3 of {name} in stock: your cart now holds 3." in page
+    assert 'data-testid="cart-count">3<' in page
+    assert cart_items(client) == {str(pid): 3}
+    # Nothing more to add: said on the product page, the cart unchanged.
+    response = client.post("/cart/add", data=dict(form, quantity="1"), follow_redirects=True)
+    assert response.request.path == f"/products/{slug}"
+    assert f"Your cart already holds 3 of {name}" in response.get_data(as_text=True)
+    assert cart_items(client) == {str(pid): 3}
+    # The cart's own quantity box goes no higher, and a larger number is capped too.
+    page = client.get("/cart/").get_data(as_text=True)
+    assert 'min="1" max="3" value="3"' in page
+    client.post("/cart/update", data={"price_id": pid, "quantity": "1"})
     response = client.post(
-        "/cart/add", data={"price_id": pid, "quantity": "4"}, follow_redirects=True
+        "/cart/update", data={"price_id": pid, "quantity": "7"}, follow_redirects=True
     )
-    assert "only 3" in response.get_data(as_text=True)
-    assert cart_items(client) == {}
+    assert f"Only 3 of {name} in stock" in response.get_data(as_text=True)
+    assert cart_items(client) == {str(pid): 3}
+    answer = client.post("/cart/update", json={"price_id": str(pid), "quantity": 9}).get_json()
+    assert answer["count"] == 3 and answer["notice"].startswith("Only 3 of")
 
 
 def test_json_request_gets_400_with_reason(client, usd):
