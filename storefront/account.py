@@ -260,11 +260,20 @@ def show():
         return render_template("account/sign_in.html", sent_to=None)
     customer = billing.find_customer(email)
     membership = billing.membership_for(customer)
+    # A failed renewal: what is owed and when Stripe retries, as Stripe has it now.
+    owing, owing_unknown = None, False
+    try:
+        owing = billing.amount_due(membership)
+    except payments.PaymentError:
+        owing_unknown = True  # logged by payments; the page says it could not be loaded
     return render_template(
         "account/show.html",
         email=email,
         orders=billing.orders_for(customer, email),
         membership=membership,
+        owing=owing,
+        owing_unknown=owing_unknown,
+        in_good_standing=membership is not None and membership.status not in billing.OWING_STATUSES,
         awaiting_stripe=_awaiting_stripe(membership),
         payment_problem=billing.is_live(membership)
         and membership.status in billing.PROBLEM_STATUSES,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,9 @@ ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 # A live membership whose renewal payment failed: Stripe retries it while the customer
 # fixes their payment method. (``unpaid`` is not live: My account offers to join again.)
 PROBLEM_STATUSES = frozenset({"past_due"})
+# A membership with a renewal invoice left open: past_due (Stripe still retrying) or unpaid
+# (Stripe gave up). My account shows what is owed instead of a "next renewal".
+OWING_STATUSES = frozenset({"past_due", "unpaid"})
 
 MEMBERSHIP_SLUG = "coffee-club"
 
@@ -187,6 +191,39 @@ def is_member(customer: Customer | None) -> bool:
 
 def _timestamp(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if value else None
+
+
+@dataclass(frozen=True)
+class AmountDue:
+    """What a member owes: the open renewal invoice's amount, and when Stripe tries again
+    (None when it has stopped retrying)."""
+
+    amount: int
+    currency: str
+    next_attempt: datetime | None
+
+
+def amount_due(membership: Subscription | None) -> AmountDue | None:
+    """The amount due on a past_due/unpaid membership, from its latest open invoice at
+    Stripe; None when in good standing or nothing is open.
+
+    Ends the request's read transaction first (none stays open across the Stripe call).
+    Raises ``PaymentError`` when Stripe cannot be asked.
+    """
+    if membership is None or membership.status not in OWING_STATUSES:
+        return None
+    subscription_id = membership.stripe_subscription_id
+    db.session.commit()
+    invoice = payments.open_invoice_for_subscription(subscription_id)
+    if invoice is None:
+        log.info("subscription %s: %s, no open invoice", subscription_id, membership.status)
+        return None
+    log.info("subscription %s: open invoice %s", subscription_id, field(invoice, "id"))
+    return AmountDue(
+        amount=int(field(invoice, "amount_due", default=0)),
+        currency=field(invoice, "currency"),
+        next_attempt=_timestamp(field(invoice, "next_payment_attempt")),
+    )
 
 
 def _price_for(stripe_price: Any, metadata_lookup_key: str | None) -> Price | None:

@@ -365,6 +365,19 @@ def retrieve_subscription(subscription_id: str) -> Any:
     return call("subscription retrieve", client().v1.subscriptions.retrieve, subscription_id)
 
 
+def open_invoice_for_subscription(subscription_id: str) -> Any | None:
+    """The subscription's latest open invoice (a renewal Stripe has not collected yet),
+    or None. Stripe lists invoices newest first."""
+    if not subscription_id:  # an empty filter would list every customer's invoices
+        return None
+    page = call(
+        "invoice list",
+        client().v1.invoices.list,
+        params={"subscription": subscription_id, "status": "open", "limit": 1},
+    )
+    return page.data[0] if page.data else None
+
+
 def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> Any:
     """Ask Stripe to end (or keep) a subscription at the end of its current period."""
     return call(

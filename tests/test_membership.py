@@ -8,15 +8,16 @@ when and in which order the shop hears about each change.
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storefront import billing, payments
 from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage, Price, Subscription
+from storefront.money import format_money
 from tests import accounts
 from tests.stripe_helpers import EventFeed, pay_hosted_page, session_id_from
 
@@ -283,6 +284,97 @@ def test_failed_renewal_is_past_due_with_a_banner_and_a_notice(stripe_app, emula
             )
             == 1
         )
+
+
+def failed_renewal_shop(stripe_app, emulator) -> tuple:
+    """A signed-in member whose renewal failed (past_due, the README's demo)."""
+    shop, feed = member_shop(stripe_app, emulator)
+    sub = membership(stripe_app)
+    fail_renewals(stripe_app, sub.stripe_subscription_id)
+    advance(stripe_app, sub.stripe_subscription_id)
+    assert "invoice.payment_failed" in feed.deliver()
+    return shop, sub.stripe_subscription_id
+
+
+def open_invoice(app, sub_id: str):
+    with app.app_context():
+        return (
+            payments.client()
+            .v1.invoices.list(params={"subscription": sub_id, "status": "open"})
+            .data[0]
+        )
+
+
+def test_past_due_shows_the_amount_due_and_the_next_retry_not_a_next_renewal(stripe_app, emulator):
+    shop, sub_id = failed_renewal_shop(stripe_app, emulator)
+    invoice = open_invoice(stripe_app, sub_id)
+    assert invoice.amount_due > 0 and invoice.next_payment_attempt
+    amount = format_money(invoice.amount_due, invoice.currency)
+    retry = datetime.fromtimestamp(invoice.next_payment_attempt, UTC).strftime("%-d %B %Y")
+    html = shop.get("/account/").get_data(as_text=True)
+    assert "Next renewal" not in html
+    assert 'data-testid="membership-period-end"' not in html
+    assert re.search(rf'data-testid="amount-due">\s*{re.escape(amount)}', html)
+    assert f'data-testid="next-payment-attempt">{retry}<' in html
+    banner = html.split('data-testid="payment-problem"')[1].split("</div>")[0]
+    assert f"couldn't charge your card {amount}" in banner
+    assert f"try your card again on {retry}" in banner
+
+
+def test_active_membership_shows_the_next_renewal_and_nothing_due(stripe_app, emulator):
+    shop, _ = member_shop(stripe_app, emulator)
+    html = shop.get("/account/").get_data(as_text=True)
+    sub = membership(stripe_app)
+    assert "Next renewal" in html
+    assert sub.current_period_end.strftime("%-d %B %Y") in html
+    assert 'data-testid="amount-due' not in html
+    assert 'data-testid="next-payment-attempt"' not in html
+
+
+def test_unpaid_membership_shows_the_amount_due_and_no_next_renewal(stripe_app, emulator):
+    shop, sub_id = failed_renewal_shop(stripe_app, emulator)
+    with stripe_app.app_context():  # as Stripe leaves it when the retries run out
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.stripe_subscription_id == sub_id)
+            .values(status="unpaid")
+        )
+        db.session.commit()
+    invoice = open_invoice(stripe_app, sub_id)
+    html = shop.get("/account/").get_data(as_text=True)
+    assert "Next renewal" not in html
+    assert format_money(invoice.amount_due, invoice.currency) in html
+    assert 'data-testid="membership-unpaid"' in html
+    assert 'data-testid="payment-problem"' not in html  # not live: perks are off
+
+
+def test_amount_due_is_fetched_outside_a_database_transaction(stripe_app, emulator, monkeypatch):
+    shop, _ = failed_renewal_shop(stripe_app, emulator)
+    real = payments.open_invoice_for_subscription
+    seen = []
+
+    def checked(subscription_id):
+        seen.append(db.session().in_transaction())
+        return real(subscription_id)
+
+    monkeypatch.setattr(payments, "open_invoice_for_subscription", checked)
+    assert shop.get("/account/").status_code == 200
+    assert seen == [False]
+
+
+def test_amount_due_unavailable_when_stripe_is_down(stripe_app, emulator, monkeypatch):
+    shop, _ = failed_renewal_shop(stripe_app, emulator)
+
+    def down(subscription_id):
+        raise payments.PaymentError("unavailable", kind="unavailable")
+
+    monkeypatch.setattr(payments, "open_invoice_for_subscription", down)
+    resp = shop.get("/account/")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert 'data-testid="amount-due-unavailable"' in html
+    assert "Next renewal" not in html
+    assert 'data-testid="payment-problem"' in html
 
 
 def test_cancel_at_period_end_then_the_membership_ends(stripe_app, emulator):
