@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_SIGN_IN_PER_EMAIL": "3 per 10 minutes; 10 per day",
     "RATE_LIMIT_CART_PER_IP": "120 per minute",
     "RATE_LIMIT_CART_PER_SESSION": "60 per minute",
+    "RATE_LIMIT_STAFF_PER_IP": "60 per minute; 600 per hour",
+    "RATE_LIMIT_STAFF_PER_SESSION": "30 per minute; 300 per hour",
     # Card-testing defence: this many declines (as Stripe reports them) for one browser, IP
     # or order within the window stop new payments from it for the cooling-off period.
     "CARD_DECLINE_LIMIT": 5,

@@ -1,6 +1,6 @@
 """Rate limits (Flask-Limiter) on what costs the shop or others something.
 
-Three budgets, each counted per client IP and per browser session (and sign-in links
+Four budgets, each counted per client IP and per browser session (and sign-in links
 also per email address): starting a payment (every endpoint that makes an order, a
 PaymentIntent, a Customer or a Checkout Session shares one), sign-in links (the mail
 they send), and cart changes. The endpoints are listed here rather than decorated in
@@ -38,6 +38,16 @@ SIGN_IN_ENDPOINTS = ("account.request_link",)
 # Subscribe sends a sign-in link to an email that is already a member: same email budget.
 EMAIL_ENDPOINTS = ("account.request_link", "membership.subscribe")
 CART_ENDPOINTS = ("cart.add", "cart.update", "cart.remove", "cart.currency")
+# Staff actions in the back office: refunds create Stripe objects and send mail, the rest
+# change data or run work (reconcile lists Stripe's events). The staff check answers 404
+# first, so only staff ever spend this budget.
+STAFF_ENDPOINTS = (
+    "admin.refund",
+    "admin.process_event",
+    "admin.reconcile",
+    "admin.mark_notice",
+    "admin.orders_csv",
+)
 
 
 def email_budget(value: object) -> str | None:
@@ -95,6 +105,8 @@ def init_app(app: Flask) -> None:
         ),
         (CART_ENDPOINTS, "cart-ip", "RATE_LIMIT_CART_PER_IP", client_ip, {}),
         (CART_ENDPOINTS, "cart-session", "RATE_LIMIT_CART_PER_SESSION", client_id, {}),
+        (STAFF_ENDPOINTS, "staff-ip", "RATE_LIMIT_STAFF_PER_IP", client_ip, {}),
+        (STAFF_ENDPOINTS, "staff-session", "RATE_LIMIT_STAFF_PER_SESSION", client_id, {}),
     ]
     for endpoints, scope, setting, key_func, options in budgets:
         limit = _shared(limiter, scope, setting, key_func, **options)

@@ -24,6 +24,8 @@ def limited_app(tmp_path, **limits):
         "RATE_LIMIT_SIGN_IN_PER_EMAIL": "1000 per minute",
         "RATE_LIMIT_CART_PER_IP": "1000 per minute",
         "RATE_LIMIT_CART_PER_SESSION": "1000 per minute",
+        "RATE_LIMIT_STAFF_PER_IP": "1000 per minute",
+        "RATE_LIMIT_STAFF_PER_SESSION": "1000 per minute",
     }
     config.update(limits)
     return make_app(tmp_path, **config)
@@ -44,6 +46,7 @@ def test_every_budget_is_on_its_endpoints(tmp_path):
         *ratelimits.SIGN_IN_ENDPOINTS,
         *ratelimits.EMAIL_ENDPOINTS,
         *ratelimits.CART_ENDPOINTS,
+        *ratelimits.STAFF_ENDPOINTS,
     }
     # Pay (the shipping issue's checkout) may not exist yet; every other endpoint must.
     assert expected - {"checkout.pay"} <= set(app.view_functions)
@@ -203,3 +206,21 @@ def test_two_app_servers_share_their_counts_through_redis(tmp_path, redis_url):
         for app in (*apps, *apps)
     ]
     assert statuses == [303, 303, 303, 429]
+
+
+def test_staff_actions_are_limited_and_outsiders_spend_nothing(tmp_path):
+    from tests.admin_helpers import STAFF, sign_in
+
+    app = limited_app(tmp_path, STAFF_EMAILS=STAFF, RATE_LIMIT_STAFF_PER_SESSION="3 per minute")
+    outsider = app.test_client()
+    for _ in range(5):  # not staff: 404, and the staff budget is not touched
+        assert outsider.post("/admin/reconcile").status_code == 404
+    staff = app.test_client()
+    sign_in(staff, app, STAFF)
+    for _ in range(3):
+        assert staff.post("/admin/reconcile").status_code == 303
+    refused = staff.post("/admin/reconcile")
+    assert refused.status_code == 429
+    assert "Please wait" in refused.get_data(as_text=True)
+    assert staff.get("/admin/orders.csv").status_code == 429  # one budget for staff actions
+    assert staff.get("/admin/").status_code == 200  # pages stay open
