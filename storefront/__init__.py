@@ -93,10 +93,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ratelimits.init_app(app)  # after the blueprints: it wraps their views
     card_testing.init_app(app, ratelimits.PAYMENT_ENDPOINTS)
 
-    from . import assets, links
+    from . import assets, dates, links
     from .money import format_money
 
     assets.init_app(app)
+    dates.init_app(app)
 
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.globals["url_for"] = links.template_url_for

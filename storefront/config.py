@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_MAX_NETWORK_RETRIES": 2,
     "SHOP_NAME": "Fernwood Coffee Co.",
     "SHOP_CURRENCIES": "usd,eur",
+    # The shop's time zone (IANA name): every date and time on its pages is shown in it.
+    "SHOP_TIMEZONE": "UTC",
     # ISO codes of the countries the shop ships to (the address forms offer only these).
     "SHIP_TO_COUNTRIES": "US,CA,GB,IE,DE,FR,NL,BE,AT,ES,IT",
     "SHOP_BASE_URL": None,  # None: taken from the request; set behind a proxy
@@ -166,6 +168,11 @@ def settings_problem(config: dict) -> str | None:
             "SHIP_TO_COUNTRIES must be two-letter country codes separated by commas, "
             f"e.g. US,CA,GB, not {config.get('SHIP_TO_COUNTRIES')!r}"
         )
+    from .dates import zone_problem
+
+    problem = zone_problem(config.get("SHOP_TIMEZONE"))
+    if problem:
+        return f"SHOP_TIMEZONE {problem}"
     level = config.get("LOG_LEVEL")
     levels = logging.getLevelNamesMapping()
     if not isinstance(level, str) or level not in levels:

@@ -148,7 +148,7 @@ def order_context(order: Order) -> dict[str, Any]:
     brand, last4 = order.card_brand, order.card_last4
     return {
         "order": order,
-        "order_number": order.public_id[:8],  # as the order page shows it
+        "order_number": order.number,  # as the order page shows it
         "order_url": external_url("orders.show", public_id=order.public_id),
         "items": items,
         "subtotal": format_money(order.subtotal, currency),

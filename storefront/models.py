@@ -25,6 +25,11 @@ from .extensions import db
 MAX_QUANTITY = 99
 
 
+# Order numbers: FW-10001 for the first order (Fernwood), easy to say on the phone.
+ORDER_NUMBER_PREFIX = "FW-"
+ORDER_NUMBER_OFFSET = 10000
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -226,6 +231,13 @@ class Order(db.Model):
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
     )
     customer: Mapped[Customer | None] = relationship(back_populates="orders")
+
+    @property
+    def number(self) -> str:
+        """The order number people read out and type (``FW-10042``), from the row id.
+
+        Shown on pages and in e-mails; addresses keep the unguessable ``public_id``."""
+        return f"{ORDER_NUMBER_PREFIX}{ORDER_NUMBER_OFFSET + self.id}"
 
     @property
     def subtotal(self) -> int:

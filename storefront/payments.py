@@ -451,7 +451,7 @@ def payment_intent_params(order: Any) -> dict[str, Any]:
         "currency": order.currency,
         "automatic_payment_methods": {"enabled": True},
         "metadata": {"order_id": order.public_id},
-        "description": f"Order {order.public_id[:8]}",
+        "description": f"Order {order.number}",
     }
 
 

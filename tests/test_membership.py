@@ -255,7 +255,7 @@ def test_renewal_moves_to_the_next_period(stripe_app, emulator):
     assert after.current_period_end > before.current_period_end
     html = shop.get("/account/").get_data(as_text=True)
     assert 'data-testid="payment-problem"' not in html
-    assert after.current_period_end.strftime("%-d %B %Y") in html
+    assert after.current_period_end.strftime("%-d %b %Y") in html
 
 
 def test_failed_renewal_is_past_due_with_a_banner_and_a_notice(stripe_app, emulator):
