@@ -310,7 +310,7 @@ def test_past_due_shows_the_amount_due_and_the_next_retry_not_a_next_renewal(str
     invoice = open_invoice(stripe_app, sub_id)
     assert invoice.amount_due > 0 and invoice.next_payment_attempt
     amount = format_money(invoice.amount_due, invoice.currency)
-    retry = datetime.fromtimestamp(invoice.next_payment_attempt, UTC).strftime("%-d %B %Y")
+    retry = datetime.fromtimestamp(invoice.next_payment_attempt, UTC).strftime("%-d %b %Y")
     html = shop.get("/account/").get_data(as_text=True)
     assert "Next renewal" not in html
     assert 'data-testid="membership-period-end"' not in html
@@ -326,7 +326,7 @@ def test_active_membership_shows_the_next_renewal_and_nothing_due(stripe_app, em
     html = shop.get("/account/").get_data(as_text=True)
     sub = membership(stripe_app)
     assert "Next renewal" in html
-    assert sub.current_period_end.strftime("%-d %B %Y") in html
+    assert sub.current_period_end.strftime("%-d %b %Y") in html
     assert 'data-testid="amount-due' not in html
     assert 'data-testid="next-payment-attempt"' not in html
 
