@@ -68,7 +68,9 @@ def test_each_currency_and_category_has_its_own_entry(client):
 
 def test_stock_taken_by_another_worker_shows_on_the_next_page(tmp_path, app, client):
     """Two apps on one database stand in for two gunicorn workers."""
-    other = make_app(tmp_path)  # same file: seeding again changes nothing
+    # The same database (seeding it again changes nothing); tests/test_postgres.py runs
+    # this on PostgreSQL too.
+    other = make_app(tmp_path, DATABASE_URL=app.config["DATABASE_URL"])
     assert "8 in stock" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
     assert "Sold out" not in client.get("/").get_data(as_text=True)
     before = version(app)

@@ -17,7 +17,15 @@ from sqlalchemy import create_engine, inspect, text
 from storefront import create_app
 from storefront.catalog import load_catalog_file, seed_catalog
 from storefront.extensions import db
-from tests import test_cart, test_fulfilment, test_order_refill, test_outbox, test_webhooks
+from tests import (
+    test_cart,
+    test_catalog_cache,
+    test_fulfilment,
+    test_order_refill,
+    test_outbox,
+    test_webhook_transactions,
+    test_webhooks,
+)
 from tests.conftest import TEST_CONFIG, make_app
 from tests.postgres import postgres_server  # noqa: F401 - the fixture
 from tests.test_card_testing import (
@@ -27,7 +35,15 @@ from tests.test_hostile_inputs import hostile_app, test_every_route_survives_hos
 from tests.test_security import test_a_nul_byte_in_the_path_or_query_is_not_a_5xx  # noqa: F401
 
 # Run these modules' tests here too (their module-level fixtures come along).
-for _module in (test_fulfilment, test_webhooks, test_cart, test_order_refill, test_outbox):
+for _module in (
+    test_fulfilment,
+    test_webhooks,
+    test_cart,
+    test_order_refill,
+    test_outbox,
+    test_catalog_cache,
+    test_webhook_transactions,
+):
     for _name in dir(_module):
         if _name.startswith("test_") or _name in ("webhook_log", "usd", "filled", "mail_app"):
             globals()[_name] = getattr(_module, _name)
