@@ -4,8 +4,9 @@
 
 ``gunicorn 'bench.baselines:ingest()'``: the least a correct webhook endpoint does: verify
 the Stripe signature with the SDK, parse the JSON, INSERT the event id (once) and commit.
-``BENCH_BARE_DB`` is a SQLite file (WAL, as the shop's) or a PostgreSQL URL (as the shop's
-``DATABASE_URL`` in that run); ``BENCH_WEBHOOK_SECRET`` the signing secret.
+``BENCH_BARE_DB`` is a SQLite file (WAL, synchronous=NORMAL, as the shop's) or a
+PostgreSQL URL (as the shop's ``DATABASE_URL`` in that run); ``BENCH_WEBHOOK_SECRET``
+the signing secret.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def connect(target: str) -> Any:
         conn.execute(TABLE)
         conn.commit()
         return conn
-    conn = sqlite3.connect(target, timeout=10)
+    conn = sqlite3.connect(target, timeout=15)
+    # As the shop's SQLite connections are set up (storefront/__init__.py).
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(TABLE)
     conn.commit()
     return conn

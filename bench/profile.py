@@ -47,6 +47,7 @@ def make_shop(tmp: Path):
             "SHOP_BASE_URL": "http://localhost",  # the test client's host
             "DATABASE_URL": f"sqlite:///{tmp / 'shop.sqlite3'}",
             "MAIL_ENABLED": False,
+            "RATELIMIT_ENABLED": False,  # as in bench/shop.py: one client, many requests
         }
     )
     with app.app_context():
