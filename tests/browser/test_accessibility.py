@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from storefront.extensions import db
 from tests.browser import axe
 from tests.browser.test_admin import STAFF, paid_order, sign_in_as_staff
 from tests.browser.test_hosted_checkout import fill_hosted_page
@@ -21,7 +22,7 @@ from tests.browser.test_payment_element import (
     pay,
 )
 from tests.browser.test_waiting import late_webhooks
-from tests.live import LiveShop
+from tests.live import LiveShop, Server
 
 pytestmark = pytest.mark.browser
 
@@ -137,6 +138,26 @@ def test_payment_states_have_no_axe_violations(page: Page, live_shop: LiveShop, 
     s.check("order paid")
     s.visit(f"/orders/{order_public_id(page)}", "order paid, reloaded")
     s.assert_clean()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_too_many_requests_page_has_no_axe_violations(page: Page, tmp_path, width: int):
+    from tests.test_ratelimits import limited_app
+
+    app = limited_app(tmp_path, RATE_LIMIT_CART_PER_SESSION="1 per minute")
+    server = Server(app)
+    try:
+        page.set_viewport_size({"width": width, "height": 900})
+        axe.install(page)
+        for _ in range(2):
+            page.goto(server.url + "/products/colombia-huila")
+            page.get_by_role("button", name="Add to cart").click()
+        expect(page.get_by_role("heading", name="Please wait a moment")).to_be_visible()
+        axe.check(page, "429")
+    finally:
+        server.stop()
+        with app.app_context():
+            db.engine.dispose()
 
 
 # --------------------------------------------------------------------------- 320 px
