@@ -62,8 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            # SQLite ignores foreign keys unless each connection turns them on.
-            event.listen(db.engine, "connect", _enable_sqlite_foreign_keys)
+            event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(
         app, db, directory=os.path.join(app.root_path, "..", "migrations"), render_as_batch=True
     )
@@ -125,7 +124,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+# Long enough for any of the shop's write transactions (short: none spans a Stripe call)
+# to finish under load; a writer waits this long for the lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Each SQLite connection: WAL (readers never block the writer, nor it them),
+    ``synchronous=NORMAL`` (safe with WAL: a power cut may lose the last commits, never
+    corrupt the file), a busy timeout, and foreign keys (SQLite ignores them otherwise)."""
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -17,6 +17,8 @@ from typing import Any
 import stripe
 from flask import Flask, current_app
 
+from .transactions import before_stripe_call
+
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "Payments are temporarily unavailable; you have not been charged. Please try again."
@@ -151,6 +153,7 @@ def call(
     Errors for which ``raise_as_is`` is true are raised unchanged (and not logged here):
     the caller has its own outcome for them.
     """
+    before_stripe_call(action)  # no transaction open across the call
     try:
         return fn(*args, **kwargs)
     except stripe.StripeError as err:
