@@ -112,6 +112,10 @@ def _payload_text(event: Any) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
+# Built once; each delivery only binds its values.
+_INSERT_EVENT = insert(WebhookEvent.__table__)
+
+
 @dataclass(frozen=True)
 class Claim:
     row_id: int
@@ -130,21 +134,21 @@ def _claim(event: Any, event_id: str, payload: str | None, *, ignored: bool) -> 
     obj_id = field(event, "data", "object", "id")
     now = utcnow()
     # A plain INSERT (no ORM object to track, flush and expire): the row is only written.
-    new_row = insert(WebhookEvent.__table__).values(
-        stripe_event_id=event_id,
-        type=str(field(event, "type", default="")),
-        object_id=obj_id if isinstance(obj_id, str) else None,
-        stripe_created=int(field(event, "created", default=0)),
-        api_version=field(event, "api_version"),
-        payload=payload if payload is not None else _payload_text(event),
-        received_at=now,
-        attempted_at=now,
-        outcome=IGNORED if ignored else None,
-        processed_at=now if ignored else None,
-        attempts=1,
-    )
+    values = {
+        "stripe_event_id": event_id,
+        "type": str(field(event, "type", default="")),
+        "object_id": obj_id if isinstance(obj_id, str) else None,
+        "stripe_created": int(field(event, "created", default=0)),
+        "api_version": field(event, "api_version"),
+        "payload": payload if payload is not None else _payload_text(event),
+        "received_at": now,
+        "attempted_at": now,
+        "outcome": IGNORED if ignored else None,
+        "processed_at": now if ignored else None,
+        "attempts": 1,
+    }
     try:
-        row_id = db.session.execute(new_row).inserted_primary_key[0]
+        row_id = db.session.execute(_INSERT_EVENT, values).inserted_primary_key[0]
         db.session.commit()
         return Claim(row_id, finished=ignored)
     except IntegrityError:
