@@ -318,7 +318,11 @@ def sync_catalog(echo=click.echo) -> int:
     products = db.session.scalars(select(Product).order_by(Product.id)).all()
     totals = {"created": 0, "updated": 0, "unchanged": 0}
     for product in products:
-        stripe_id, results = payments.sync_product(product)
+        # The Stripe ids it notes stay in memory until the commit after its calls: no
+        # autoflush (a lazy load) may write them earlier and hold the write lock while
+        # Stripe answers.
+        with db.session.no_autoflush:
+            stripe_id, results = payments.sync_product(product)
         db.session.commit()
         for _key, action in results:
             totals[action] += 1

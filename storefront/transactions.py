@@ -7,8 +7,8 @@ The pattern everywhere: read, commit, call Stripe, then a short transaction that
 what it changes (guarded UPDATEs).
 
 ``payments.call`` asks ``before_stripe_call`` first: a session that only read has its
-transaction ended there (its objects reload on next use); a session holding writes not yet
-committed is a bug in the caller, logged as an error (the write lock stays with it).
+transaction ended there (its objects reload on next use); a session that has sent writes
+not yet committed is a bug in the caller, logged as an error (the lock stays with it).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _ended(session: Session) -> None:
 
 
 def holds_writes() -> bool:
-    """Has the current session written anything it has not committed (or is about to)?"""
-    session = db.session()
-    return bool(session.info.get(WRITES) or session.new or session.dirty or session.deleted)
+    """Has the current session sent writes to the database that it has not committed
+    (so it holds SQLite's write lock, or PostgreSQL row locks)?"""
+    return bool(db.session().info.get(WRITES))
 
 
 def before_stripe_call(action: str) -> None:
@@ -64,5 +64,9 @@ def before_stripe_call(action: str) -> None:
             "across the Stripe call (commit before calling Stripe)",
             action,
         )
+        return
+    if session.new or session.dirty or session.deleted:
+        # Changes still only in memory (e.g. the catalog sync noting Stripe ids): nothing
+        # is locked yet, and the caller commits them after the call.
         return
     session.commit()  # reads only: nothing to write, the connection goes back to the pool

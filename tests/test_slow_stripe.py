@@ -261,7 +261,8 @@ def test_a_stripe_call_with_uncommitted_writes_is_logged(app, caplog):
     make_order(app)
     with app.app_context():
         order = db.session.scalar(select(Order))
-        order.last_payment_error = "x"  # a change not committed yet
+        order.last_payment_error = "x"
+        db.session.flush()  # written, not committed: the write lock is held
         with caplog.at_level("ERROR", logger="storefront.transactions"):
             before_stripe_call("payment intent update")
         assert "uncommitted database writes" in caplog.text
