@@ -220,8 +220,9 @@ def _signed_in_email() -> str | None:
     return billing.normalise_email(signed_in_email())
 
 
-def _abandon(order: Order) -> None:
-    """The cart changed under an unpaid order: make its session unpayable, cancel it."""
+def _abandon(order: Order, reason: str = "the cart changed before payment") -> None:
+    """The cart changed under an unpaid order (or the customer pays another way): make its
+    session unpayable, cancel the order."""
     cs_id = order.stripe_checkout_session_id
     if cs_id:
         try:
@@ -233,12 +234,46 @@ def _abandon(order: Order) -> None:
                 _complete_session(cs, order)  # returns only when its payment failed
     if set_status(order, OrderStatus.CANCELED):
         db.session.commit()
-        log.info("order %s canceled: the cart changed before payment", order.public_id)
+        log.info("order %s canceled: %s", order.public_id, reason)
+
+
+def retire_for_payment_element() -> Order | None:
+    """Paying on the shop's own page after opening Stripe Checkout: expire this browser's
+    open session and cancel its order (one live payment per cart). Returns that order
+    instead when it is paid, or its payment is under way."""
+    order = _browser_order()
+    if order is None:
+        return None
+    if order.status == OrderStatus.PROCESSING or order.is_paid:
+        return order
+    if order.status in (OrderStatus.PENDING, OrderStatus.FAILED):
+        db.session.commit()  # no transaction open across the Stripe calls
+        try:
+            _abandon(order, reason="the customer chose to pay on the shop's page")
+        except AlreadyPaid as paid:
+            return paid.order
+    session.pop(SESSION_KEY, None)
+    return None
+
+
+def _browser_order() -> Order | None:
+    public_id = session.get(SESSION_KEY)
+    if not public_id:
+        return None
+    return db.session.scalar(select(Order).where(Order.public_id == public_id))
 
 
 def order_for_cart(cart: Cart) -> Order:
     """The browser's pending hosted-checkout order when it still matches the cart,
-    else a new one (the stale one is canceled and its session expired)."""
+    else a new one (the stale one is canceled and its session expired).
+
+    A payment already submitted on the shop's own page raises ``AlreadyPaid`` for that
+    order; an unused one there is canceled first (one live payment per cart)."""
+    from .checkout import retire_for_hosted_checkout
+
+    submitted = retire_for_hosted_checkout()
+    if submitted is not None:
+        raise AlreadyPaid(submitted)
     public_id = session.get(SESSION_KEY)
     order = (
         db.session.scalar(select(Order).where(Order.public_id == public_id)) if public_id else None
@@ -290,8 +325,10 @@ def start():
         _forget_paid(paid.order)
         if paid.order.is_paid:
             flash("This order has been paid already.", "info")
-        else:
+        elif paid.order.status == OrderStatus.PROCESSING:
             flash("Your payment for this order is being processed.", "info")
+        else:
+            flash("You have already started paying for this order on our checkout page.", "info")
         return redirect(url_for("orders.show", public_id=paid.order.public_id), code=303)
     except PaymentError as err:
         flash(err.user_message, "error")

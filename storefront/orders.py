@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from . import payments, shipping, viewer
 from .cart import Cart, CartError
 from .extensions import db
-from .models import Order, OrderItem, OrderStatus
+from .models import Order, OrderItem, OrderStatus, Product
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,7 @@ def snapshot_items(cart: Cart) -> list[OrderItem]:
     if not lines:
         raise CartError("Your cart is empty.")
     for line in lines:
-        stock = line.product.stock
-        if stock is not None and line.quantity > stock:
-            raise CartError(
-                f"Sorry, only {stock} of {line.product.name} left: "
-                "please change the quantity in your cart."
-                if stock
-                else f"Sorry, {line.product.name} is sold out: please remove it from your cart."
-            )
+        _check_stock(line.product, line.quantity)
     return [
         OrderItem(
             product_id=line.product.id,
@@ -81,6 +74,23 @@ def snapshot_items(cart: Cart) -> list[OrderItem]:
         )
         for line in lines
     ]
+
+
+def _check_stock(product: Product | None, quantity: int) -> None:
+    stock = product.stock if product is not None else None
+    if stock is not None and quantity > stock:
+        raise CartError(
+            f"Sorry, only {stock} of {product.name} left: please change the quantity in your cart."
+            if stock
+            else f"Sorry, {product.name} is sold out: please remove it from your cart."
+        )
+
+
+def check_stock(order: Order) -> None:
+    """``CartError`` when the shop no longer has enough for one of the order's items
+    (others may have bought since the order was made): checked again when payment starts."""
+    for item in order.items:
+        _check_stock(item.product, item.quantity)
 
 
 def create_order_from_cart(

@@ -446,8 +446,8 @@ def payment_intent_params(order: Any) -> dict[str, Any]:
     """What the create sends: only what the order's items fix (amount, currency, ids).
 
     Retrying with the same key must send the very same parameters, or Stripe refuses it;
-    so nothing that can change without the items changing (the receipt email) goes in
-    here: it is set with an update afterwards.
+    so nothing that can change without the items changing (the receipt email, the
+    shipping address) goes in here: checkout sets them with an update afterwards.
     """
     return {
         "amount": order.amount_total,
@@ -485,8 +485,6 @@ def create_payment_intent(order: Any) -> Any:
         )
         raise IntentUnusable(GENERIC, kind="invalid") from err
     log.info("order %s: payment intent %s", order.public_id, pi.id)
-    if order.email and field(pi, "receipt_email") != order.email:
-        pi = update_payment_intent(pi.id, receipt_email=order.email)
     return pi
 
 
@@ -520,7 +518,7 @@ def retrieve_payment_intent(payment_intent_id: str, *, with_charge: bool = False
 
 
 def update_payment_intent(payment_intent_id: str, **fields: Any) -> Any:
-    """Change amount/currency/receipt_email of an intent that has not been paid yet."""
+    """Change amount/currency/shipping/receipt_email of an intent not paid yet."""
     return call(
         "payment intent update",
         client().v1.payment_intents.update,

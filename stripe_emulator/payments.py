@@ -79,6 +79,35 @@ def _address(data: Any) -> dict[str, Any]:
     }
 
 
+def shipping_details(value: Any, param: str = "shipping") -> dict[str, Any] | None:
+    """A PaymentIntent's (or Charge's) ``shipping`` from params: name and address[line1] are
+    required, as at Stripe; an empty string clears it (updates)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict):
+        raise core.invalid(param)
+    address = value.get("address")
+    if not isinstance(address, dict):
+        raise core.missing(f"{param}[address]")
+    if not (address.get("line1") or "").strip():
+        raise core.missing(f"{param}[address][line1]")
+    if not (value.get("name") or "").strip():
+        raise core.missing(f"{param}[name]")
+    country = address.get("country")
+    if country and not (isinstance(country, str) and len(country) == 2 and country.isalpha()):
+        raise core.invalid(f"{param}[address][country]", f"Invalid country: {country}")
+    shipping = {
+        "address": _address(address),
+        "carrier": value.get("carrier") or None,
+        "name": value["name"].strip(),
+        "phone": value.get("phone") or None,
+        "tracking_number": value.get("tracking_number") or None,
+    }
+    if shipping["address"]["country"]:
+        shipping["address"]["country"] = shipping["address"]["country"].upper()
+    return shipping
+
+
 def _billing_details(data: Any) -> dict[str, Any]:
     data = data if isinstance(data, dict) else {}
     return {
@@ -87,26 +116,6 @@ def _billing_details(data: Any) -> dict[str, Any]:
         "name": data.get("name") or None,
         "phone": data.get("phone") or None,
         "tax_id": data.get("tax_id") or None,
-    }
-
-
-def shipping_details(data: Any, param: str = "shipping") -> dict[str, Any] | None:
-    """A PaymentIntent's ``shipping`` from params (``""`` clears it); name and address are
-    required, as on Stripe."""
-    if data in (None, ""):
-        return None
-    if not isinstance(data, dict):
-        raise core.invalid(param)
-    if not data.get("name"):
-        raise core.missing(f"{param}[name]")
-    if not isinstance(data.get("address"), dict):
-        raise core.missing(f"{param}[address]")
-    return {
-        "address": _address(data["address"]),
-        "carrier": data.get("carrier") or None,
-        "name": data["name"],
-        "phone": data.get("phone") or None,
-        "tracking_number": data.get("tracking_number") or None,
     }
 
 

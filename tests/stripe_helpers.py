@@ -81,3 +81,56 @@ class EventFeed:
 
 def order_by_public_id(public_id: str) -> Order:
     return db.session.scalar(select(Order).where(Order.public_id == public_id))
+
+
+# --------------------------------------------------------------------------- the shop's Pay
+
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "1 Main St",
+    "line2": "",
+    "city": "Albany",
+    "state": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+
+
+def checkout_page_data(client) -> dict[str, Any]:
+    """GET /checkout/ and the page's JSON data (what checkout.js reads)."""
+    import json
+    import re
+
+    response = client.get("/checkout/")
+    assert response.status_code == 200, response.status_code
+    text = response.get_data(as_text=True)
+    raw = re.search(
+        r'<script type="application/json" id="checkout-data">(.*?)</script>', text, re.S
+    )
+    return json.loads(raw.group(1))
+
+
+def press_pay(
+    client,
+    *,
+    rate: str = "standard",
+    email: str = "ada@example.com",
+    total: int | None = None,
+    page: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **address: str,
+):
+    """What checkout.js does on Pay: POST the address, rate and shown total (from the page
+    unless given). Returns the response."""
+    page = page or checkout_page_data(client)
+    if total is None:
+        total = next(r["total"] for r in page["rates"] if r["code"] == rate)
+    body = {"email": email, "shipping_rate": rate, "total": total, **ADDRESS, **address}
+    return client.post(page["payUrl"], json=body, headers=headers or {})
+
+
+def pay_intent_secret(client, **kwargs: Any) -> str:
+    """Press Pay and return the client secret it answers with."""
+    response = press_pay(client, **kwargs)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["clientSecret"]

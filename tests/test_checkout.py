@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import socket
 import threading
+from unittest.mock import ANY
 
 import pytest
 import requests
@@ -17,6 +19,7 @@ from storefront import payments
 from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage, Price
+from tests.stripe_helpers import ADDRESS, checkout_page_data, pay_intent_secret, press_pay
 
 
 def add(client, app, lookup_key="ethiopia-yirgacheffe-usd", quantity=2):
@@ -30,6 +33,7 @@ def only_order(app) -> Order:
     with app.app_context():
         orders = db.session.scalars(select(Order)).all()
         assert len(orders) == 1
+        list(orders[0].items)  # loaded now, read after the session is gone
         db.session.expunge(orders[0])
         return orders[0]
 
@@ -39,8 +43,9 @@ def stripe_intent(app, pi_id):
         return payments.client().v1.payment_intents.retrieve(pi_id)
 
 
-def client_secret_in(page: str) -> str:
-    return re.search(r'"clientSecret": ?"([^"]+)"', page).group(1)
+def intents_at_stripe(app) -> list:
+    with app.app_context():
+        return list(payments.client().v1.payment_intents.list(params={"limit": 100}).data)
 
 
 @pytest.fixture
@@ -51,41 +56,65 @@ def checkout_client(stripe_app):
     return client
 
 
-def test_checkout_page_creates_order_and_one_payment_intent(stripe_app, checkout_client):
+def test_checkout_page_makes_the_order_and_no_stripe_object(stripe_app, checkout_client):
     response = checkout_client.get("/checkout/")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     order = only_order(stripe_app)
     assert order.status == OrderStatus.PENDING
-    with stripe_app.app_context():
-        prices = {
-            p.lookup_key: p.unit_amount
-            for p in db.session.scalars(select(Price)).all()
-            if p.lookup_key in ("ethiopia-yirgacheffe-usd", "stoneware-mug-usd")
-        }
-    expected = prices["ethiopia-yirgacheffe-usd"] * 2 + prices["stoneware-mug-usd"]
-    assert order.amount_total == expected
+    assert order.stripe_payment_intent_id is None
+    assert intents_at_stripe(stripe_app) == []  # page views create no Stripe objects
+    # $36.00 + $32.00: over the free-shipping threshold, so Standard is free.
+    assert (order.subtotal, order.shipping_amount, order.amount_total) == (6800, 0, 6800)
+    assert "Ethiopia Yirgacheffe" in page and 'id="payment-element"' in page
+    assert 'id="address-element"' in page
+    assert "clientSecret" not in page
+    data = checkout_page_data(checkout_client)
+    assert (data["amount"], data["currency"]) == (6800, "usd")
+    assert [(r["code"], r["amount"], r["total"]) for r in data["rates"]] == [
+        ("standard", 0, 6800),
+        ("express", 1500, 8300),
+    ]
+    assert data["countries"][:3] == ["US", "CA", "GB"]
+
+
+def test_pay_creates_one_intent_with_the_shipping_and_the_total(stripe_app, checkout_client):
+    secret = pay_intent_secret(checkout_client, rate="express")
+    order = only_order(stripe_app)
+    assert (order.shipping_rate_code, order.shipping_amount, order.amount_total) == (
+        "express",
+        1500,
+        8300,
+    )
+    assert (order.ship_name, order.ship_city, order.ship_country) == (
+        "Ada Lovelace",
+        "Albany",
+        "US",
+    )
+    assert order.email == "ada@example.com"
     intent = stripe_intent(stripe_app, order.stripe_payment_intent_id)
-    assert intent.amount == expected
-    assert intent.currency == "usd"
+    assert (intent.amount, intent.currency, intent.client_secret) == (8300, "usd", secret)
     assert intent.metadata["order_id"] == order.public_id
     assert intent.automatic_payment_methods.enabled is True
-    # The client secret is in the page body only.
-    assert client_secret_in(page) == intent.client_secret
-    assert "Ethiopia Yirgacheffe" in page and 'id="payment-element"' in page
-
-
-def test_reloading_reuses_the_order_and_intent(stripe_app, checkout_client):
-    for _ in range(3):
-        assert checkout_client.get("/checkout/").status_code == 200
-    order = only_order(stripe_app)
-    with stripe_app.app_context():
-        intents = payments.client().v1.payment_intents.list(params={"limit": 100})
-    assert [pi.id for pi in intents.data] == [order.stripe_payment_intent_id]
+    assert intent.receipt_email == "ada@example.com"
+    assert intent.shipping.name == "Ada Lovelace"
+    assert intent.shipping.address.to_dict() == {
+        "line1": "1 Main St",
+        "line2": None,
+        "city": "Albany",
+        "state": "NY",
+        "postal_code": "12207",
+        "country": "US",
+    }
+    # Pressing Pay again (a decline, another try) updates that same intent.
+    again = pay_intent_secret(checkout_client, rate="standard", city="Troy")
+    assert again == secret
+    [intent] = intents_at_stripe(stripe_app)
+    assert (intent.amount, intent.shipping.address.city) == (6800, "Troy")
 
 
 def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     key = payments.payment_intent_key(order)
     assert key == f"storefront:order:{order.public_id}:payment_intent"
@@ -97,11 +126,11 @@ def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
     assert again.id == order.stripe_payment_intent_id
 
 
-def test_cart_change_updates_the_same_order_and_intent(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+def test_cart_change_updates_the_same_order_and_intent_at_pay(stripe_app, checkout_client):
+    pay_intent_secret(checkout_client)
     first = only_order(stripe_app)
     add(checkout_client, stripe_app, "stoneware-mug-usd", 2)
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     assert order.public_id == first.public_id
     assert order.amount_total > first.amount_total
@@ -110,33 +139,125 @@ def test_cart_change_updates_the_same_order_and_intent(stripe_app, checkout_clie
     assert intent.amount == order.amount_total
 
 
-def test_totals_come_from_the_database_whatever_the_browser_posts(stripe_app, checkout_client):
-    response = checkout_client.post("/checkout/", data={"amount": "1", "amount_total": "1"})
-    assert response.status_code == 200
-    order = only_order(stripe_app)
-    assert order.amount_total > 1
-    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == order.amount_total
+def test_a_stale_total_gets_409_and_charges_nothing_stale(stripe_app, checkout_client):
+    """Tab 1 shows the order; tab 2 adds an item; tab 1's Pay must not take the new amount."""
+    tab1 = checkout_page_data(checkout_client)
+    add(checkout_client, stripe_app, "travel-tumbler-usd", 1)  # tab 2
+    pay_intent_secret(checkout_client)  # tab 2 pays what it shows
+    [intent] = intents_at_stripe(stripe_app)
+    response = press_pay(checkout_client, page=tab1)  # tab 1: the old total
+    assert response.status_code == 409
+    assert response.get_json() == {
+        "error": "Your order changed — please review the new total.",
+        "reload": True,
+    }
+    [still] = intents_at_stripe(stripe_app)
+    assert still.amount == intent.amount == only_order(stripe_app).amount_total == 6800 + 3400
 
 
-def test_email_is_validated_and_stored_on_order_and_intent(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
-    order = only_order(stripe_app)
-    url = f"/checkout/{order.public_id}/email"
-    bad = checkout_client.post(url, json={"email": "not-an-email"})
-    assert bad.status_code == 400
-    assert "valid email" in bad.get_json()["error"]
-    assert only_order(stripe_app).email is None
-    ok = checkout_client.post(url, json={"email": "ada@example.com"})
-    assert ok.status_code == 200
-    assert only_order(stripe_app).email == "ada@example.com"
-    intent = stripe_intent(stripe_app, order.stripe_payment_intent_id)
-    assert intent.receipt_email == "ada@example.com"
+def test_a_total_the_browser_made_up_is_refused(stripe_app, checkout_client):
+    response = press_pay(checkout_client, total=1)
+    assert response.status_code == 409
+    assert intents_at_stripe(stripe_app) == []
+    assert only_order(stripe_app).amount_total == 6800
 
 
-def test_email_for_another_order_is_refused(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
-    response = checkout_client.post("/checkout/not-my-order/email", json={"email": "a@b.co"})
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"email": "not-an-email"}, "email", "valid email"),
+        ({"name": ""}, "name", "full name"),
+        ({"line1": " "}, "line1", "street address"),
+        ({"country": "BR"}, "country", "do not ship to"),
+        ({"state": ""}, "state", "Enter the state"),
+        ({"rate": "teleport"}, "shipping_rate", "shipping rate"),
+        ({"city": "Al\x00bany"}, "city", "cannot print"),
+    ],
+)
+def test_pay_checks_every_field_and_changes_nothing(
+    stripe_app, checkout_client, change, field, message
+):
+    page = checkout_page_data(checkout_client)
+    rate = change.pop("rate", "standard")
+    response = press_pay(checkout_client, page=page, rate=rate, total=6800, **change)
     assert response.status_code == 400
+    body = response.get_json()
+    assert body["field"] == field and message in body["error"]
+    assert only_order(stripe_app).ship_line1 is None
+    assert intents_at_stripe(stripe_app) == []
+
+
+def test_pay_needs_the_pages_csrf_token(tmp_path, emulator):
+    from tests.conftest import make_app
+    from tests.live import emulator_config
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, **emulator_config(emulator))
+    client = app.test_client()
+    page = client.get("/cart/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    with app.app_context():
+        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == "colombia-huila-usd"))
+    client.post("/cart/add", data={"price_id": pid, "quantity": "1", "csrf_token": token})
+    data = checkout_page_data(client)
+    refused = press_pay(client, page=data)
+    assert refused.status_code == 400
+    assert "CSRF" in refused.get_json()["error"]
+    ok = press_pay(client, page=data, headers={"X-CSRFToken": data["csrfToken"]})
+    assert ok.status_code == 200, ok.get_json()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_pay_for_another_order_is_refused(stripe_app, checkout_client):
+    page = checkout_page_data(checkout_client)
+    page["payUrl"] = "/checkout/not-my-order/pay"
+    response = press_pay(checkout_client, page=page)
+    assert response.status_code == 409
+    assert intents_at_stripe(stripe_app) == []
+
+
+def test_pay_with_a_body_that_is_not_an_object_is_400(stripe_app, checkout_client):
+    page = checkout_page_data(checkout_client)
+    assert checkout_client.post(page["payUrl"], json=[1, 2]).status_code == 400
+    assert checkout_client.post(page["payUrl"], data="x=1").status_code == 400
+
+
+def test_a_member_pays_no_shipping_at_pay(stripe_app, monkeypatch):
+    from storefront import account
+    from storefront.models import Customer, Subscription
+
+    with stripe_app.app_context():
+        customer = Customer(email="m@example.com", stripe_customer_id="cus_x")
+        db.session.add(customer)
+        db.session.flush()
+        db.session.add(
+            Subscription(stripe_subscription_id="sub_x", customer_id=customer.id, status="active")
+        )
+        db.session.commit()
+    monkeypatch.setattr(account, "signed_in_email", lambda: "m@example.com")
+    client = stripe_app.test_client()
+    add(client, stripe_app, "colombia-huila-usd", 1)
+    page = checkout_page_data(client)
+    assert page["rates"][0]["freeReason"] == "Free for members"
+    pay_intent_secret(client, page=page)
+    order = only_order(stripe_app)
+    assert (order.shipping_amount, order.amount_total) == (0, 1650)
+    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == 1650
+
+
+def test_stock_is_checked_again_at_pay(stripe_app, checkout_client):
+    page = checkout_page_data(checkout_client)
+    with stripe_app.app_context():
+        from storefront.models import Product
+
+        db.session.execute(
+            db.update(Product).where(Product.slug == "stoneware-mug").values(stock=0)
+        )
+        db.session.commit()
+    response = press_pay(checkout_client, page=page)
+    assert response.status_code == 409
+    assert "sold out" in response.get_json()["error"]
+    assert intents_at_stripe(stripe_app) == []
 
 
 def test_empty_cart_goes_back_to_cart(stripe_app):
@@ -165,10 +286,10 @@ def test_checkout_page_sends_a_content_security_policy(stripe_app, checkout_clie
 
 def test_client_secret_is_never_logged_nor_in_a_url(stripe_app, checkout_client, caplog):
     caplog.set_level(logging.DEBUG)
-    page = checkout_client.get("/checkout/").get_data(as_text=True)
-    secret = client_secret_in(page)
+    secret = pay_intent_secret(checkout_client)
     assert secret not in caplog.text
-    assert not re.search(r'(href|src|action)="[^"]*' + re.escape(secret), page)
+    page = checkout_client.get("/checkout/").get_data(as_text=True)
+    assert secret not in page
     order = only_order(stripe_app)
     order_page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
     assert secret not in order_page
@@ -191,32 +312,27 @@ def test_stripe_unreachable_gives_a_clear_message_not_500(tmp_path):
     )
     client = app.test_client()
     add(client, app)
-    response = client.get("/checkout/", follow_redirects=True)
-    assert response.status_code == 200
-    assert payments.UNAVAILABLE in response.get_data(as_text=True)
+    response = press_pay(client)
+    assert response.status_code == 503
+    assert response.get_json()["error"] == payments.UNAVAILABLE
 
 
 @pytest.mark.parametrize("status", ["429", "500"])
 def test_stripe_errors_give_a_clear_message_not_500(stripe_app, checkout_client, emulator, status):
-    import urllib.request
-
-    request = urllib.request.Request(
-        emulator.url + "/_emulator/fail_next",
-        data=f"status={status}&count=5".encode(),
-        headers={"Authorization": "Bearer sk_test_emulator"},
-    )
-    urllib.request.urlopen(request).close()
-    response = checkout_client.get("/checkout/", follow_redirects=True)
-    assert response.status_code == 200
-    assert payments.UNAVAILABLE in response.get_data(as_text=True)
+    page = checkout_page_data(checkout_client)
+    fail_next(emulator, int(status), 5)
+    response = press_pay(checkout_client, page=page)
+    assert response.status_code == 503
+    assert response.get_json()["error"] == payments.UNAVAILABLE
 
 
 def test_invalid_api_key_gives_a_generic_message(stripe_app, checkout_client):
+    page = checkout_page_data(checkout_client)
     stripe_app.config["STRIPE_SECRET_KEY"] = "sk_live_not_allowed"
     stripe_app.extensions["stripe_client"] = None
-    response = checkout_client.get("/checkout/", follow_redirects=True)
-    assert response.status_code == 200
-    assert payments.GENERIC in response.get_data(as_text=True)
+    response = press_pay(checkout_client, page=page)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == payments.GENERIC
 
 
 # --------------------------------------------------------------------------- order page
@@ -233,7 +349,7 @@ def pay(app, order: Order, payment_method: str):
 
 
 def test_order_page_waits_for_the_webhook_then_shows_paid(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     pay(stripe_app, order, "pm_card_visa")
     page = checkout_client.get(
@@ -248,7 +364,7 @@ def test_order_page_waits_for_the_webhook_then_shows_paid(stripe_app, checkout_c
 
 def test_order_page_fulfils_itself_when_the_webhook_is_overdue(stripe_app, checkout_client):
     stripe_app.config["WEBHOOK_GRACE_SECONDS"] = 0
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     pay(stripe_app, order, "pm_card_visa")
     page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
@@ -258,11 +374,12 @@ def test_order_page_fulfils_itself_when_the_webhook_is_overdue(stripe_app, check
     assert "Your cart is empty" in checkout_client.get("/cart/").get_data(as_text=True)
     checkout_client.get(f"/orders/{order.public_id}")
     with stripe_app.app_context():
-        assert db.session.scalar(select(func.count(OutboxMessage.id))) == 0  # no email given
+        [mail] = db.session.scalars(select(OutboxMessage)).all()  # once, to the Pay email
+        assert mail.to_email == "ada@example.com"
 
 
 def test_order_page_shows_a_decline_with_try_again(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     pay(stripe_app, order, "pm_card_visa_chargeDeclinedInsufficientFunds")
     page = checkout_client.get(f"/orders/{order.public_id}").get_data(as_text=True)
@@ -271,14 +388,14 @@ def test_order_page_shows_a_decline_with_try_again(stripe_app, checkout_client):
     assert "Try again" in page
     assert only_order(stripe_app).status == OrderStatus.FAILED
     # Trying again reuses the same order and PaymentIntent.
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     again = only_order(stripe_app)
     assert again.stripe_payment_intent_id == order.stripe_payment_intent_id
     assert again.status == OrderStatus.PENDING
 
 
 def test_query_hints_alone_never_show_paid(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     page = checkout_client.get(
         f"/orders/{order.public_id}?redirect_status=succeeded&payment_intent=pi_fake"
@@ -294,8 +411,8 @@ def test_unknown_order_is_404(client):
 # --------------------------------------------------------------------------- concurrency
 
 
-def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> dict[str, str]:
-    """A browser's cookies after putting one item in its cart on the live shop."""
+def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> requests.Session:
+    """A browser (its cookies) after putting one item in its cart on the live shop."""
     browser = requests.Session()
     page = browser.get(live_shop.url + "/cart/").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -307,41 +424,53 @@ def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> dict[str, str
         allow_redirects=False,
     )
     assert response.status_code == 303
-    return browser.cookies.get_dict()
+    return browser
 
 
-def test_simultaneous_checkouts_of_one_cart_make_one_order_and_one_intent(live_shop):
+def test_simultaneous_pays_of_one_cart_make_one_order_and_one_intent(live_shop):
     # Stripe answers 409 to a create whose key another request is still using; the SDK's
     # network retries (the shop's default; the tests otherwise turn them off) wait for
     # that request's answer.
     live_shop.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
     live_shop.app.extensions["stripe_client"] = None  # rebuilt with that setting
-    cookies = live_cart(live_shop)  # a double click / two tabs: the same cookie
+    browser = live_cart(live_shop)  # a double click / two tabs: the same cookie
+    page = browser.get(live_shop.url + "/checkout/").text
+    data = json.loads(re.search(r'id="checkout-data">(.*?)</script>', page, re.S).group(1))
+    rate = data["rates"][0]
+    body = {"email": "ada@example.com", "shipping_rate": rate["code"], "total": rate["total"]}
+    body.update(ADDRESS)
     barrier = threading.Barrier(4)
-    answers: list[tuple[int, str]] = []
+    answers: list[tuple[int, dict]] = []
 
-    def checkout():
+    def pay():
         barrier.wait()
-        response = requests.get(
-            live_shop.url + "/checkout/", cookies=cookies, allow_redirects=False, timeout=30
+        response = browser.post(
+            live_shop.url + data["payUrl"],
+            json=body,
+            headers={"X-CSRFToken": data["csrfToken"]},
+            timeout=30,
         )
-        answers.append((response.status_code, response.text))
+        answers.append((response.status_code, response.json()))
 
-    threads = [threading.Thread(target=checkout) for _ in range(4)]
+    threads = [threading.Thread(target=pay) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert [status for status, _ in answers] == [200] * 4
     order = only_order(live_shop.app)
-    assert order.checkout_token
-    with live_shop.app.app_context():
-        intents = payments.client().v1.payment_intents.list(params={"limit": 100})
-    assert [pi.id for pi in intents.data] == [order.stripe_payment_intent_id]
-    assert {client_secret_in(page) for _, page in answers} == {intents.data[0].client_secret}
+    [intent] = intents_at_stripe(live_shop.app)
+    assert order.stripe_payment_intent_id == intent.id
+    # Each Pay got that intent's secret, or (when another tab's request was between
+    # its two steps) the 409 that makes the page show the order again: never another intent.
+    for status, answer in answers:
+        assert (status, answer) in (
+            (200, {"clientSecret": intent.client_secret, "returnUrl": ANY}),
+            (409, {"error": ANY, "reload": True}),
+        ), answer
+    assert any(status == 200 for status, _ in answers)
 
 
-# --------------------------------------------------------------------------- cart changes
+# --------------------------------------------------------------------------- lost answers
 
 
 def fail_next(emulator, status: int = 500, count: int = 1) -> None:
@@ -356,30 +485,6 @@ def fail_next(emulator, status: int = 500, count: int = 1) -> None:
     urllib.request.urlopen(request).close()
 
 
-def test_cart_change_after_a_failed_intent_create_is_not_ignored(
-    stripe_app, checkout_client, emulator
-):
-    fail_next(emulator, 500)
-    failed = checkout_client.get("/checkout/", follow_redirects=True)
-    assert payments.UNAVAILABLE in failed.get_data(as_text=True)
-    first = only_order(stripe_app)
-    assert first.stripe_payment_intent_id is None  # the order exists, its intent does not
-    add(checkout_client, stripe_app, "stoneware-mug-usd", 2)
-    page = checkout_client.get("/checkout/")
-    assert page.status_code == 200
-    order = only_order(stripe_app)
-    assert order.public_id == first.public_id
-    with stripe_app.app_context():
-        prices = dict(db.session.execute(select(Price.lookup_key, Price.unit_amount)).all())
-    expected = prices["ethiopia-yirgacheffe-usd"] * 2 + prices["stoneware-mug-usd"] * 3
-    assert order.amount_total == expected
-    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).amount == expected
-    assert client_secret_in(page.get_data(as_text=True))
-
-
-# --------------------------------------------------------------------------- lost answers
-
-
 def create_intent_answer_lost(app, order: Order) -> str:
     """What a create that reached Stripe but whose answer never came back leaves: an
     intent at Stripe under the order's key, and no id on the order."""
@@ -388,35 +493,25 @@ def create_intent_answer_lost(app, order: Order) -> str:
     return pi.id
 
 
-def test_email_saved_after_a_lost_create_answer_does_not_block_checkout(
-    stripe_app, checkout_client, emulator
-):
-    fail_next(emulator, 500)
-    checkout_client.get("/checkout/")
+def test_pay_after_a_lost_create_answer_gets_that_intent(stripe_app, checkout_client, emulator):
+    page = checkout_page_data(checkout_client)
     order = only_order(stripe_app)
     lost = create_intent_answer_lost(stripe_app, order)
-    saved = checkout_client.post(f"/checkout/{order.public_id}/email", json={"email": "a@b.co"})
-    assert saved.status_code == 200
-    page = checkout_client.get("/checkout/")
-    assert page.status_code == 200
+    secret = pay_intent_secret(checkout_client, page=page)
     after = only_order(stripe_app)
     # The same key with the same parameters replays the lost answer: that very intent.
     assert after.stripe_payment_intent_id == lost
     intent = stripe_intent(stripe_app, lost)
-    assert intent.receipt_email == "a@b.co"
-    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+    assert intent.receipt_email == "ada@example.com"
+    assert secret == intent.client_secret
 
 
-def test_intent_create_refused_for_its_key_starts_a_new_order(
-    stripe_app, checkout_client, emulator
-):
-    fail_next(emulator, 500)
+def test_intent_create_refused_for_its_key_starts_a_new_order(stripe_app, checkout_client):
     checkout_client.get("/checkout/")
     first = only_order(stripe_app)
     create_intent_answer_lost(stripe_app, first)
     add(checkout_client, stripe_app, "stoneware-mug-usd", 1)  # the amount changes
-    page = checkout_client.get("/checkout/")
-    assert page.status_code == 200
+    secret = pay_intent_secret(checkout_client, rate="express", city="Troy")
     with stripe_app.app_context():
         old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
         assert old.status == OrderStatus.CANCELED
@@ -424,33 +519,53 @@ def test_intent_create_refused_for_its_key_starts_a_new_order(
         intent = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
         assert intent.amount == new.amount_total
         assert intent.metadata["order_id"] == new.public_id
-        new_id = new.public_id
-    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+        # The new order keeps what the customer chose and typed.
+        assert (new.shipping_rate_code, new.ship_city, new.email) == (
+            "express",
+            "Troy",
+            "ada@example.com",
+        )
+        assert intent.shipping.address.city == "Troy"
+    assert secret == intent.client_secret
     # The session follows the new order, and reloading keeps it.
-    saved = checkout_client.post(f"/checkout/{new_id}/email", json={"email": "a@b.co"})
-    assert (saved.status_code, saved.get_json()) == (200, {"ok": True})
     assert checkout_client.get("/checkout/").status_code == 200
     with stripe_app.app_context():
         assert db.session.scalar(select(func.count(Order.id))) == 2
 
 
 def test_stored_intent_unknown_to_stripe_starts_a_new_order(stripe_app, checkout_client):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     first = only_order(stripe_app)
     with stripe_app.app_context():
         # e.g. the shop was pointed at another Stripe account since.
         db.session.get(Order, first.id).stripe_payment_intent_id = "pi_unknown_here"
         db.session.commit()
-    page = checkout_client.get("/checkout/")
-    assert page.status_code == 200
+    secret = pay_intent_secret(checkout_client)
     with stripe_app.app_context():
         old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
         assert (old.status, new.status) == (OrderStatus.CANCELED, OrderStatus.PENDING)
         intent = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
-    assert client_secret_in(page.get_data(as_text=True)) == intent.client_secret
+    assert secret == intent.client_secret
     assert checkout_client.get("/checkout/").status_code == 200
     with stripe_app.app_context():
         assert db.session.scalar(select(func.count(Order.id))) == 2
+
+
+def test_an_intent_canceled_at_stripe_starts_a_new_order_at_pay(stripe_app, checkout_client):
+    pay_intent_secret(checkout_client)
+    order = only_order(stripe_app)
+    with stripe_app.app_context():
+        payments.client().v1.payment_intents.cancel(order.stripe_payment_intent_id)
+    secret = pay_intent_secret(checkout_client)
+    with stripe_app.app_context():
+        old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert (old.status, new.status) == (OrderStatus.CANCELED, OrderStatus.PENDING)
+        assert (
+            payments.client()
+            .v1.payment_intents.retrieve(new.stripe_payment_intent_id)
+            .client_secret
+            == secret
+        )
 
 
 # --------------------------------------------------------------------------- email rules
@@ -468,13 +583,11 @@ def test_stored_intent_unknown_to_stripe_starts_a_new_order(stripe_app, checkout
     ],
 )
 def test_email_with_control_characters_or_too_long_is_refused(stripe_app, checkout_client, address):
-    checkout_client.get("/checkout/")
-    order = only_order(stripe_app)
-    response = checkout_client.post(f"/checkout/{order.public_id}/email", json={"email": address})
+    response = press_pay(checkout_client, email=address)
     assert response.status_code == 400
-    assert response.get_json() == {"error": "Enter a valid email address, like you@example.com."}
+    assert response.get_json()["error"] == "Enter a valid email address, like you@example.com."
     assert only_order(stripe_app).email is None
-    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).receipt_email is None
+    assert intents_at_stripe(stripe_app) == []
 
 
 # --------------------------------------------------------------------------- Stripe errors
@@ -483,7 +596,7 @@ def test_email_with_control_characters_or_too_long_is_refused(stripe_app, checko
 def test_card_decline_maps_to_its_plain_message_and_logs_the_request_id(
     stripe_app, checkout_client, caplog
 ):
-    checkout_client.get("/checkout/")
+    pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
     caplog.set_level(logging.INFO, logger="storefront.payments")
     with stripe_app.test_request_context(), pytest.raises(payments.PaymentError) as caught:
@@ -502,29 +615,3 @@ def test_card_decline_maps_to_its_plain_message_and_logs_the_request_id(
         r"card declined during payment intent confirm: code=card_declined request_id=req_\w+",
         line,
     )
-
-
-def test_invalid_request_from_stripe_gives_the_generic_message_and_logs_the_request_id(
-    stripe_app, checkout_client, caplog
-):
-    checkout_client.get("/checkout/")
-    order = only_order(stripe_app)
-    with stripe_app.app_context():
-        # Canceled at Stripe behind the shop's back: it can no longer be updated.
-        payments.client().v1.payment_intents.cancel(order.stripe_payment_intent_id)
-    caplog.set_level(logging.INFO, logger="storefront.payments")
-    response = checkout_client.post(
-        f"/checkout/{order.public_id}/email", json={"email": "ada@example.com"}
-    )
-    assert response.status_code == 503
-    assert response.get_json() == {"error": payments.GENERIC}
-    assert only_order(stripe_app).email is None
-    [line] = [r.getMessage() for r in caplog.records if r.name == "storefront.payments"]
-    assert re.fullmatch(
-        r"Stripe rejected payment intent update: InvalidRequestError "
-        r"code=payment_intent_unexpected_state request_id=req_\w+",
-        line,
-    )
-    # The checkout page itself then moves on to a new order rather than failing.
-    page = checkout_client.get("/checkout/")
-    assert page.status_code == 200

@@ -14,13 +14,12 @@ import urllib.request
 
 import pytest
 import stripe
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storefront import payments
-from storefront.catalog import sync_catalog
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, Price
-from tests.live import emulator_config
+from tests.stripe_helpers import pay_intent_secret, press_pay
 
 
 def add(client, app, lookup_key="colombia-huila-usd", quantity=1):
@@ -60,10 +59,10 @@ def cart_count(client) -> int:
 
 @pytest.fixture
 def shopper(stripe_app):
-    """A browser session with a coffee in its cart, at the checkout page once."""
+    """A browser session with a coffee in its cart that pressed Pay once (not confirmed)."""
     client = stripe_app.test_client()
     add(client, stripe_app)
-    assert client.get("/checkout/").status_code == 200
+    pay_intent_secret(client)  # the page's Pay: address, rate, the PaymentIntent
     return client
 
 
@@ -123,8 +122,6 @@ def test_checkout_page_has_no_inline_script(stripe_app, shopper, emulator):
 
 def test_paid_order_page_shows_the_receipt_and_empties_the_cart(paid_now, shopper):
     [order] = all_orders(paid_now)
-    saved = shopper.post(f"/checkout/{order.public_id}/email", json={"email": "ada@example.com"})
-    assert (saved.status_code, saved.get_json()) == (200, {"ok": True})
     confirm(paid_now, order, "pm_card_visa")
     response = shopper.get(f"/orders/{order.public_id}")
     page = response.get_data(as_text=True)
@@ -145,6 +142,9 @@ def test_a_new_purchase_after_payment_makes_a_new_order(paid_now, shopper):
     assert shopper.get("/checkout/").status_code == 200
     paid, second = all_orders(paid_now)
     assert paid.status == OrderStatus.PAID and second.status == OrderStatus.PENDING
+    assert second.stripe_payment_intent_id is None  # until Pay
+    pay_intent_secret(shopper)
+    paid, second = all_orders(paid_now)
     assert second.stripe_payment_intent_id not in (None, paid.stripe_payment_intent_id)
     assert [item.product_name for item in second.items] == ["Stoneware mug"]
 
@@ -225,6 +225,7 @@ def test_failed_3d_secure_shows_payment_failed_with_try_again(stripe_app, shoppe
     assert all_orders(stripe_app)[0].status == OrderStatus.FAILED
     # Try again: the same order and PaymentIntent, pending again.
     assert shopper.get("/checkout/").status_code == 200
+    pay_intent_secret(shopper)
     [again] = all_orders(stripe_app)
     assert again.stripe_payment_intent_id == pi.id
     assert again.status == OrderStatus.PENDING
@@ -236,7 +237,7 @@ def test_cart_change_during_3d_secure_cancels_that_attempt_and_starts_a_new_orde
     [order] = all_orders(stripe_app)
     confirm(stripe_app, order, "pm_card_threeDSecure2Required", return_url="http://localhost/x")
     add(shopper, stripe_app, "stoneware-mug-usd")
-    assert shopper.get("/checkout/").status_code == 200
+    pay_intent_secret(shopper)
     old, new = all_orders(stripe_app)
     assert old.status == OrderStatus.CANCELED
     assert intent(stripe_app, old.stripe_payment_intent_id).status == "canceled"
@@ -276,74 +277,26 @@ def test_order_page_after_server_errors_from_stripe_is_not_a_500(stripe_app, sho
     assert "Processing" in response.get_data(as_text=True)
 
 
-# --------------------------------------------------------------------------- email + CSRF
+# --------------------------------------------------------------------------- Pay
 
 
-@pytest.fixture
-def csrf_stripe_app(tmp_path, emulator):
-    from tests.conftest import make_app
-
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, **emulator_config(emulator))
-    with app.app_context():
-        sync_catalog(echo=lambda *_: None)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_email_endpoint_needs_the_pages_csrf_token(csrf_stripe_app):
-    client = csrf_stripe_app.test_client()
-    cart_page = client.get("/cart/").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', cart_page).group(1)
-    with csrf_stripe_app.app_context():
-        pid = db.session.scalar(select(Price.id).where(Price.lookup_key == "colombia-huila-usd"))
-    client.post("/cart/add", data={"price_id": pid, "quantity": "1", "csrf_token": token})
-    page = client.get("/checkout/").get_data(as_text=True)
-    data = re.search(r'id="checkout-data">(.*?)</script>', page).group(1)
-    [order] = all_orders(csrf_stripe_app)
-    url = f"/checkout/{order.public_id}/email"
-    assert client.post(url, json={"email": "ada@example.com"}).status_code == 400
-    assert all_orders(csrf_stripe_app)[0].email is None
-    page_token = re.search(r'"csrfToken": ?"([^"]+)"', data).group(1)
-    ok = client.post(url, json={"email": "ada@example.com"}, headers={"X-CSRFToken": page_token})
-    assert ok.status_code == 200
-    assert all_orders(csrf_stripe_app)[0].email == "ada@example.com"
-
-
-def test_email_form_post_works_too_and_amount_fields_are_ignored(stripe_app, shopper):
-    [order] = all_orders(stripe_app)
-    response = shopper.post(
-        f"/checkout/{order.public_id}/email",
-        data={"email": "  grace@example.org ", "amount": "1", "currency": "eur"},
-    )
-    assert response.status_code == 200
-    [after] = all_orders(stripe_app)
-    assert after.email == "grace@example.org"
-    assert after.amount_total == order.amount_total and after.currency == "usd"
-    pi = intent(stripe_app, order.stripe_payment_intent_id)
-    assert (pi.amount, pi.currency, pi.receipt_email) == (
-        order.amount_total,
-        "usd",
-        "grace@example.org",
-    )
-
-
-def test_email_cannot_change_a_paid_order(paid_now, shopper):
+def test_pay_cannot_change_a_paid_order(paid_now, shopper):
     [order] = all_orders(paid_now)
     confirm(paid_now, order, "pm_card_visa")
     shopper.get(f"/orders/{order.public_id}")
-    response = shopper.post(f"/checkout/{order.public_id}/email", json={"email": "x@example.com"})
-    assert response.status_code == 400
-    with paid_now.app_context():
-        assert db.session.scalar(select(func.count(Order.id)).where(Order.email.is_(None))) == 1
+    page = {
+        "payUrl": f"/checkout/{order.public_id}/pay",
+        "rates": [{"code": "standard", "total": 1}],
+    }
+    response = press_pay(shopper, page=page, email="x@example.com")
+    assert response.status_code == 409
+    [after] = all_orders(paid_now)
+    assert (after.email, after.status) == ("ada@example.com", OrderStatus.PAID)
 
 
 def test_client_secret_is_not_in_the_return_url(stripe_app, shopper):
-    page = shopper.get("/checkout/").get_data(as_text=True)
-    data = re.search(r'id="checkout-data">(.*?)</script>', page).group(1)
-    return_url = re.search(r'"returnUrl": ?"([^"]+)"', data).group(1)
-    secret = re.search(r'"clientSecret": ?"([^"]+)"', data).group(1)
+    answer = press_pay(shopper).get_json()
+    return_url, secret = answer["returnUrl"], answer["clientSecret"]
     assert secret not in return_url
     assert urllib.parse.urlsplit(return_url).query == ""
 
@@ -385,20 +338,6 @@ def test_checkout_during_a_processing_payment_goes_to_the_order_page(stripe_app,
     assert response.status_code == 303
     assert response.headers["Location"] == f"/orders/{order.public_id}"
     assert len(all_orders(stripe_app)) == 1
-
-
-def test_email_during_a_stripe_outage_says_so_and_keeps_nothing(stripe_app, shopper, emulator):
-    [order] = all_orders(stripe_app)
-    request = urllib.request.Request(
-        emulator.url + "/_emulator/fail_next",
-        data=b"status=503&count=5",
-        headers={"Authorization": "Bearer sk_test_emulator"},
-    )
-    urllib.request.urlopen(request).close()
-    response = shopper.post(f"/checkout/{order.public_id}/email", json={"email": "a@example.com"})
-    assert response.status_code == 503
-    assert response.get_json()["error"] == payments.UNAVAILABLE
-    assert all_orders(stripe_app)[0].email is None
 
 
 def test_back_to_checkout_after_the_webhook_paid_goes_to_the_order_page(stripe_app, shopper):

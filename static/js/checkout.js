@@ -1,5 +1,7 @@
-// Checkout page: mounts the Payment Element and confirms the PaymentIntent.
-// Amounts are never sent from here: the server made the PaymentIntent from the order.
+// Checkout page: Address Element (shipping), rate picker, Payment Element with a deferred
+// PaymentIntent (Stripe's "collect payment details before creating an Intent" flow).
+// Amounts shown here come from the server; on Pay the server recomputes the order and
+// answers 409 when the total shown is stale, so the browser never decides what is charged.
 (function () {
   "use strict";
 
@@ -8,33 +10,84 @@
   var button = document.getElementById("pay-button");
   var spinner = button.querySelector(".spinner");
   var paymentError = document.getElementById("payment-error");
+  var paymentErrorText = document.getElementById("payment-error-text");
+  var reviewButton = document.getElementById("review-button");
   var emailInput = document.getElementById("email");
   var emailError = document.getElementById("email-error");
+  var addressError = document.getElementById("address-error");
+  var rateError = document.getElementById("rate-error");
+  var rateInputs = Array.prototype.slice.call(form.querySelectorAll('input[name="shipping_rate"]'));
 
   if (typeof Stripe === "undefined") {
     showError("The payment form could not be loaded. Please check your connection and reload.");
     return;
   }
 
+  function selectedRate() {
+    var checked = rateInputs.filter(function (input) { return input.checked; })[0];
+    if (!checked) return null;
+    return data.rates.filter(function (rate) { return rate.code === checked.value; })[0] || null;
+  }
+
   var stripe = Stripe(data.publishableKey);
-  var elements = stripe.elements({ clientSecret: data.clientSecret });
-  var paymentElement = elements.create("payment");
-  var ready = false;
-  paymentElement.on("ready", function () {
-    ready = true;
-    var loading = document.getElementById("payment-loading");
-    if (loading) loading.remove();
-    button.disabled = false;
+  var elements = stripe.elements({
+    mode: "payment",
+    amount: selectedRate() ? selectedRate().total : data.amount,
+    currency: data.currency,
   });
-  // Stripe.js reports a form that cannot load (e.g. an expired client secret); a blocked
-  // network reports nothing, so say so after a while instead of "Loading…" forever.
+  var addressOptions = { mode: "shipping", allowedCountries: data.countries };
+  if (data.address) addressOptions.defaultValues = data.address;
+  var addressElement = elements.create("address", addressOptions);
+  var paymentElement = elements.create("payment");
+
+  var address = { complete: false, value: data.address };
+  var returnUrl = data.returnUrl;
+  var loaded = { address: false, payment: false };
+
+  function onReady(which, placeholder) {
+    return function () {
+      loaded[which] = true;
+      var loading = document.getElementById(placeholder);
+      if (loading) loading.remove();
+      if (loaded.address && loaded.payment) button.disabled = false;
+    };
+  }
+  addressElement.on("ready", onReady("address", "address-loading"));
+  paymentElement.on("ready", onReady("payment", "payment-loading"));
+  addressElement.on("change", function (event) {
+    address = { complete: event.complete, value: event.value };
+    if (event.complete) addressError.hidden = true;
+  });
+  // Stripe.js reports a form that cannot load; a blocked network reports nothing, so say
+  // so after a while instead of "Loading…" forever.
   paymentElement.on("loaderror", function () {
     showError("The payment form could not be loaded. Please reload the page.");
   });
   window.setTimeout(function () {
-    if (!ready) showError("The payment form is taking long to load. Please reload the page.");
+    if (!loaded.address || !loaded.payment) {
+      showError("The payment form is taking long to load. Please reload the page.");
+    }
   }, 20000);
+  addressElement.mount("#address-element");
   paymentElement.mount("#payment-element");
+
+  // The rate picker: the totals on the page and the Payment Element's amount follow it.
+  rateInputs.forEach(function (input) {
+    input.addEventListener("change", function () {
+      var rate = selectedRate();
+      if (!rate) return;
+      rateError.hidden = true;
+      document.getElementById("shipping-name").textContent = rate.name;
+      document.getElementById("shipping-amount").textContent = rate.price;
+      document.getElementById("checkout-total").textContent = rate.totalLabel;
+      document.getElementById("pay-amount").textContent = rate.totalLabel;
+      elements.update({ amount: rate.total });
+    });
+  });
+
+  reviewButton.addEventListener("click", function () {
+    window.location.reload();
+  });
 
   function setLoading(loading) {
     button.disabled = loading;
@@ -42,16 +95,24 @@
     button.setAttribute("aria-busy", loading ? "true" : "false");
   }
 
-  function showError(message) {
-    paymentError.textContent = message;
+  function showError(message, review) {
+    paymentErrorText.textContent = message;
+    reviewButton.hidden = !review;
     paymentError.hidden = false;
+    paymentError.focus();
+  }
+
+  function fieldError(box, message, focus) {
+    box.textContent = message;
+    box.hidden = false;
+    if (focus) focus.focus();
   }
 
   function clearErrors() {
-    paymentError.hidden = true;
-    paymentError.textContent = "";
-    emailError.hidden = true;
-    emailError.textContent = "";
+    [paymentError, emailError, addressError, rateError].forEach(function (box) {
+      box.hidden = true;
+    });
+    paymentErrorText.textContent = "";
     emailInput.removeAttribute("aria-invalid");
   }
 
@@ -71,16 +132,35 @@
     return error.message || data.genericMessage;
   }
 
-  function saveEmail(email) {
-    return fetch(data.emailUrl, {
+  // Pay pressed: the server recomputes the order and makes (or updates) the PaymentIntent.
+  function startPayment(email, rate) {
+    var value = address.value || {};
+    var where = value.address || {};
+    return fetch(data.payUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrfToken },
-      body: JSON.stringify({ email: email }),
       credentials: "same-origin",
+      body: JSON.stringify({
+        email: email,
+        shipping_rate: rate.code,
+        total: rate.total,
+        name: value.name || "",
+        line1: where.line1 || "",
+        line2: where.line2 || "",
+        city: where.city || "",
+        state: where.state || "",
+        postal_code: where.postal_code || "",
+        country: where.country || "",
+      }),
     }).then(function (response) {
       return response.json().then(
-        function (body) { return { ok: response.ok, error: body.error }; },
-        function () { return { ok: false, error: data.genericMessage }; }
+        function (body) { return { status: response.status, body: body }; },
+        function () {
+          var message = response.status === 429
+            ? "Too many attempts. Please wait a moment and try again."
+            : data.genericMessage;
+          return { status: response.status, body: { error: message } };
+        }
       );
     });
   }
@@ -90,39 +170,62 @@
     clearErrors();
     var email = emailInput.value.trim();
     if (!emailInput.checkValidity() || !email) {
-      emailError.textContent = "Enter a valid email address, like you@example.com.";
-      emailError.hidden = false;
       emailInput.setAttribute("aria-invalid", "true");
-      emailInput.focus();
+      fieldError(emailError, "Enter a valid email address, like you@example.com.", emailInput);
+      return;
+    }
+    var rate = selectedRate();
+    if (!rate) {
+      fieldError(rateError, "Choose a shipping method.", rateInputs[0]);
       return;
     }
     setLoading(true);
-    saveEmail(email)
-      .then(function (saved) {
-        if (!saved.ok) {
-          emailError.textContent = saved.error || data.genericMessage;
-          emailError.hidden = false;
-          emailInput.setAttribute("aria-invalid", "true");
-          return null;
+    elements
+      .submit()
+      .then(function (submitted) {
+        if (submitted.error) return { error: submitted.error };
+        if (!address.complete) {
+          fieldError(addressError, "Enter the full shipping address.");
+          return { handled: true };
         }
-        return elements.submit().then(function (submitted) {
-          if (submitted.error) return submitted;
+        return startPayment(email, rate).then(function (answer) {
+          var body = answer.body || {};
+          if (answer.status === 200 && body.redirect) {
+            window.location.assign(body.redirect);
+            return { handled: true, leaving: true };
+          }
+          if (answer.status !== 200 || !body.clientSecret) {
+            if (body.field === "email") {
+              emailInput.setAttribute("aria-invalid", "true");
+              fieldError(emailError, body.error, emailInput);
+            } else if (body.field === "shipping_rate") {
+              fieldError(rateError, body.error, rateInputs[0]);
+            } else if (body.field) {
+              fieldError(addressError, body.error);
+            } else {
+              showError(body.error || data.genericMessage, answer.status === 409 && body.reload);
+            }
+            return { handled: true };
+          }
+          returnUrl = body.returnUrl || data.returnUrl;
           return stripe.confirmPayment({
             elements: elements,
-            confirmParams: { return_url: data.returnUrl, receipt_email: email },
+            clientSecret: body.clientSecret,
+            confirmParams: { return_url: returnUrl },
             redirect: "if_required",
           });
         });
       })
       .then(function (result) {
-        if (!result) { setLoading(false); return; }
+        if (result.leaving) return;
+        if (result.handled) { setLoading(false); return; }
         if (result.error) {
           showError(messageFor(result.error));
           setLoading(false);
           return;
         }
         // Paid (or processing): the order page asks Stripe and shows the outcome.
-        window.location.assign(data.returnUrl);
+        window.location.assign(returnUrl);
       })
       .catch(function () {
         showError("Something went wrong. You have not been charged; please try again.");
