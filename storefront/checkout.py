@@ -137,12 +137,30 @@ CHANGED = "Your order changed — please review the new total."
 EXPIRED = "This checkout has expired. Please review your order and pay again."
 
 
+def _paid_at_stripe(order: Order) -> bool:
+    """Is the order's PaymentIntent paid or being paid (the webhook may not be here yet)?
+    A read only; asked before an order with an intent is refilled, so a payment already
+    made is never left disagreeing with its order."""
+    if not order.stripe_payment_intent_id:
+        return False
+    pi_id = order.stripe_payment_intent_id
+    db.session.commit()  # no transaction open across the Stripe call
+    try:
+        intent = payments.retrieve_payment_intent(pi_id)
+    except payments.IntentUnusable:
+        return False
+    return intent.status in ("succeeded", "processing")
+
+
 def page_order(cart: Cart, member: bool) -> Order:
-    """The open order for this cart (made or refilled here: our database only). Commits."""
+    """The open order for this cart (made or refilled here: our database only; Stripe is
+    only asked, when the cart changed under an order with an intent). Commits."""
     order = current_order()
     if order is None or not is_open(order):
         return order_for_token(cart, member=member)
     if not order_matches_cart(order, cart):
+        if _paid_at_stripe(order):
+            return order  # the caller sends the customer to its page
         refill_order(order, cart, member=member)
         log.info("order %s: cart changed, amount now %s", order.public_id, order.amount_total)
     else:
@@ -181,6 +199,11 @@ def start():
         db.session.rollback()
         flash(str(err), "error")
         return redirect(url_for("cart.view"), code=303)
+    except payments.PaymentError as err:
+        flash(err.user_message, "error")
+        return redirect(url_for("cart.view"), code=303)
+    if not order_matches_cart(order, cart):  # paid at Stripe already (page_order asked)
+        return redirect(url_for("orders.show", public_id=order.public_id), code=303)
     subtotal = order.subtotal
     rates = [
         {
@@ -349,10 +372,10 @@ def pay(public_id: str):
     way or made; 409 when what the page shows is stale (``reload``); 400 for bad input
     (``field`` names it); 503 when Stripe cannot be reached.
     """
-    if not payments.is_configured():
-        return _json_error(payments.NOT_CONFIGURED, 503)
     if not isinstance(request.get_json(silent=True), dict):
         return _json_error("Send the payment details as a JSON object.", 400)
+    if not payments.is_configured():
+        return _json_error(payments.NOT_CONFIGURED, 503)
     order = current_order()
     if order is None or order.public_id != public_id:
         return _json_error(EXPIRED, 409, reload=True)
@@ -368,6 +391,13 @@ def pay(public_id: str):
     cart = Cart.load()
     if shipping.find_quote(order.currency, form.shipping_rate.data, 0, member=member) is None:
         return _json_error("Choose a shipping rate.", 400, field="shipping_rate")
+
+    # An order whose payment was made (or is under way) in another tab keeps its items.
+    try:
+        if not order_matches_cart(order, cart) and _paid_at_stripe(order):
+            return {"redirect": url_for("orders.show", public_id=order.public_id)}
+    except payments.PaymentError as err:
+        return _json_error(err.user_message, 503 if err.kind == "unavailable" else 400)
 
     # A short transaction: the order follows the cart (stock checked again), the rate,
     # the address and the email. Committed before Stripe is called.

@@ -21,12 +21,12 @@ from flask import (
 )
 from sqlalchemy import select
 
-from . import billing, payments, webhooks
+from . import billing, payments, shipping, webhooks
 from .cart import Cart, CartError
 from .extensions import db
 from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
 from .links import external_url
-from .models import PAYABLE_STATUSES, Order, OrderStatus, Price
+from .models import PAYABLE_STATUSES, Order, OrderStatus, Price, ShippingRate
 from .orders import create_order_from_cart, order_matches_cart
 from .payments import PaymentError, field
 from .viewer import remember_placed
@@ -113,8 +113,41 @@ def line_items(order: Order, *, use_price_ids: bool = True) -> list[dict[str, An
     return result
 
 
+def _member() -> bool:
+    from .account import signed_in_member
+
+    return signed_in_member()
+
+
+def shipping_options(order: Order, *, member: bool) -> list[dict[str, Any]]:
+    """The shop's rates for this order as Checkout ``shipping_options`` (inline
+    ``shipping_rate_data``: the amounts come from our database, free where our rules say,
+    e.g. Standard for a member); the first, preselected by Checkout, is the order's own."""
+    quotes = shipping.quotes(order.currency, order.subtotal, member=member)
+    quotes.sort(key=lambda q: q.code != order.shipping_rate_code)
+    return [
+        {
+            "shipping_rate_data": {
+                "type": "fixed_amount",
+                "display_name": q.rate.display_name,
+                "fixed_amount": {"amount": q.amount, "currency": order.currency},
+                "delivery_estimate": {
+                    "minimum": {"unit": "business_day", "value": q.rate.delivery_min_days},
+                    "maximum": {"unit": "business_day", "value": q.rate.delivery_max_days},
+                },
+                "metadata": {"code": q.code},
+            }
+        }
+        for q in quotes
+    ]
+
+
 def session_params(order: Order, *, use_price_ids: bool = True) -> dict[str, Any]:
-    """The Checkout Session (mode=payment) for an order; every amount from the database."""
+    """The Checkout Session (mode=payment) for an order; every amount from the database.
+
+    Checkout collects the shipping address (only ``SHIP_TO_COUNTRIES``) and offers the
+    shop's rates; the order's total follows the rate chosen there (``_record_shipping``).
+    """
     params: dict[str, Any] = {
         "mode": "payment",
         "line_items": line_items(order, use_price_ids=use_price_ids),
@@ -123,7 +156,11 @@ def session_params(order: Order, *, use_price_ids: bool = True) -> dict[str, Any
         "payment_intent_data": {"metadata": {"order_id": order.public_id}},
         "success_url": success_url(order),
         "cancel_url": external_url("cart.view"),
+        "shipping_address_collection": {"allowed_countries": shipping.ship_to_countries()},
     }
+    options = shipping_options(order, member=_member())
+    if options:
+        params["shipping_options"] = options
     customer = order.customer
     if customer is not None and customer.stripe_customer_id:
         # A returning customer: Checkout pre-fills their email and links the payment.
@@ -292,8 +329,7 @@ def order_for_cart(cart: Cart) -> Order:
     # by a first membership), so Checkout pre-fills it (``customer_email``).
     email = _signed_in_email()
     customer = billing.find_customer(email) if email else None
-    # Shipping on Stripe Checkout (shipping_options) is not sent yet: its orders carry none.
-    order = create_order_from_cart(cart, email=email, with_shipping=False)
+    order = create_order_from_cart(cart, email=email, member=_member())
     if customer is not None:
         order.customer_id = customer.id
     db.session.commit()
@@ -357,14 +393,64 @@ def order_for_session(cs: Any) -> Order | None:
     return db.session.scalar(select(Order).where(Order.public_id == public_id))
 
 
+def _chosen_rate(cs: Any, currency: str) -> ShippingRate | None:
+    """Our rate for the shipping option chosen on Checkout (by the code we gave it)."""
+    code = field(cs, "shipping_cost", "shipping_rate", "metadata", "code")
+    if not isinstance(code, str):
+        return None
+    return next((r for r in shipping.rates_for(currency) if r.code == code), None)
+
+
 def _paid_amount_matches(cs: Any, order: Order) -> bool:
+    """Stripe's items are the order's, and its total is the items plus the shipping it
+    reports for one of our rates (the customer picks the rate on Checkout's page)."""
     items = field(cs, "line_items", "data", default=[])
     items_total = sum(field(li, "amount_total", default=0) for li in items)
+    shipping_amount = field(cs, "total_details", "amount_shipping", default=0)
+    if field(cs, "shipping_cost") is not None and _chosen_rate(cs, order.currency) is None:
+        return False
     return (
-        field(cs, "amount_total") == order.amount_total
-        and field(cs, "currency") == order.currency
-        and items_total == order.amount_total
+        field(cs, "currency") == order.currency
+        and items_total == order.subtotal
+        and isinstance(shipping_amount, int)
+        and shipping_amount >= 0
+        and field(cs, "amount_total") == items_total + shipping_amount
     )
+
+
+def _record_shipping(order: Order, cs: Any) -> None:
+    """What Checkout collected: the address, the rate and what it cost (so the order's
+    total is what was charged), and the card. Before ``fulfil_order`` writes the email."""
+    if order.fulfilled_at is not None:
+        return
+    rate = _chosen_rate(cs, order.currency)
+    if rate is not None:
+        chosen = field(cs, "shipping_cost", "shipping_rate")
+        order.shipping_rate_code = rate.code
+        order.shipping_rate_name = field(chosen, "display_name") or rate.display_name
+        order.shipping_amount = int(field(cs, "shipping_cost", "amount_total", default=0))
+        order.delivery_min_days = rate.delivery_min_days
+        order.delivery_max_days = rate.delivery_max_days
+    else:
+        shipping.apply_quote(order, None)
+    order.amount_total = order.subtotal + order.shipping_amount
+    details = field(cs, "collected_information", "shipping_details")
+    address = field(details, "address")
+    if details is not None and field(address, "line1"):
+        order.ship_name = str(field(details, "name", default=""))[:200] or None
+        order.ship_line1 = str(field(address, "line1"))[:200]
+        order.ship_line2 = (field(address, "line2") or None) and str(field(address, "line2"))[:200]
+        order.ship_city = (field(address, "city") or None) and str(field(address, "city"))[:100]
+        order.ship_state = (field(address, "state") or None) and str(field(address, "state"))[:100]
+        postal = field(address, "postal_code")
+        order.ship_postal_code = str(postal)[:20] if postal else None
+        country = field(address, "country")
+        order.ship_country = str(country)[:2] if country else None
+    card = field(cs, "payment_intent", "latest_charge", "payment_method_details", "card")
+    brand, last4 = field(card, "brand"), field(card, "last4")
+    if isinstance(brand, str) and isinstance(last4, str) and order.card_last4 is None:
+        order.card_brand, order.card_last4 = brand[:30], last4[:4]
+    db.session.commit()
 
 
 def fulfil_from_session(
@@ -380,7 +466,7 @@ def fulfil_from_session(
     From the webhook, a paid amount that is not the order's raises ``PermanentFailure``
     (recorded as failed for a person to review; Stripe retrying cannot fix it).
     """
-    cs = payments.retrieve_checkout_session(session_id, line_items=True)
+    cs = payments.retrieve_checkout_session(session_id, line_items=True, paid_with=True)
     if cs.mode != "payment":
         return IGNORED
     found = order_for_session(cs)
@@ -414,6 +500,7 @@ def fulfil_from_session(
             raise webhooks.PermanentFailure(f"paid amount does not match order {order.public_id}")
         return IGNORED
     _record_payment_details(order, cs)
+    _record_shipping(order, cs)
     if fulfil_order(order):
         return PROCESSED
     payment = _payment_intent_id(cs) or cs.id

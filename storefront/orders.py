@@ -173,7 +173,7 @@ def check_payment_intent(order: Order) -> str | None:
 
     A succeeded payment is applied here only once the webhook is overdue.
     """
-    from .webhooks import PermanentFailure, apply_payment_intent
+    from .webhooks import AmountMismatch, PermanentFailure, apply_payment_intent
 
     intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id, with_charge=True)
     status = payments.field(intent, "status")
@@ -182,7 +182,7 @@ def check_payment_intent(order: Order) -> str | None:
         return status  # paid at Stripe; the webhook will fulfil it any moment
     try:
         apply_payment_intent(order, intent)
-    except PermanentFailure:
+    except (PermanentFailure, AmountMismatch):
         log.error("order %s: payment does not match the order", order.public_id)
     db.session.refresh(order)
     if status == "succeeded" and order.is_paid:

@@ -315,9 +315,15 @@ def create_checkout_session(params: dict[str, Any], key: str) -> Any:
     )
 
 
-def retrieve_checkout_session(session_id: str, *, line_items: bool = False) -> Any:
-    """A Checkout Session as Stripe has it now (optionally with ``line_items`` expanded)."""
-    params: dict[str, Any] = {"expand": ["line_items"]} if line_items else {}
+def retrieve_checkout_session(
+    session_id: str, *, line_items: bool = False, paid_with: bool = False
+) -> Any:
+    """A Checkout Session as Stripe has it now, optionally with ``line_items`` expanded;
+    ``paid_with`` also expands the chosen shipping rate and the payment's charge (card)."""
+    expand = ["line_items"] if line_items else []
+    if paid_with:
+        expand += ["shipping_cost.shipping_rate", "payment_intent.latest_charge"]
+    params: dict[str, Any] = {"expand": expand} if expand else {}
     return call(
         "checkout session retrieve",
         client().v1.checkout.sessions.retrieve,

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from . import card_testing, payments
 from .extensions import csrf, db
 from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
-from .models import Order, OrderStatus, WebhookEvent, utcnow
+from .models import Order, OrderStatus, OutboxMessage, WebhookEvent, utcnow
 from .payments import field
 
 log = logging.getLogger(__name__)
@@ -447,19 +447,40 @@ def _is_current(order: Order, pi_id: str) -> bool:
     return order.stripe_payment_intent_id == pi_id
 
 
-def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> str:
+def _card_used(pi: Any) -> tuple[str | None, str | None]:
+    """(brand, last4) of the card that paid, from the PaymentIntent's charge (asked from
+    Stripe when the event carries only its id); (None, None) when Stripe cannot say."""
+    charge = field(pi, "latest_charge")
+    if (charge is None or isinstance(charge, str)) and payments.is_configured():
+        db.session.commit()  # no transaction open across the Stripe call
+        try:
+            fresh = payments.retrieve_payment_intent(field(pi, "id"), with_charge=True)
+        except payments.PaymentError:
+            return None, None  # the receipt goes without the card rather than waiting
+        charge = field(fresh, "latest_charge")
+    card = field(charge, "payment_method_details", "card")
+    brand, last4 = field(card, "brand"), field(card, "last4")
+    if not (isinstance(brand, str) and isinstance(last4, str)):
+        return None, None
+    return brand[:30], last4[:4]
+
+
+def _record_card(order: Order, brand: str | None, last4: str | None) -> None:
+    if brand and last4 and order.card_last4 is None and order.fulfilled_at is None:
+        order.card_brand, order.card_last4 = brand, last4
+        db.session.commit()
+
+
+def _payment_succeeded(
+    order: Order,
+    pi_id: str,
+    amount: Any,
+    currency: Any,
+    card: tuple[str | None, str | None] = (None, None),
+) -> str:
     """Mark the order paid by ``pi_id`` and fulfil it once; refuses a wrong amount."""
     if amount != order.amount_total or currency != order.currency:
-        log.error(
-            "order %s NOT fulfilled: payment %s is %s %s but the order is %s %s; needs review",
-            order.public_id,
-            pi_id,
-            amount,
-            currency,
-            order.amount_total,
-            order.currency,
-        )
-        raise PermanentFailure(f"amount mismatch for order {order.public_id}")
+        _check_mismatch(order, pi_id, amount, currency)
     if order.stripe_payment_intent_id != pi_id and order.fulfilled_at is None:
         if order.stripe_payment_intent_id is not None:
             log.warning(
@@ -471,6 +492,7 @@ def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> 
         # Refund events find the order by the PaymentIntent that actually paid.
         order.stripe_payment_intent_id = pi_id
         db.session.commit()
+    _record_card(order, *card)  # for the receipt, before the confirmation email is written
     if fulfil_order(order):
         return PROCESSED
     if order.fulfilled_at is None:
@@ -485,6 +507,87 @@ def _payment_succeeded(order: Order, pi_id: str, amount: Any, currency: Any) -> 
     return PROCESSED
 
 
+# How long after its last change an unpaid order whose payment disagrees with it is
+# looked at again (the webhook answers 500, Stripe redelivers) before staff are told:
+# a Pay in another tab may be between its database commit and its Stripe update.
+MISMATCH_RETRY_WINDOW = timedelta(minutes=10)
+
+
+class AmountMismatch(Exception):
+    """The payment's amount is not (yet) the order's: retried, not acknowledged."""
+
+
+def _check_mismatch(order: Order, pi_id: str, amount: Any, currency: Any) -> None:
+    """Look at the order again under its row lock; returns when it now agrees with the
+    payment. Else raises ``AmountMismatch`` (500: Stripe redelivers) while the order may
+    still change, and ``PermanentFailure`` plus a staff notice once it cannot."""
+    # A no-op UPDATE takes the row lock; updated_at is kept (its onupdate would reset it).
+    db.session.execute(
+        update(Order)
+        .where(Order.id == order.id)
+        .values(amount_total=Order.amount_total, updated_at=Order.updated_at)
+    )
+    db.session.refresh(order)
+    if amount == order.amount_total and currency == order.currency:
+        return
+    changed = order.updated_at
+    if changed is not None and changed.tzinfo is None:
+        changed = changed.replace(tzinfo=utcnow().tzinfo)
+    if (
+        order.fulfilled_at is None
+        and order.status in (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.FAILED)
+        and changed is not None
+        and utcnow() - changed < MISMATCH_RETRY_WINDOW
+    ):
+        db.session.rollback()
+        log.warning(
+            "order %s: payment %s is %s %s but the order is %s %s; will look again",
+            order.public_id,
+            pi_id,
+            amount,
+            currency,
+            order.amount_total,
+            order.currency,
+        )
+        raise AmountMismatch(f"amount mismatch for order {order.public_id}; retrying")
+    log.error(
+        "order %s NOT fulfilled: payment %s is %s %s but the order is %s %s; needs review",
+        order.public_id,
+        pi_id,
+        amount,
+        currency,
+        order.amount_total,
+        order.currency,
+    )
+    _staff_notice(
+        "staff_amount_mismatch",
+        f"Order {order.public_id[:8]}: payment {pi_id} does not match the order",
+        f"Payment {pi_id} took {amount} {currency} (minor units) for order "
+        f"{order.public_id}, whose total is {order.amount_total} {order.currency}. The order "
+        "was NOT fulfilled. Check what the customer paid for in the Stripe Dashboard, then "
+        "refund the payment or fulfil the order by hand.",
+        f"amount-mismatch:{pi_id}",
+        order,
+    )
+    raise PermanentFailure(f"amount mismatch for order {order.public_id}")
+
+
+def _staff_notice(kind: str, subject: str, body: str, dedup_key: str, order: Order) -> None:
+    """A notice for the shop's staff in the outbox, written once (the dedup key decides)."""
+    from . import mail
+
+    db.session.rollback()
+    if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)):
+        return
+    notice = mail.staff_notice(kind, subject, body, dedup_key=dedup_key)
+    notice.order_id = order.id
+    db.session.add(notice)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+
+
 def apply_payment_intent(order: Order, pi: Any) -> str:
     """Move the order to what the PaymentIntent's status says (never backwards).
 
@@ -495,7 +598,8 @@ def apply_payment_intent(order: Order, pi: Any) -> str:
     status = field(pi, "status")
     pi_id = field(pi, "id")
     if status == "succeeded":
-        return _payment_succeeded(order, pi_id, field(pi, "amount"), field(pi, "currency"))
+        card = _card_used(pi) if order.fulfilled_at is None else (None, None)
+        return _payment_succeeded(order, pi_id, field(pi, "amount"), field(pi, "currency"), card)
     if not _is_current(order, pi_id):
         return IGNORED  # an older attempt: the order follows its current PaymentIntent
     changed = False
@@ -560,7 +664,14 @@ def on_charge_refunded(event: Any) -> str:
             # Only checkout.session.completed can fulfil a Checkout order (it has the email):
             # fail for now, so Stripe redelivers once the session has been processed.
             raise RuntimeError("refund arrived before its checkout session completed")
-        _payment_succeeded(order, pi_id, field(charge, "amount"), field(charge, "currency"))
+        card = field(charge, "payment_method_details", "card")
+        _payment_succeeded(
+            order,
+            pi_id,
+            field(charge, "amount"),
+            field(charge, "currency"),
+            (field(card, "brand"), field(card, "last4")),
+        )
         if not order.is_paid:
             return PROCESSED
     refunded = min(int(field(charge, "amount_refunded", default=0)), order.amount_total)

@@ -119,6 +119,7 @@ def hosted_checkout(cs_id: str):
         render_template(
             "checkout.html",
             cs_id=cs_id,
+            countries=COUNTRIES,
             business_name=business_name(),
             default_key=_default_publishable_key(),
         )

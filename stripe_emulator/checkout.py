@@ -243,6 +243,177 @@ def _build_line_items(p: dict[str, Any], mode: str) -> list[dict[str, Any]]:
     return items
 
 
+# --------------------------------------------------------------------------- shipping
+
+SHIPPING_OPTIONS_MAX = 5
+DELIVERY_UNITS = ("business_day", "day", "hour", "month", "week")
+TAX_BEHAVIORS = ("exclusive", "inclusive", "unspecified")
+
+
+def _shipping_address_collection(p: dict[str, Any]) -> dict[str, Any] | None:
+    """``shipping_address_collection[allowed_countries][]``: ISO codes, uppercase."""
+    value = p.get("shipping_address_collection")
+    if value in (None, ""):
+        return None
+    param = "shipping_address_collection"
+    if not isinstance(value, dict):
+        raise core.invalid(param)
+    countries = value.get("allowed_countries")
+    if isinstance(countries, str):
+        countries = [countries]
+    if not countries:
+        raise core.missing(f"{param}[allowed_countries]")
+    if not isinstance(countries, list):
+        raise core.invalid(f"{param}[allowed_countries]")
+    for i, code in enumerate(countries):
+        if not (isinstance(code, str) and len(code) == 2 and code.isalpha() and code.isupper()):
+            raise core.invalid(
+                f"{param}[allowed_countries][{i}]",
+                f"Invalid value for {param}[allowed_countries][{i}]: {code!r} is not a "
+                "two-letter uppercase country code.",
+            )
+    return {"allowed_countries": list(dict.fromkeys(countries))}
+
+
+def _delivery_bound(data: Any, param: str) -> dict[str, Any] | None:
+    if data in (None, ""):
+        return None
+    if not isinstance(data, dict):
+        raise core.invalid(param)
+    if data.get("unit") not in DELIVERY_UNITS:
+        raise core.invalid(
+            f"{param}[unit]",
+            f"Invalid {param}[unit]: must be one of " + ", ".join(DELIVERY_UNITS),
+        )
+    value = core.to_int(data.get("value"), f"{param}[value]")
+    if value < 1:
+        raise core.invalid(f"{param}[value]", "The value must be greater than 0.")
+    return {"unit": data["unit"], "value": value}
+
+
+def create_shipping_rate(data: Any, param: str) -> dict[str, Any]:
+    """Store the ShippingRate that ``shipping_rate_data`` describes (type fixed_amount)."""
+    if not isinstance(data, dict):
+        raise core.invalid(param)
+    if not data.get("display_name"):
+        raise core.missing(f"{param}[display_name]")
+    if (data.get("type") or "fixed_amount") != "fixed_amount":
+        raise core.invalid(f"{param}[type]", "The only shipping rate type is fixed_amount.")
+    fixed = data.get("fixed_amount")
+    if not isinstance(fixed, dict):
+        raise core.missing(f"{param}[fixed_amount]")
+    if fixed.get("amount") in (None, ""):
+        raise core.missing(f"{param}[fixed_amount][amount]")
+    amount = core.to_int(fixed["amount"], f"{param}[fixed_amount][amount]")
+    if amount < 0:
+        raise core.invalid(f"{param}[fixed_amount][amount]", "The amount must be >= 0.")
+    currency = str(fixed.get("currency") or "").lower()
+    if len(currency) != 3 or not currency.isalpha():
+        raise core.missing(f"{param}[fixed_amount][currency]")
+    estimate = data.get("delivery_estimate")
+    if estimate not in (None, "") and not isinstance(estimate, dict):
+        raise core.invalid(f"{param}[delivery_estimate]")
+    estimate = estimate or {}
+    bounds = {
+        k: _delivery_bound(estimate.get(k), f"{param}[delivery_estimate][{k}]")
+        for k in ("maximum", "minimum")
+    }
+    tax_behavior = data.get("tax_behavior") or "unspecified"
+    if tax_behavior not in TAX_BEHAVIORS:
+        raise core.invalid(f"{param}[tax_behavior]")
+    rate = core.base_object(
+        "shr",
+        "shipping_rate",
+        active=True,
+        delivery_estimate=bounds if any(bounds.values()) else None,
+        display_name=str(data["display_name"]),
+        fixed_amount={"amount": amount, "currency": currency},
+        metadata=core.metadata_from(data),
+        tax_behavior=tax_behavior,
+        tax_code=data.get("tax_code") or None,
+        type="fixed_amount",
+    )
+    return core.save(rate)
+
+
+def _shipping_options(p: dict[str, Any], mode: str, currency: str) -> list[dict[str, Any]]:
+    """``shipping_options[]``: each a ShippingRate id or ``shipping_rate_data``."""
+    raw = p.get("shipping_options")
+    if raw in (None, "", []):
+        return []
+    if mode != "payment":
+        raise core.invalid(
+            "shipping_options", "`shipping_options` can only be used in `payment` mode."
+        )
+    if not isinstance(raw, list):
+        raise core.invalid("shipping_options")
+    if len(raw) > SHIPPING_OPTIONS_MAX:
+        raise core.invalid(
+            "shipping_options", f"You can specify at most {SHIPPING_OPTIONS_MAX} shipping options."
+        )
+    options = []
+    for i, opt in enumerate(raw):
+        param = f"shipping_options[{i}]"
+        if not isinstance(opt, dict):
+            raise core.invalid(param)
+        if opt.get("shipping_rate") and opt.get("shipping_rate_data"):
+            raise core.invalid(
+                param,
+                "You may only specify one of these parameters: shipping_rate, shipping_rate_data.",
+            )
+        if opt.get("shipping_rate"):
+            rate = core.get(opt["shipping_rate"], "shipping_rate")
+            if rate is None:
+                raise core.StripeError(
+                    f"No such shipping rate: '{opt['shipping_rate']}'",
+                    code="resource_missing",
+                    param=f"{param}[shipping_rate]",
+                )
+        elif opt.get("shipping_rate_data"):
+            rate = create_shipping_rate(opt["shipping_rate_data"], f"{param}[shipping_rate_data]")
+        else:
+            raise core.missing(f"{param}[shipping_rate]")
+        if rate["fixed_amount"]["currency"] != currency:
+            raise core.invalid(
+                param,
+                f"The shipping rate's currency ({rate['fixed_amount']['currency']}) must be "
+                f"the session's currency ({currency}).",
+            )
+        options.append(
+            {"shipping_amount": rate["fixed_amount"]["amount"], "shipping_rate": rate["id"]}
+        )
+    return options
+
+
+def shipping_cost(option: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The session's ``shipping_cost`` for the chosen option (no tax here)."""
+    if option is None:
+        return None
+    amount = option["shipping_amount"]
+    return {
+        "amount_subtotal": amount,
+        "amount_tax": 0,
+        "amount_total": amount,
+        "shipping_rate": option["shipping_rate"],
+    }
+
+
+def choose_shipping(session: dict[str, Any], rate_id: str | None) -> None:
+    """Put the chosen option (the first by default) into the session's amounts."""
+    options = session.get("shipping_options") or []
+    if not options:
+        return
+    chosen = next((o for o in options if o["shipping_rate"] == rate_id), None)
+    if rate_id and chosen is None:
+        raise core.invalid("shipping_rate", "Choose one of the session's shipping options.")
+    chosen = chosen or options[0]
+    session["shipping_cost"] = shipping_cost(chosen)
+    session["total_details"] = dict(
+        session["total_details"], amount_shipping=chosen["shipping_amount"]
+    )
+    session["amount_total"] = session["amount_subtotal"] + chosen["shipping_amount"]
+
+
 # --------------------------------------------------------------------------- sessions API
 
 
@@ -283,6 +454,15 @@ SESSION_FIELDS = [
     "payment_intent_data.description",
     "payment_intent_data.receipt_email",
     "subscription_data.metadata",
+    "shipping_address_collection.allowed_countries",
+    "shipping_options.shipping_rate",
+    "shipping_options.shipping_rate_data.display_name",
+    "shipping_options.shipping_rate_data.type",
+    "shipping_options.shipping_rate_data.fixed_amount.amount",
+    "shipping_options.shipping_rate_data.fixed_amount.currency",
+    "shipping_options.shipping_rate_data.delivery_estimate",
+    "shipping_options.shipping_rate_data.metadata",
+    "shipping_options.shipping_rate_data.tax_behavior",
     "expand",
 ]
 
@@ -348,6 +528,8 @@ def create_session():
         raise core.invalid("client_reference_id", "client_reference_id is too long (max 200).")
     items = _build_line_items(p, mode)
     subtotal = sum(i["amount_subtotal"] for i in items)
+    address_collection = _shipping_address_collection(p)
+    options = _shipping_options(p, mode, items[0]["currency"])
 
     cs_id = core.new_id("cs_test", SESSION_ID_LENGTH)
     session = core.base_object(
@@ -417,9 +599,9 @@ def create_session():
         recovered_from=None,
         saved_payment_method_options=None,
         setup_intent=None,
-        shipping_address_collection=None,
+        shipping_address_collection=address_collection,
         shipping_cost=None,
-        shipping_options=[],
+        shipping_options=options,
         status="open",
         submit_type=None,
         subscription=None,
@@ -430,6 +612,7 @@ def create_session():
         wallet_options=None,
     )
     session["id"] = cs_id
+    choose_shipping(session, None)  # the first option is preselected, as on Stripe's page
     session["_line_items"] = items
     session["_pi_data"] = {
         "metadata": core.metadata_from(pi_data),
@@ -504,8 +687,21 @@ def payment_page(cs_id: str):
     """What the hosted page shows (no key: the session id in the URL is the secret)."""
     with billing.serialised():
         session = expire_if_due(_session_or_404(cs_id))
-    # The Customer comes along so the page can show the email Stripe already has for it.
-    return jsonify(core.expand(core.present(session), ["line_items", "customer"]))
+    # The Customer comes along so the page can show the email Stripe already has for it;
+    # the shipping options' rates so it can name them.
+    page = core.expand(core.present(session), ["line_items", "customer"])
+    page["shipping_options"] = [
+        dict(o, shipping_rate=_rate_or_id(o["shipping_rate"]))
+        for o in page.get("shipping_options") or []
+    ]
+    return jsonify(page)
+
+
+def _rate_or_id(rate_id: str) -> dict[str, Any] | str:
+    """A shipping option's rate, expanded (as ``expand[]=shipping_options.shipping_rate``
+    would) so the page can name it."""
+    rate = core.get(rate_id, "shipping_rate")
+    return core.present(rate) if rate is not None else rate_id
 
 
 def _form_details(session: dict[str, Any]) -> dict[str, Any]:
@@ -521,7 +717,52 @@ def _form_details(session: dict[str, Any]) -> dict[str, Any]:
     card = p.get("card")
     if not isinstance(card, dict) or not card.get("number"):
         raise core.missing("card[number]")
-    return {"email": email, "name": name, "card": card}
+    return {
+        "email": email,
+        "name": name,
+        "card": card,
+        "shipping": _form_shipping(session, p),
+        "shipping_rate": p.get("shipping_rate") or None,
+    }
+
+
+SHIPPING_FIELDS = {
+    "name": "Enter the recipient's full name.",
+    "line1": "Enter the street address.",
+    "city": "Enter the city.",
+    "postal_code": "Enter the postal code.",
+    "country": "Choose a country.",
+}
+
+
+def _form_shipping(session: dict[str, Any], p: dict[str, Any]) -> dict[str, Any] | None:
+    """The address typed into the page, required when the session collects one."""
+    collection = session.get("shipping_address_collection")
+    if not collection:
+        return None
+    data = p.get("shipping") if isinstance(p.get("shipping"), dict) else {}
+    address = data.get("address") if isinstance(data.get("address"), dict) else {}
+    values = {
+        "name": str(data.get("name") or "").strip(),
+        **{k: str(address.get(k) or "").strip() for k in SHIPPING_FIELDS if k != "name"},
+    }
+    for key, message in SHIPPING_FIELDS.items():
+        if not values[key]:
+            param = "shipping[name]" if key == "name" else f"shipping[address][{key}]"
+            raise core.StripeError(message, code="parameter_missing", param=param)
+    if values["country"].upper() not in collection["allowed_countries"]:
+        raise core.invalid("shipping[address][country]", "We cannot ship to that country.")
+    return {
+        "name": values["name"],
+        "address": {
+            "city": values["city"],
+            "country": values["country"].upper(),
+            "line1": values["line1"],
+            "line2": str(address.get("line2") or "").strip() or None,
+            "postal_code": values["postal_code"],
+            "state": str(address.get("state") or "").strip() or None,
+        },
+    }
 
 
 class PaymentPageCard(TypedDict):
@@ -532,16 +773,36 @@ class PaymentPageCard(TypedDict):
     cvc: NotRequired[str]
 
 
+class PaymentPageAddress(TypedDict):
+    line1: NotRequired[str]
+    line2: NotRequired[str]
+    city: NotRequired[str]
+    state: NotRequired[str]
+    postal_code: NotRequired[str]
+    country: NotRequired[str]
+
+
+class PaymentPageShipping(TypedDict):
+    name: NotRequired[str]
+    address: NotRequired[PaymentPageAddress]
+
+
 class PaymentPageConfirmParams(TypedDict):
     """``POST /v1/payment_pages/<id>/confirm``: what the hosted page sends (emulator only)."""
 
     email: NotRequired[str]
     billing_name: NotRequired[str]
     card: NotRequired[PaymentPageCard]
+    shipping: NotRequired[PaymentPageShipping]
+    shipping_rate: NotRequired[str]
 
 
 @bp.post("/payment_pages/<cs_id>/confirm")
-@strict.accepts(PaymentPageConfirmParams, ["email", "billing_name", "card"], public=True)
+@strict.accepts(
+    PaymentPageConfirmParams,
+    ["email", "billing_name", "card", "shipping", "shipping_rate"],
+    public=True,
+)
 def confirm_payment_page(cs_id: str):
     """Pay a session with the card typed into the hosted page."""
     from . import payments
@@ -556,6 +817,8 @@ def confirm_payment_page(cs_id: str):
                 "This Checkout Session is no longer active.", code="checkout_session_expired"
             )
         details = _form_details(session)
+        choose_shipping(session, details["shipping_rate"])
+        core.save(session)
         pm = payments.create_payment_method_from_card(
             details["card"], {"email": details["email"], "name": details["name"]}
         )
@@ -564,7 +827,11 @@ def confirm_payment_page(cs_id: str):
         else:
             pi = _subscription_mode_intent(session, pm, details)
         session["_pending_pi"] = pi["id"]
-        session["_pending_details"] = {"email": details["email"], "name": details["name"]}
+        session["_pending_details"] = {
+            "email": details["email"],
+            "name": details["name"],
+            "shipping": details["shipping"],
+        }
         core.save(session)
         # This request finishes the session itself; the listener is for 3-D Secure later.
         g.checkout_confirming = pi["id"]
@@ -615,6 +882,8 @@ def _payment_mode_intent(
         params["description"] = pi_data["description"]
     if session.get("customer"):
         params["customer"] = session["customer"]
+    if details.get("shipping"):
+        params["shipping"] = details["shipping"]  # Checkout puts the address on its payment
     return payments.create_payment_intent(params)
 
 
@@ -666,6 +935,12 @@ def complete_session(session: dict[str, Any], pi: dict[str, Any]) -> dict[str, A
         payment_status="paid",
         status="complete",
     )
+    if details.get("shipping"):
+        session["collected_information"] = {
+            "business_name": None,
+            "individual_name": None,
+            "shipping_details": details["shipping"],
+        }
     if session["mode"] == "payment":
         session["payment_intent"] = pi["id"]
         session["customer"] = session.get("customer") or pi.get("customer")

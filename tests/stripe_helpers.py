@@ -34,21 +34,32 @@ def session_id_from(location: str) -> str:
 
 
 def pay_hosted_page(
-    emulator_url: str, cs_id: str, *, email: str = "ada@example.com", card: str = CARD_OK
+    emulator_url: str,
+    cs_id: str,
+    *,
+    email: str = "ada@example.com",
+    card: str = CARD_OK,
+    shipping_rate: str | None = None,
 ) -> dict[str, Any]:
-    """Pay on the hosted page the way its JavaScript does (the emulator's page API)."""
-    resp = requests.post(
-        f"{emulator_url}/v1/payment_pages/{cs_id}/confirm",
-        data={
-            "email": email,
-            "billing_name": "Ada Lovelace",
-            "card[number]": card,
-            "card[exp_month]": "12",
-            "card[exp_year]": "2034",
-            "card[cvc]": "123",
-        },
-        timeout=10,
-    )
+    """Pay on the hosted page the way its JavaScript does (the emulator's page API), with
+    the shipping address a session that collects one needs (and the rate picked, if any)."""
+    data = {
+        "email": email,
+        "billing_name": "Ada Lovelace",
+        "card[number]": card,
+        "card[exp_month]": "12",
+        "card[exp_year]": "2034",
+        "card[cvc]": "123",
+        "shipping[name]": "Ada Lovelace",
+        "shipping[address][line1]": "1 Main St",
+        "shipping[address][city]": "Albany",
+        "shipping[address][state]": "NY",
+        "shipping[address][postal_code]": "12207",
+        "shipping[address][country]": "US",
+    }
+    if shipping_rate:
+        data["shipping_rate"] = shipping_rate
+    resp = requests.post(f"{emulator_url}/v1/payment_pages/{cs_id}/confirm", data=data, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
 

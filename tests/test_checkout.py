@@ -171,7 +171,7 @@ def test_a_total_the_browser_made_up_is_refused(stripe_app, checkout_client):
         ({"country": "BR"}, "country", "do not ship to"),
         ({"state": ""}, "state", "Enter the state"),
         ({"rate": "teleport"}, "shipping_rate", "shipping rate"),
-        ({"city": "Al\x00bany"}, "city", "cannot print"),
+        ({"city": "Al\x07bany"}, "city", "cannot print"),
     ],
 )
 def test_pay_checks_every_field_and_changes_nothing(
@@ -585,7 +585,8 @@ def test_an_intent_canceled_at_stripe_starts_a_new_order_at_pay(stripe_app, chec
 def test_email_with_control_characters_or_too_long_is_refused(stripe_app, checkout_client, address):
     response = press_pay(checkout_client, email=address)
     assert response.status_code == 400
-    assert response.get_json()["error"] == "Enter a valid email address, like you@example.com."
+    if "\x00" not in address:  # JSON holding a NUL is refused before the form is read
+        assert response.get_json()["error"] == "Enter a valid email address, like you@example.com."
     assert only_order(stripe_app).email is None
     assert intents_at_stripe(stripe_app) == []
 

@@ -127,7 +127,7 @@ def test_stale_synced_price_never_decides_the_amount(stripe_app, shop, caplog):
     with caplog.at_level(logging.ERROR, logger="storefront.hosted_checkout"):
         cs_id = start(shop)
     cs = retrieve(stripe_app, cs_id)
-    assert cs.amount_total == new_amount * 2
+    assert cs.amount_subtotal == new_amount * 2  # plus shipping
     assert cs.status == "open"
     assert "retrying with price_data" in caplog.text
     with stripe_app.app_context():
@@ -254,7 +254,7 @@ def test_button_needs_a_csrf_token(csrf_app):
 def test_cart_shows_the_stripe_checkout_button(stripe_app, shop):
     add_to_cart(shop, stripe_app, BEANS)
     html = shop.get("/cart/").get_data(as_text=True)
-    assert "Pay with Stripe Checkout" in html
+    assert "Pay on Stripe's secure page" in html
     assert 'action="/checkout/stripe/"' in html
 
 
@@ -412,7 +412,7 @@ def test_amount_mismatch_is_refused(stripe_app, shop, emulator, caplog):
     public_id, cs_id = paid_order(stripe_app, shop, emulator)
     with stripe_app.app_context():
         order = order_by_public_id(public_id)
-        order.amount_total += 100  # the order now says something else than what was paid
+        order.items[0].unit_amount += 100  # the order now says something else than was paid
         db.session.commit()
     with caplog.at_level(logging.ERROR), stripe_app.test_request_context("/"):
         assert hosted_checkout.fulfil_from_session(cs_id) == "ignored"  # the order page
@@ -486,6 +486,9 @@ class DelayedStripe:
         cs_id = f"cs_test_delayed{len(self.sessions) + 1}"
         items = params["line_items"]
         amount = sum(li["price_data"]["unit_amount"] * li["quantity"] for li in items)
+        # Checkout preselects the first shipping option (what the shop sent as the order's).
+        rate = params["shipping_options"][0]["shipping_rate_data"]
+        shipping = rate["fixed_amount"]["amount"]
         self.sessions[cs_id] = {
             "id": cs_id,
             "object": "checkout.session",
@@ -493,7 +496,9 @@ class DelayedStripe:
             "status": "open",
             "payment_status": "unpaid",
             "url": f"https://checkout.example/c/pay/{cs_id}",
-            "amount_total": amount,
+            "amount_total": amount + shipping,
+            "total_details": {"amount_shipping": shipping},
+            "shipping_cost": {"amount_total": shipping, "shipping_rate": dict(rate, id="shr_1")},
             "currency": items[0]["price_data"]["currency"],
             "metadata": dict(params["metadata"]),
             "client_reference_id": params.get("client_reference_id"),
@@ -505,7 +510,7 @@ class DelayedStripe:
         self.by_key[key] = cs_id
         return self.retrieve(cs_id)
 
-    def retrieve(self, cs_id: str, *, line_items: bool = False):
+    def retrieve(self, cs_id: str, *, line_items: bool = False, paid_with: bool = False):
         return stripe.StripeObject.construct_from(copy.deepcopy(self.sessions[cs_id]), "sk")
 
     def expire(self, cs_id: str):
@@ -687,3 +692,130 @@ def test_a_second_paid_checkout_session_for_a_paid_order_tells_staff(stripe_app,
         assert order.status == "paid" and order.stripe_checkout_session_id == first
     (notice,) = staff_refund_notices(stripe_app)
     assert f"payment {cs.payment_intent}" in notice.body and "paid twice" in notice.subject
+
+
+# --------------------------------------------------------------------------- shipping
+
+
+def test_session_collects_the_address_and_offers_the_shops_rates(stripe_app, shop):
+    add_to_cart(shop, stripe_app, "colombia-huila-usd")  # $16.50: Standard is $6.00
+    cs_id = start(shop)
+    with stripe_app.app_context():
+        cs = payments.retrieve_checkout_session(cs_id, paid_with=True)
+        order = only_order(stripe_app)
+        assert (order.shipping_rate_code, order.amount_total) == ("standard", 2250)
+    assert cs.shipping_address_collection.allowed_countries[:3] == ["US", "CA", "GB"]
+    assert [o.shipping_amount for o in cs.shipping_options] == [600, 1500]
+    assert cs.amount_total == 2250  # the first option (the order's Standard) is preselected
+    assert cs.shipping_cost.shipping_rate.metadata["code"] == "standard"
+
+
+def test_a_member_is_offered_free_standard_on_checkout(stripe_app, shop, monkeypatch):
+    from storefront import account
+    from storefront.models import Customer, Subscription
+
+    with stripe_app.app_context():
+        customer = Customer(email="m@example.com", stripe_customer_id=None)
+        db.session.add(customer)
+        db.session.flush()
+        db.session.add(
+            Subscription(stripe_subscription_id="sub_m", customer_id=customer.id, status="active")
+        )
+        db.session.commit()
+    monkeypatch.setattr(account, "signed_in_email", lambda: "m@example.com")
+    add_to_cart(shop, stripe_app, "colombia-huila-usd")
+    cs = retrieve(stripe_app, start(shop))
+    assert [o.shipping_amount for o in cs.shipping_options] == [0, 1500]
+    assert cs.amount_total == 1650
+
+
+def test_paying_with_express_on_checkout_stores_address_rate_and_total(stripe_app, shop, emulator):
+    add_to_cart(shop, stripe_app, "colombia-huila-usd")
+    cs_id = start(shop)
+    express = retrieve(stripe_app, cs_id).shipping_options[1].shipping_rate
+    pay_hosted_page(emulator.url, cs_id, shipping_rate=express)
+    EventFeed(stripe_app).deliver()
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        assert order.is_paid
+        assert (order.shipping_rate_name, order.shipping_amount, order.amount_total) == (
+            "Express",
+            1500,
+            3150,
+        )
+        assert order.address_lines == ["Ada Lovelace", "1 Main St", "Albany NY 12207", "US"]
+        assert (order.card_brand, order.card_last4) == ("visa", "4242")
+        body = db.session.scalar(
+            select(OutboxMessage.body).where(OutboxMessage.kind == "order_confirmation")
+        )
+    assert "Shipping (Express, 1–2 business days): $15.00" in body
+    assert "Total: $31.50" in body
+
+
+def test_the_membership_session_sells_no_shipping(stripe_app):
+    client = stripe_app.test_client()
+    resp = client.post(
+        "/membership/subscribe",
+        data={"price": "coffee-club-monthly-usd", "email": "new@example.com"},
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    cs = retrieve(stripe_app, session_id_from(resp.headers["Location"]))
+    assert cs.mode == "subscription"
+    assert cs.shipping_options == [] and cs.shipping_address_collection is None
+    assert cs.total_details.amount_shipping == 0
+
+
+# --------------------------------------------------------------------------- one payment per cart
+
+
+def test_stripe_checkout_after_an_unused_intent_cancels_it(stripe_app, shop):
+    from tests.stripe_helpers import pay_intent_secret
+
+    add_to_cart(shop, stripe_app, BEANS)
+    pay_intent_secret(shop)  # Pay pressed on the shop's page, never confirmed
+    with stripe_app.app_context():
+        first = only_order(stripe_app)
+        pi_id, first_id = first.stripe_payment_intent_id, first.id
+    start(shop)
+    with stripe_app.app_context():
+        old = db.session.get(Order, first_id)
+        assert old.status == "canceled"
+        pi = payments.client().v1.payment_intents.retrieve(pi_id)
+        assert pi.status == "canceled"
+        live = db.session.scalars(select(Order).where(Order.status == "pending")).all()
+        assert [o.stripe_checkout_session_id is not None for o in live] == [True]
+
+
+def test_stripe_checkout_during_a_processing_intent_goes_to_that_order(stripe_app, shop, emulator):
+    from tests.stripe_helpers import pay_intent_secret
+
+    emulator.app.config["EMULATOR_PROCESSING_SECONDS"] = 30
+    add_to_cart(shop, stripe_app, BEANS)
+    pay_intent_secret(shop)
+    with stripe_app.app_context():
+        order = only_order(stripe_app)
+        payments.client().v1.payment_intents.confirm(
+            order.stripe_payment_intent_id, params={"payment_method": "pm_card_visa"}
+        )
+        public_id = order.public_id
+    resp = shop.post("/checkout/stripe/")
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == f"/orders/{public_id}"
+    with stripe_app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 1
+        assert only_order(stripe_app).stripe_checkout_session_id is None
+
+
+def test_paying_on_the_shops_page_expires_an_open_checkout_session(stripe_app, shop):
+    from tests.stripe_helpers import pay_intent_secret
+
+    add_to_cart(shop, stripe_app, BEANS)
+    cs_id = start(shop)
+    pay_intent_secret(shop)
+    assert retrieve(stripe_app, cs_id).status == "expired"
+    with stripe_app.app_context():
+        statuses = sorted(
+            (o.stripe_checkout_session_id is not None, o.status)
+            for o in db.session.scalars(select(Order))
+        )
+    assert statuses == [(False, "pending"), (True, "canceled")]

@@ -174,3 +174,57 @@ def test_events_lists_stored_events_and_outcomes(app, client):
     assert "evt_other" in lines[0] and "ignored" in lines[0]  # newest first
     assert "evt_listed" in lines[1] and "pi_listed" in lines[1] and "processed" in lines[1]
     assert "No failed events." in runner.invoke(args=["stripe", "events", "--failed"]).output
+
+
+def test_reconcile_and_the_webhook_agree_on_a_shipped_order(live_shop):
+    """Two shoppers pay with Express to an address: one order hears the webhook, the other
+    only `flask stripe reconcile`; both end paid with the same address, rate, total and card."""
+    from tests.stripe_helpers import checkout_page_data, pay_intent_secret
+
+    app = live_shop.app
+    results = {}
+    for via in ("webhook", "reconcile"):
+        set_endpoint(app, disabled=via == "reconcile")
+        shopper = app.test_client()
+        with app.app_context():
+            from storefront.models import Price
+
+            pid = db.session.scalar(
+                select(Price.id).where(Price.lookup_key == "colombia-huila-usd")
+            )
+        cart = shopper.get("/cart/").get_data(as_text=True)
+        form_token = re.search(r'name="csrf_token" value="([^"]+)"', cart).group(1)
+        shopper.post("/cart/add", data={"price_id": pid, "quantity": "1", "csrf_token": form_token})
+        data = checkout_page_data(shopper)
+        pay_intent_secret(
+            shopper, rate="express", page=data, headers={"X-CSRFToken": data["csrfToken"]}
+        )
+        with app.app_context():
+            order = db.session.scalars(select(Order).order_by(Order.id.desc())).first()
+            payments.client().v1.payment_intents.confirm(
+                order.stripe_payment_intent_id, params={"payment_method": "pm_card_visa"}
+            )
+            results[via] = order.public_id
+    result = app.test_cli_runner().invoke(args=["stripe", "reconcile"])
+    assert result.exit_code == 0, result.output
+    from tests.live import wait_until
+
+    wait_until(lambda: get_order(app, results["webhook"]).status == OrderStatus.PAID)
+    shipped = []
+    for public_id in results.values():
+        order = get_order(app, public_id)
+        assert order.status == OrderStatus.PAID
+        shipped.append(
+            (
+                order.shipping_rate_code,
+                order.shipping_amount,
+                order.amount_total,
+                order.ship_line1,
+                order.card_brand,
+                order.card_last4,
+            )
+        )
+    assert shipped[0] == shipped[1] == ("express", 1500, 3150, "1 Main St", "visa", "4242")
+    # Run again: nothing new, nothing failed.
+    again = counts(app.test_cli_runner().invoke(args=["stripe", "reconcile"]).output)
+    assert again["failed"] == 0 and again["now"] == 0

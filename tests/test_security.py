@@ -186,12 +186,10 @@ def test_deeply_nested_json_is_a_400(client, path):
     assert response.status_code == 413
 
 
-def test_deeply_nested_json_to_the_checkout_email_is_a_400(client):
+def test_deeply_nested_json_to_the_checkout_pay_is_a_400(client):
     with client.session_transaction() as sess:
         sess["checkout_order"] = "abc"
-    response = client.post(
-        "/checkout/abc/email", data="[" * 10_000, content_type="application/json"
-    )
+    response = client.post("/checkout/abc/pay", data="[" * 10_000, content_type="application/json")
     assert response.status_code == 400
 
 

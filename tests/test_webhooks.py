@@ -351,19 +351,63 @@ def test_crashed_attempt_is_taken_over_only_when_stale(app, client, monkeypatch)
     assert get_order(app, public_id).status == OrderStatus.PAID
 
 
-def test_amount_mismatch_is_not_fulfilled_and_not_retried(app, client):
+def test_amount_mismatch_is_retried_then_reaches_staff_and_is_never_fulfilled(app, client):
     public_id = make_order(app, pi_id="pi_test_1")
     event = succeeded_event(public_id, amount=AMOUNT - 100)
+    # The order changed a moment ago (a Pay in another tab may be mid-way): look again later.
     resp = post_event(client, event)
-    assert resp.status_code == 200  # Stripe retrying cannot fix it
-    assert resp.json["outcome"] == "failed"
+    assert resp.status_code == 500
+    assert stored(app, event["id"]).error.startswith("AmountMismatch")
+    assert get_order(app, public_id).status == OrderStatus.PENDING
+    # Long after its last change the order cannot come to agree: staff are told, once.
+    with app.app_context():
+        db.session.execute(
+            update(Order)
+            .where(Order.public_id == public_id)
+            .values(updated_at=utcnow() - webhooks.MISMATCH_RETRY_WINDOW - timedelta(seconds=1))
+        )
+        db.session.commit()
+    for _ in range(2):
+        resp = post_event(client, event)
+        assert resp.status_code == 200  # Stripe retrying cannot fix it
+        assert resp.json["outcome"] == "failed"
     row = stored(app, event["id"])
     assert row.outcome == "failed"
     assert row.error.startswith("permanent: amount mismatch")
     order = get_order(app, public_id)
     assert order.status == OrderStatus.PENDING
     assert order.fulfilled_at is None
-    assert outbox_count(app, public_id) == 0
+    with app.app_context():
+        notices = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "staff_amount_mismatch")
+        ).all()
+        assert [(n.to_email, n.dedup_key) for n in notices] == [
+            ("staff", "amount-mismatch:pi_test_1")
+        ]
+        assert "NOT fulfilled" in notices[0].body
+        assert (
+            db.session.scalar(
+                select(func.count(OutboxMessage.id)).where(
+                    OutboxMessage.kind == "order_confirmation"
+                )
+            )
+            == 0
+        )
+
+
+def test_amount_mismatch_retried_after_the_order_caught_up_is_fulfilled(app, client):
+    public_id = make_order(app, pi_id="pi_test_1")
+    event = succeeded_event(public_id, amount=AMOUNT + 600)
+    assert post_event(client, event).status_code == 500
+    with app.app_context():
+        # The other tab's Pay commits: the order now holds what was paid.
+        db.session.execute(
+            update(Order).where(Order.public_id == public_id).values(amount_total=AMOUNT + 600)
+        )
+        db.session.commit()
+    resp = post_event(client, event)  # Stripe's redelivery
+    assert (resp.status_code, resp.json["outcome"]) == (200, "processed")
+    assert get_order(app, public_id).status == OrderStatus.PAID
 
 
 def test_one_log_line_per_event_without_payload(app, client, webhook_log):

@@ -14,11 +14,23 @@ from tests.live import LiveShop, wait_until
 EMAIL = "ada@example.com"
 
 
-def fill_hosted_page(page: Page, *, email: str | None = EMAIL, button: str = "Pay") -> None:
-    """Type a 4242 card into the emulator's hosted Checkout page and submit."""
+def fill_hosted_page(
+    page: Page, *, email: str | None = EMAIL, button: str = "Pay", rate: str | None = None
+) -> None:
+    """Type a 4242 card (and, when the session collects one, a shipping address) into the
+    emulator's hosted Checkout page and submit."""
     expect(page.locator("#payment-form")).to_be_visible()
     if email is not None and page.locator("#email").is_editable():
         page.fill("#email", email)
+    if page.locator("#shippingName").is_visible():
+        page.fill("#shippingName", "Ada Lovelace")
+        page.select_option("#shippingCountry", "US")
+        page.fill("#shippingAddressLine1", "1 Main St")
+        page.fill("#shippingLocality", "Albany")
+        page.fill("#shippingAdministrativeArea", "NY")
+        page.fill("#shippingPostalCode", "12207")
+    if rate is not None:
+        page.get_by_label(re.compile(rate)).check()
     page.fill("#cardNumber", "4242 4242 4242 4242")
     page.fill("#cardExpiry", "12 / 34")
     page.fill("#cardCvc", "123")
@@ -30,7 +42,7 @@ def test_one_time_order_through_the_hosted_page_is_paid(page: Page, live_shop: L
     page.goto(live_shop.url + "/products/ethiopia-yirgacheffe")
     page.get_by_role("button", name="Add to cart").click()
     page.goto(live_shop.url + "/cart/")
-    page.get_by_role("button", name="Pay with Stripe Checkout").click()
+    page.get_by_role("button", name="Pay on Stripe's secure page").click()
     page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
     fill_hosted_page(page)
     page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/orders/[^/?]+\?session_id=cs_"))
@@ -39,6 +51,38 @@ def test_one_time_order_through_the_hosted_page_is_paid(page: Page, live_shop: L
     assert live_shop.order_status(public_id) == "paid"
     page.goto(live_shop.url + "/cart/")
     expect(page.get_by_text("Your cart is empty")).to_be_visible()
+
+
+def test_hosted_checkout_collects_the_address_and_the_rate_and_the_order_stores_them(
+    page: Page, live_shop: LiveShop
+):
+    page.goto(live_shop.url + "/products/colombia-huila")
+    page.get_by_role("button", name="Add to cart").click()
+    page.goto(live_shop.url + "/cart/")
+    page.get_by_role("button", name="Pay on Stripe's secure page").click()
+    page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
+    expect(page.locator("#total")).to_have_text("$22.50")  # Standard preselected
+    # Only the shop's countries are offered.
+    assert "BR" not in page.locator("#shippingCountry option").evaluate_all(
+        "options => options.map(o => o.value)"
+    )
+    fill_hosted_page(page, rate="Express")
+    page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/orders/[^/?]+\?session_id=cs_"))
+    expect(page.get_by_test_id("order-status")).to_have_text(re.compile("Paid", re.I))
+    expect(page.get_by_test_id("order-shipping")).to_have_text("$15.00")
+    expect(page.get_by_test_id("order-total")).to_have_text("$31.50")
+    expect(page.get_by_test_id("order-address")).to_contain_text("1 Main St")
+    public_id = page.url.split("/orders/")[1].split("?")[0]
+    with live_shop.app.app_context():
+        from storefront.models import Order
+
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        assert (order.ship_name, order.ship_city, order.ship_country) == (
+            "Ada Lovelace",
+            "Albany",
+            "US",
+        )
+        assert (order.shipping_rate_code, order.amount_total) == ("express", 3150)
 
 
 def test_membership_through_the_hosted_page_shows_on_my_account(page: Page, live_shop: LiveShop):
@@ -101,7 +145,7 @@ def test_stripe_checkout_button_is_disabled_after_the_first_press(page: Page, li
     page.get_by_role("button", name="Add to cart").click()
     page.goto(live_shop.url + "/cart/")
     posts = answer_posts_with_204(page, "/checkout/stripe/")
-    button = page.get_by_role("button", name="Pay with Stripe Checkout")
+    button = page.get_by_role("button", name="Pay on Stripe's secure page")
     button.click()
     expect(button).to_be_disabled()
     button.click(force=True)  # a second press while Stripe's page would be loading

@@ -70,6 +70,22 @@ def pay(
     )
 
 
+def pay_with(base: str, cs_id: str, extra: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """Submit the hosted page's form with more fields (the shipping address and rate)."""
+    return http(
+        f"{base}/v1/payment_pages/{cs_id}/confirm",
+        {
+            "email": "ada@example.com",
+            "billing_name": "Ada Lovelace",
+            "card[number]": "4242424242424242",
+            "card[exp_month]": "12",
+            "card[exp_year]": "2034",
+            "card[cvc]": "123",
+            **extra,
+        },
+    )
+
+
 def events_of(client: stripe.StripeClient, type_: str) -> list[stripe.Event]:
     return list(client.v1.events.list({"type": type_, "limit": 100}).data)
 
@@ -470,3 +486,147 @@ def test_concurrent_confirms_charge_once(stripe_client, emulator_url):
     intents = stripe_client.v1.payment_intents.list().data
     assert [pi.status for pi in intents] == ["succeeded"]
     assert len(events_of(stripe_client, "checkout.session.completed")) == 1
+
+
+# --------------------------------------------------------------------------- shipping
+
+STANDARD = {
+    "shipping_rate_data": {
+        "type": "fixed_amount",
+        "display_name": "Standard",
+        "fixed_amount": {"amount": 500, "currency": "eur"},
+        "delivery_estimate": {
+            "minimum": {"unit": "business_day", "value": 3},
+            "maximum": {"unit": "business_day", "value": 5},
+        },
+        "metadata": {"code": "standard"},
+    }
+}
+EXPRESS = {
+    "shipping_rate_data": {
+        "display_name": "Express",
+        "fixed_amount": {"amount": 1400, "currency": "eur"},
+        "metadata": {"code": "express"},
+    }
+}
+SHIP_TO = {
+    "shipping[name]": "Ada Lovelace",
+    "shipping[address][line1]": "1 Rue de Rivoli",
+    "shipping[address][city]": "Paris",
+    "shipping[address][postal_code]": "75001",
+    "shipping[address][country]": "FR",
+}
+
+
+def shipping_session(client: stripe.StripeClient) -> stripe.checkout.Session:
+    return payment_session(
+        client,
+        shipping_address_collection={"allowed_countries": ["FR", "DE"]},
+        shipping_options=[STANDARD, EXPRESS],
+    )
+
+
+def test_shipping_options_make_rates_and_preselect_the_first(stripe_client):
+    cs = shipping_session(stripe_client)
+    assert cs.shipping_address_collection.allowed_countries == ["FR", "DE"]
+    assert [o.shipping_amount for o in cs.shipping_options] == [500, 1400]
+    assert cs.amount_subtotal == 3000 and cs.amount_total == 3500
+    assert cs.total_details.amount_shipping == 500
+    assert cs.shipping_cost.amount_total == 500
+    assert cs.shipping_cost.shipping_rate == cs.shipping_options[0].shipping_rate
+    assert_stripe_shape(cs, stripe.checkout.Session)
+    cs = stripe_client.v1.checkout.sessions.retrieve(
+        cs.id, params={"expand": ["shipping_cost.shipping_rate"]}
+    )
+    rate = cs.shipping_cost.shipping_rate
+    assert (rate.object, rate.display_name, rate.metadata["code"]) == (
+        "shipping_rate",
+        "Standard",
+        "standard",
+    )
+    assert rate.delivery_estimate.maximum.value == 5
+    assert_stripe_shape(rate, stripe.ShippingRate)
+
+
+def test_paying_with_express_reports_the_address_and_the_cost(stripe_client, emulator_url):
+    cs = shipping_session(stripe_client)
+    express = cs.shipping_options[1].shipping_rate
+    status, body = pay_with(emulator_url, cs.id, {**SHIP_TO, "shipping_rate": express})
+    assert (status, body["status"]) == (200, "complete"), body
+    cs = stripe_client.v1.checkout.sessions.retrieve(
+        cs.id, params={"expand": ["payment_intent", "shipping_cost.shipping_rate"]}
+    )
+    assert cs.amount_total == 4400 and cs.total_details.amount_shipping == 1400
+    assert cs.shipping_cost.shipping_rate.display_name == "Express"
+    details = cs.collected_information.shipping_details
+    assert (details.name, details.address.city, details.address.country) == (
+        "Ada Lovelace",
+        "Paris",
+        "FR",
+    )
+    assert cs.payment_intent.amount == 4400
+    assert cs.payment_intent.shipping.address.line1 == "1 Rue de Rivoli"
+    assert_stripe_shape(cs, stripe.checkout.Session)
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"shipping[address][country]": "US"}, "shipping[address][country]"),
+        ({"shipping[address][line1]": ""}, "shipping[address][line1]"),
+        ({"shipping[name]": ""}, "shipping[name]"),
+        ({"shipping_rate": "shr_not_offered"}, "shipping_rate"),
+    ],
+)
+def test_the_page_refuses_an_address_or_rate_it_cannot_ship(
+    stripe_client, emulator_url, change, param
+):
+    cs = shipping_session(stripe_client)
+    status, body = pay_with(emulator_url, cs.id, {**SHIP_TO, **change})
+    assert status == 400 and body["error"]["param"] == param, body
+    assert stripe_client.v1.checkout.sessions.retrieve(cs.id).status == "open"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"shipping_address_collection": {"allowed_countries": ["fr"]}}, None),
+        ({"shipping_options": [{"shipping_rate_data": {"display_name": "X"}}]}, None),
+        (
+            {"shipping_options": [{"shipping_rate": "shr_missing"}]},
+            "shipping_options[0][shipping_rate]",
+        ),
+        (
+            {
+                "shipping_options": [
+                    {
+                        "shipping_rate_data": {
+                            "display_name": "Dollars",
+                            "fixed_amount": {"amount": 5, "currency": "usd"},
+                        }
+                    }
+                ]
+            },
+            "shipping_options[0]",
+        ),
+    ],
+)
+def test_shipping_params_are_checked(stripe_client, extra, param):
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        payment_session(stripe_client, **extra)
+    if param:
+        assert err.value.param == param
+
+
+def test_subscription_mode_refuses_shipping_options(stripe_client):
+    price = make_price(stripe_client, recurring={"interval": "month"})
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        stripe_client.v1.checkout.sessions.create(
+            {
+                "mode": "subscription",
+                "line_items": [{"price": price.id, "quantity": 1}],
+                "success_url": SUCCESS,
+                "shipping_options": [STANDARD],
+            }
+        )
+    assert err.value.param == "shipping_options"

@@ -1159,37 +1159,7 @@ def test_payment_method_requires_card_number(publishable_client):
     assert excinfo.value.param == "card[number]"
 
 
-# --------------------------------------------------------------------------- shipping
-
-SHIPPING = {
-    "name": "Ada Lovelace",
-    "address": {
-        "line1": "1 Main St",
-        "line2": "Apt 2",
-        "city": "Albany",
-        "state": "NY",
-        "postal_code": "12207",
-        "country": "us",
-    },
-}
-
-
-def test_payment_intent_shipping_on_create_update_and_the_charge(stripe_client, publishable_client):
-    pi = new_pi(stripe_client, shipping=SHIPPING)
-    assert pi.shipping.name == "Ada Lovelace"
-    assert pi.shipping.address.to_dict() == {**SHIPPING["address"], "country": "US"}
-    assert_stripe_shape(pi, "PaymentIntent")
-    moved = {**SHIPPING, "address": {**SHIPPING["address"], "line1": "2 Elm St"}}
-    pi = stripe_client.v1.payment_intents.update(pi.id, params={"shipping": moved})
-    assert pi.shipping.address.line1 == "2 Elm St"
-    pm = card_pm(publishable_client, "4242424242424242")
-    pi = stripe_client.v1.payment_intents.confirm(pi.id, params={"payment_method": pm.id})
-    charge = stripe_client.v1.charges.retrieve(pi.latest_charge)
-    assert charge.shipping.address.line1 == "2 Elm St"
-    assert_stripe_shape(charge, "Charge")
-    cleared = new_pi(stripe_client, shipping=SHIPPING)
-    cleared = stripe_client.v1.payment_intents.update(cleared.id, params={"shipping": ""})
-    assert cleared.shipping is None
+# --------------------------------------------------------------------------- shipping (rules)
 
 
 @pytest.mark.parametrize(

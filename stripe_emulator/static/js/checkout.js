@@ -24,6 +24,15 @@
   };
   var button = $("submit-button");
   var touched = {};
+  var shippingInputs = {
+    name: $("shippingName"),
+    country: $("shippingCountry"),
+    line1: $("shippingAddressLine1"),
+    line2: $("shippingAddressLine2"),
+    city: $("shippingLocality"),
+    state: $("shippingAdministrativeArea"),
+    postal_code: $("shippingPostalCode"),
+  };
 
   // ------------------------------------------------------------------ API
 
@@ -135,9 +144,148 @@
       session.amount_subtotal != null ? session.amount_subtotal : session.amount_total
     );
     $("total").textContent = money(session.amount_total);
+    renderShippingCost();
     $("total-label").textContent = subscription ? "Total due today" : "Total due";
     $("totals").hidden = false;
     $("summary-body").setAttribute("aria-busy", "false");
+  }
+
+  // ------------------------------------------------------------------ shipping
+
+  function shippingOptions() {
+    return session.shipping_options || [];
+  }
+
+  /* The page API expands each option's rate; its id either way. */
+  function rateId(option) {
+    var rate = option.shipping_rate;
+    return rate && typeof rate === "object" ? rate.id : rate;
+  }
+
+  function rateOf(option) {
+    var rate = option.shipping_rate;
+    return rate && typeof rate === "object" ? rate : {};
+  }
+
+  function chosenOption() {
+    var checked = document.querySelector('input[name="shippingRate"]:checked');
+    var id = checked ? checked.value : null;
+    var options = shippingOptions();
+    for (var i = 0; i < options.length; i++) {
+      if (rateId(options[i]) === id) return options[i];
+    }
+    return options[0] || null;
+  }
+
+  function rateName(option) {
+    return rateOf(option).display_name || "Shipping";
+  }
+
+  function estimate(option) {
+    var est = rateOf(option).delivery_estimate;
+    if (!est || !est.minimum || !est.maximum) return "";
+    var unit = est.maximum.unit === "business_day" ? "business days" : est.maximum.unit + "s";
+    return est.minimum.value === est.maximum.value
+      ? est.maximum.value + " " + unit
+      : est.minimum.value + "–" + est.maximum.value + " " + unit;
+  }
+
+  /* The summary's Shipping row and total follow the chosen option. */
+  function renderShippingCost() {
+    var option = chosenOption();
+    if (!option) return;
+    var subtotal = session.amount_subtotal != null ? session.amount_subtotal : 0;
+    $("shipping-row").hidden = false;
+    $("shipping-label").textContent = "Shipping · " + rateName(option);
+    $("shipping-amount").textContent = option.shipping_amount
+      ? money(option.shipping_amount)
+      : "Free";
+    $("total").textContent = money(subtotal + option.shipping_amount);
+    $("summary-total").textContent = money(subtotal + option.shipping_amount);
+  }
+
+  function renderShipping() {
+    var collection = session.shipping_address_collection;
+    if (collection) {
+      var allowed = collection.allowed_countries || [];
+      Array.prototype.slice.call(shippingInputs.country.options).forEach(function (opt) {
+        if (allowed.indexOf(opt.value) === -1) opt.remove();
+      });
+      $("shipping-section").hidden = false;
+    }
+    var options = shippingOptions();
+    if (!options.length) return;
+    var box = $("shipping-options");
+    options.forEach(function (option, i) {
+      var label = document.createElement("label");
+      label.className = "shipping-option";
+      var input = document.createElement("input");
+      input.type = "radio";
+      input.name = "shippingRate";
+      input.value = rateId(option);
+      input.id = "shipping-rate-" + rateId(option);
+      input.checked = session.shipping_cost
+        ? session.shipping_cost.shipping_rate === rateId(option)
+        : i === 0;
+      input.addEventListener("change", renderShippingCost);
+      var name = document.createElement("span");
+      name.textContent = rateName(option);
+      var when = estimate(option);
+      if (when) {
+        var small = document.createElement("span");
+        small.className = "muted";
+        small.textContent = " · " + when;
+        name.appendChild(small);
+      }
+      var price = document.createElement("span");
+      price.className = "shipping-option__price";
+      price.textContent = option.shipping_amount ? money(option.shipping_amount) : "Free";
+      label.appendChild(input);
+      label.appendChild(name);
+      label.appendChild(price);
+      box.appendChild(label);
+    });
+    $("shipping-options-section").hidden = false;
+    renderShippingCost();
+  }
+
+  var SHIPPING_REQUIRED = [
+    ["name", "Enter the recipient's full name."],
+    ["line1", "Enter the street address."],
+    ["city", "Enter the city."],
+    ["postal_code", "Enter the postal code."],
+  ];
+
+  /* The first missing shipping field (focused, with its message), or null. */
+  function validateShipping() {
+    if (!session || !session.shipping_address_collection) return null;
+    var first = null;
+    SHIPPING_REQUIRED.forEach(function (pair) {
+      var el = shippingInputs[pair[0]];
+      var missing = !el.value.trim();
+      el.setAttribute("aria-invalid", missing ? "true" : "false");
+      if (missing && !first) first = pair;
+    });
+    $("shipping-error").textContent = first ? first[1] : "";
+    if (first) shippingInputs[first[0]].focus();
+    return first;
+  }
+
+  function shippingParams() {
+    if (!session.shipping_address_collection) return {};
+    var v = function (k) { return shippingInputs[k].value.trim(); };
+    var out = {
+      shipping: {
+        name: v("name"),
+        address: {
+          line1: v("line1"), line2: v("line2"), city: v("city"), state: v("state"),
+          postal_code: v("postal_code"), country: v("country"),
+        },
+      },
+    };
+    var option = chosenOption();
+    if (option) out.shipping_rate = rateId(option);
+    return out;
   }
 
   /* An email Stripe already knows for this session (customer_email, or the Customer's):
@@ -295,9 +443,10 @@
       fields[bad].focus();
       return;
     }
+    if (validateShipping()) return;
     setBusy(true);
     var exp = C.parseExpiry(fields.expiry.value);
-    call("POST", base + "/confirm", {
+    var params = {
       email: fields.email.value.trim(),
       billing_name: fields.name.value.trim(),
       card: {
@@ -306,7 +455,10 @@
         exp_year: exp.year,
         cvc: C.digits(fields.cvc.value),
       },
-    }).then(function (res) {
+    };
+    var extra = shippingParams();
+    Object.keys(extra).forEach(function (k) { params[k] = extra[k]; });
+    call("POST", base + "/confirm", params).then(function (res) {
       var data = res.body || {};
       if (res.status === 200 && data.status === "complete") {
         go(data.redirect_url || successUrl());
@@ -380,5 +532,6 @@
       return;
     }
     renderForm();
+    renderShipping();
   });
 })();
