@@ -259,6 +259,7 @@ def sync_product(product: Any) -> tuple[str, list[tuple[str, str]]]:
 # The events the shop handles; a deploy registers its endpoint for exactly these.
 WEBHOOK_EVENTS = [
     "payment_intent.succeeded",
+    "charge.succeeded",
     "payment_intent.processing",
     "payment_intent.payment_failed",
     "payment_intent.canceled",

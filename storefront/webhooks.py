@@ -448,16 +448,13 @@ def _is_current(order: Order, pi_id: str) -> bool:
 
 
 def _card_used(pi: Any) -> tuple[str | None, str | None]:
-    """(brand, last4) of the card that paid, from the PaymentIntent's charge (asked from
-    Stripe when the event carries only its id); (None, None) when Stripe cannot say."""
-    charge = field(pi, "latest_charge")
-    if (charge is None or isinstance(charge, str)) and payments.is_configured():
-        db.session.commit()  # no transaction open across the Stripe call
-        try:
-            fresh = payments.retrieve_payment_intent(field(pi, "id"), with_charge=True)
-        except payments.PaymentError:
-            return None, None  # the receipt goes without the card rather than waiting
-        charge = field(fresh, "latest_charge")
+    """(brand, last4) of the card that paid, when the PaymentIntent comes with its charge
+    expanded (the order page's check); a webhook's PaymentIntent names only the charge's
+    id, and ``charge.succeeded`` records the card instead: no Stripe call on this path."""
+    return _card_of(field(pi, "latest_charge"))
+
+
+def _card_of(charge: Any) -> tuple[str | None, str | None]:
     card = field(charge, "payment_method_details", "card")
     brand, last4 = field(card, "brand"), field(card, "last4")
     if not (isinstance(brand, str) and isinstance(last4, str)):
@@ -466,7 +463,7 @@ def _card_used(pi: Any) -> tuple[str | None, str | None]:
 
 
 def _record_card(order: Order, brand: str | None, last4: str | None) -> None:
-    if brand and last4 and order.card_last4 is None and order.fulfilled_at is None:
+    if brand and last4 and order.card_last4 is None:
         order.card_brand, order.card_last4 = brand, last4
         db.session.commit()
 
@@ -642,6 +639,20 @@ def on_payment_intent_changed(event: Any) -> str:
     if payments.is_configured():
         pi = payments.payment_intent_now(field(pi, "id"))
     return apply_payment_intent(order, pi)
+
+
+@handles("charge.succeeded")
+def on_charge_succeeded(event: Any) -> str:
+    """Keep the card that paid (brand and last 4) for the order page and the staff view."""
+    charge = field(event, "data", "object")
+    pi_id = field(charge, "payment_intent")
+    pi_id = pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
+    order = _order_for_payment(pi_id, field(charge, "metadata", "order_id"))
+    if order is None or (pi_id and order.stripe_payment_intent_id not in (None, pi_id)):
+        return IGNORED
+    note_order(order.public_id)
+    _record_card(order, *_card_of(charge))
+    return PROCESSED
 
 
 @handles("charge.refunded")
