@@ -173,7 +173,7 @@ def page_order(cart: Cart, member: bool) -> Order:
 
 
 @bp.route("/", methods=["GET", "POST"])
-@stripe_page(js=True)
+@stripe_page(js=True, checkout=True)  # and the no-JavaScript form to Stripe Checkout
 def start():
     """The checkout page: summary, address, shipping rate, email, Payment Element, Pay.
 

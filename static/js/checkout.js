@@ -81,6 +81,7 @@
       document.getElementById("shipping-amount").textContent = rate.price;
       document.getElementById("checkout-total").textContent = rate.totalLabel;
       document.getElementById("pay-amount").textContent = rate.totalLabel;
+      document.getElementById("summary-toggle-total").textContent = rate.totalLabel;
       elements.update({ amount: rate.total });
     });
   });
@@ -89,8 +90,10 @@
     window.location.reload();
   });
 
+  // Busy: aria-disabled, not disabled, so the focused button keeps focus (a disabled one
+  // drops it to <body>); the submit handler ignores presses meanwhile.
   function setLoading(loading) {
-    button.disabled = loading;
+    button.setAttribute("aria-disabled", loading ? "true" : "false");
     spinner.hidden = !loading;
     button.setAttribute("aria-busy", loading ? "true" : "false");
   }
@@ -167,6 +170,7 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (button.getAttribute("aria-disabled") === "true") return; // already paying
     clearErrors();
     var email = emailInput.value.trim();
     if (!emailInput.checkValidity() || !email) {

@@ -25,3 +25,10 @@ document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     }
   });
 })();
+
+// A <details data-collapse-below="720"> is open in the HTML (so it shows without
+// JavaScript and on wide screens) and starts closed on screens narrower than that.
+document.querySelectorAll("details[data-collapse-below]").forEach(function (details) {
+  var below = parseInt(details.getAttribute("data-collapse-below"), 10) || 720;
+  if (window.matchMedia("(max-width: " + below + "px)").matches) { details.open = false; }
+});
