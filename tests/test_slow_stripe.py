@@ -31,7 +31,7 @@ from tests.accounts import sign_in
 from tests.conftest import make_app
 from tests.live import emulator_config
 from tests.postgres import postgres_server  # noqa: F401 - the fixture
-from tests.stripe_helpers import add_to_cart
+from tests.stripe_helpers import add_to_cart, checkout_page_data, pay_intent_secret, press_pay
 from tests.webhook_helpers import make_event, make_order, payment_intent, post_event
 
 WAIT = 60  # seconds any thread may take before the test gives up on it
@@ -272,23 +272,19 @@ def test_a_stripe_call_with_uncommitted_writes_is_logged(app, caplog):
         assert not db.session().in_transaction()  # ended before the call
 
 
-@pytest.mark.xfail(
-    reason="the checkout page's refill -> update_payment_intent -> commit holds the write "
-    "lock across Stripe; helper 'shipping' moves the intent to Pay (issue 13's finding)",
-    strict=False,
-)
 def test_slow_stripe_during_a_checkout_refill_holds_up_nothing_else(stripe_app, monkeypatch):
     app = stripe_app
     buyer = app.test_client()
     add_to_cart(buyer, app, "colombia-huila-usd")
-    assert buyer.get("/checkout/").status_code == 200  # the order and its intent
-    add_to_cart(buyer, app, "stoneware-mug-usd")  # the cart changes: the intent is updated
+    pay_intent_secret(buyer)  # Pay: the order and its intent
+    add_to_cart(buyer, app, "stoneware-mug-usd")  # the cart changes: Pay updates the intent
+    page = checkout_page_data(buyer)  # the page shows the new total
     # Held: the update of the intent to the new amount, made after the order's refill.
     gate = StripeGate(
         monkeypatch, hold=lambda method, url: method == "post" and "/payment_intents/pi_" in url
     )
     gate.close()
-    refill = Worker(app, lambda: buyer.get("/checkout/").status_code)
+    refill = Worker(app, lambda: press_pay(buyer, page=page).status_code)
     gate.wait_for(1)
     try:
         no_transaction_held(app)
