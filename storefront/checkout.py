@@ -374,11 +374,11 @@ def pay(public_id: str):
     """
     if not isinstance(request.get_json(silent=True), dict):
         return _json_error("Send the payment details as a JSON object.", 400)
-    if not payments.is_configured():
-        return _json_error(payments.NOT_CONFIGURED, 503)
     order = current_order()
     if order is None or order.public_id != public_id:
         return _json_error(EXPIRED, 409, reload=True)
+    if not payments.is_configured():  # the shop's setup, not the client's request, is at fault
+        return _json_error(payments.NOT_CONFIGURED, 503)
     if order.status == OrderStatus.PROCESSING or order.is_paid:
         return {"redirect": url_for("orders.show", public_id=order.public_id)}
     if not is_open(order):
