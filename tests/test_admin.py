@@ -398,7 +398,7 @@ def test_staff_see_which_emails_were_sent_and_which_failed(app, staff):
         db.session.commit()
     html = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert "failed, 8 attempts: 550 5.1.1 No such user" in html
-    assert "sent 2026-12-01 09:30<" in html
+    assert "sent 1 Dec 2026, 09:30 UTC<" in html
     dashboard = staff.get("/admin/").get_data(as_text=True)
     assert 'data-testid="failed-mail">1 e-mail failed to send' in dashboard
 

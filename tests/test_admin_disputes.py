@@ -46,7 +46,7 @@ def test_a_0259_payment_appears_disputed_with_its_due_date_and_closes_lost(shop,
     public_id = paid_order(shop, quantity=1, card="pm_card_createDispute")
     order = get_order(shop, public_id)
     assert order.status == OrderStatus.PAID  # the dispute does not move the payment status
-    due = (datetime.now(UTC) + timedelta(days=7)).strftime("%d %b %Y")
+    due = f"{datetime.now(UTC) + timedelta(days=7):%-d %b %Y}"
     page = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert 'data-testid="dispute-badge">disputed<' in page
     assert f'data-testid="evidence-due">{due}<' in page
