@@ -40,6 +40,9 @@ def test_processing_page_stops_asking_then_checks_again_and_announces(
     fill_card(page, "4242 4242 4242 4242")
     pay(page)
     expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
+    # The order page's own load event can come after its content shows: wait for it, so
+    # only a later reload is counted.
+    page.wait_for_load_state("load")
     loads = []
     page.on("load", lambda _: loads.append(page.url))
     assert page.locator('meta[http-equiv="refresh" i]').count() == 0
