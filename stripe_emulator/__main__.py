@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from werkzeug.serving import run_simple
 
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.list_params:
         from . import strict
 
-        print(strict.describe(create_app({"EMULATOR_DB": ":memory:"})), end="")
+        # The table is the command's output (for the README), not a log line.
+        sys.stdout.write(strict.describe(create_app({"EMULATOR_DB": ":memory:"})))
         return
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -477,14 +477,37 @@ def _unexpected_state(pi: dict[str, Any], action: str) -> core.StripeError:
     )
 
 
-def _check_pm_customer(pm: dict[str, Any], customer: str | None) -> None:
+def _check_pm_customer(
+    pm: dict[str, Any], customer: str | None, label: str = "PaymentIntent"
+) -> None:
     if pm.get("customer") and pm["customer"] != customer:
         raise core.StripeError(
             f"The provided PaymentMethod {pm['id']} is attached to another customer "
-            "or to no customer given with this PaymentIntent.",
+            f"or to no customer given with this {label}.",
             code="payment_method_unexpected_state" if customer else "parameter_invalid",
             param="payment_method",
         )
+
+
+def confirming_payment_method(
+    intent: dict[str, Any], p: dict[str, Any], kind: str, label: str
+) -> dict[str, Any]:
+    """The PaymentMethod a confirm of ``intent`` (a ``kind`` such as ``payment_intent``,
+    shown as ``label``) uses: the one sent, else the intent's own; Stripe's errors when
+    there is none or it belongs to another customer."""
+    pm = _payment_method_from_params(p)
+    if pm is None and intent.get("payment_method"):
+        pm = core.get(intent["payment_method"], "payment_method")
+    if pm is None:
+        raise core.StripeError(
+            f"You cannot confirm this {label} because it's missing a payment method. "
+            f"You can either update the {label} with a payment method and then "
+            "confirm it again, or confirm it again directly with a payment method.",
+            code=f"{kind}_unexpected_state",
+            extra={kind: core.present(intent)},
+        )
+    _check_pm_customer(pm, intent.get("customer"), label)
+    return pm
 
 
 def confirm_payment_intent(
@@ -515,18 +538,7 @@ def confirm_payment_intent(
             pi["shipping"] = shipping_details(p["shipping"])
         if p.get("capture_method") in ("automatic", "automatic_async", "manual"):
             pi["capture_method"] = p["capture_method"]
-        pm = _payment_method_from_params(p)
-        if pm is None and pi.get("payment_method"):
-            pm = core.get(pi["payment_method"], "payment_method")
-        if pm is None:
-            raise core.StripeError(
-                "You cannot confirm this PaymentIntent because it's missing a payment method. "
-                "You can either update the PaymentIntent with a payment method and then "
-                "confirm it again, or confirm it again directly with a payment method.",
-                code="payment_intent_unexpected_state",
-                extra={"payment_intent": core.present(pi)},
-            )
-        _check_pm_customer(pm, pi.get("customer"))
+        pm = confirming_payment_method(pi, p, "payment_intent", "PaymentIntent")
         pi["payment_method"] = pm["id"]
         pi["last_payment_error"] = None
         pi["next_action"] = None

@@ -127,7 +127,7 @@ def create(p: dict[str, Any]) -> dict[str, Any]:
     with core.transaction():
         pm = None if confirm_now else payments._payment_method_from_params(p)
         if pm is not None:
-            _check_customer(pm, customer)
+            payments._check_pm_customer(pm, customer, "SetupIntent")
             seti["payment_method"] = pm["id"]
             seti["status"] = "requires_confirmation"
         core.save(seti)
@@ -135,16 +135,6 @@ def create(p: dict[str, Any]) -> dict[str, Any]:
     if confirm_now:
         return confirm(seti, p)
     return seti
-
-
-def _check_customer(pm: dict[str, Any], customer: str | None) -> None:
-    if pm.get("customer") and pm["customer"] != customer:
-        raise core.StripeError(
-            f"The provided PaymentMethod {pm['id']} is attached to another customer "
-            "or to no customer given with this SetupIntent.",
-            code="payment_method_unexpected_state" if customer else "parameter_invalid",
-            param="payment_method",
-        )
 
 
 def _unexpected_state(seti: dict[str, Any], action: str) -> core.StripeError:
@@ -169,7 +159,7 @@ def update(seti: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         seti["metadata"] = core.metadata_from(p, seti["metadata"])
     pm = payments._payment_method_from_params(p)
     if pm is not None:
-        _check_customer(pm, seti["customer"])
+        payments._check_pm_customer(pm, seti["customer"], "SetupIntent")
         seti["payment_method"] = pm["id"]
         seti["status"] = "requires_confirmation"
         seti["next_action"] = None
@@ -244,18 +234,7 @@ def confirm(seti: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         seti = core.get_or_404(seti["id"], "setup_intent", "intent")
         if seti["status"] not in CONFIRMABLE:
             raise _unexpected_state(seti, "confirm")
-        pm = payments._payment_method_from_params(p)
-        if pm is None and seti.get("payment_method"):
-            pm = core.get(seti["payment_method"], "payment_method")
-        if pm is None:
-            raise core.StripeError(
-                "You cannot confirm this SetupIntent because it's missing a payment method. "
-                "You can either update the SetupIntent with a payment method and then "
-                "confirm it again, or confirm it again directly with a payment method.",
-                code="setup_intent_unexpected_state",
-                extra={"setup_intent": core.present(seti)},
-            )
-        _check_customer(pm, seti.get("customer"))
+        pm = payments.confirming_payment_method(seti, p, "setup_intent", "SetupIntent")
         seti["payment_method"] = pm["id"]
         seti["last_setup_error"] = None
         profile = cards.profile_by_fingerprint(pm["card"].get("fingerprint"))
