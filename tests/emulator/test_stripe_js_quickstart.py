@@ -87,6 +87,29 @@ def test_pays_with_3155_after_the_3d_secure_modal(
     assert intent(stripe_client, secret).status == "succeeded"
 
 
+def test_a_click_before_the_challenge_script_runs_is_not_lost(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    """The challenge buttons wait for three-ds.js: a click that came before it once did nothing."""
+
+    def slow_script(route):
+        page.wait_for_timeout(800)
+        route.continue_()
+
+    page.route(re.compile(r".*/static/js/three-ds\.js.*"), slow_script)
+    secret = open_quickstart(page, merchant)
+    fill(page, "4000 0025 0000 3155")
+    page.click("#submit")
+    button = page.frame_locator(CHALLENGE_FRAME).get_by_role(
+        "button", name="Complete authentication"
+    )
+    expect(button).to_be_disabled()
+    button.click()
+    query = returned(page, merchant, secret)
+    assert query["redirect_status"] == ["succeeded"]
+    assert intent(stripe_client, secret).status == "succeeded"
+
+
 def test_decline_is_shown_inline(page: Page, merchant: str, stripe_client: stripe.StripeClient):
     secret = open_quickstart(page, merchant)
     fill(page, "4000 0000 0000 9995")

@@ -133,9 +133,11 @@
     .then(function (pi) {
       if (pi.error) {
         amountEl.textContent = "—";
+        setBusy(false);
         return;
       }
       current = pi;
+      setBusy(false);
       // Setting a card up charges nothing.
       amountEl.textContent =
         pi.object === "setup_intent" ? "No charge (saving your card)" : C.formatAmount(pi.amount, pi.currency);
@@ -157,5 +159,6 @@
     })
     .catch(function () {
       amountEl.textContent = "—";
+      setBusy(false);
     });
 })();
