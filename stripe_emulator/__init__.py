@@ -60,9 +60,18 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(os.path.dirname(os.path.abspath(app.config["EMULATOR_DB"])), exist_ok=True)
     core.init_store(app.config["EMULATOR_DB"], reset=app.config["EMULATOR_RESET"])
 
-    from . import api, billing, browser, disputes, setup_intents, strict, webhooks
+    from . import (
+        api,
+        billing,
+        browser,
+        customer_sessions,
+        disputes,
+        setup_intents,
+        strict,
+        webhooks,
+    )
 
-    for module in (api, billing, disputes, setup_intents, webhooks, browser):
+    for module in (api, billing, customer_sessions, disputes, setup_intents, webhooks, browser):
         app.register_blueprint(module.bp)
     strict.check_app(app)  # every /v1 route declares the parameters it accepts
     webhooks.init_app(app)  # delivery tables, test helpers, resumes pending webhooks

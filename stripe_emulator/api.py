@@ -685,6 +685,7 @@ def list_customer_payment_methods(cid: str):
     "PaymentMethodCreateParams",
     [
         "type",
+        "allow_redisplay",
         "card.number",
         "card.exp_month",
         "card.exp_year",

@@ -214,9 +214,13 @@ def create_payment_method(p: dict[str, Any]) -> dict[str, Any]:
         raise core.missing("type")
     if pm_type != "card":
         raise core.invalid("type", f"The payment method type '{pm_type}' is not supported here.")
+    redisplay = p.get("allow_redisplay") or "unspecified"
+    if redisplay not in ("always", "limited", "unspecified"):
+        raise core.invalid("allow_redisplay")
     pm = create_payment_method_from_card(p.get("card") or {}, p.get("billing_details"))
-    if p.get("metadata"):
+    if p.get("metadata") or redisplay != "unspecified":
         pm["metadata"] = core.metadata_from(p)
+        pm["allow_redisplay"] = redisplay
         core.save(pm)
     return pm
 
