@@ -7,13 +7,14 @@
   "use strict";
 
   var C = window.StripeEmuCard;
+  // The postMessage plumbing, appearance, height reports and the key live in frame.js.
+  var F = window.StripeEmuFrame;
+  var send = F.send;
+  var api = F.api;
   var body = document.body;
-  var kind = body.getAttribute("data-kind");
-  var parentOrigin = body.getAttribute("data-parent-origin");
-  var frameId = body.getAttribute("data-frame");
-  var group = body.getAttribute("data-group");
-  var key = null;
-  var options = {};
+  var kind = F.kind;
+  var group = F.group;
+  var options = F.state.options;
   var busy = false;
   var lastSent = null;
 
@@ -70,12 +71,6 @@
   function fieldValue(field) {
     var el = fieldInput(field);
     return el ? el.value : "";
-  }
-
-  function send(message) {
-    message.__stripeEmu = true;
-    message.frame = frameId;
-    window.parent.postMessage(message, parentOrigin);
   }
 
   function postalShown() {
@@ -226,62 +221,6 @@
     });
   }
 
-  var hasFocus = false;
-  document.addEventListener("focusin", function () {
-    if (!hasFocus) {
-      hasFocus = true;
-      send({ type: "focus" });
-    }
-  });
-  document.addEventListener("focusout", function (e) {
-    if (!e.relatedTarget) {
-      hasFocus = false;
-      send({ type: "blur" });
-    }
-  });
-  document.addEventListener("keydown", function (e) {
-    if (e.key === "Escape") send({ type: "escape" });
-    // Enter in a field submits the merchant's form, as in a field of the page itself.
-    if (e.key === "Enter" && e.target.tagName === "INPUT") {
-      e.preventDefault();
-      send({ type: "enter" });
-    }
-  });
-  document.querySelector("form").addEventListener("submit", function (e) {
-    e.preventDefault();
-  });
-
-  // ------------------------------------------------------------------ appearance / options
-
-  var VARIABLES = [
-    "colorPrimary",
-    "colorBackground",
-    "colorText",
-    "colorDanger",
-    "fontFamily",
-    "fontSizeBase",
-    "borderRadius",
-    "spacingUnit",
-  ];
-
-  function applyAppearance(appearance) {
-    if (!appearance) return;
-    var root = document.documentElement.style;
-    if (appearance.theme === "night") {
-      root.setProperty("--colorBackground", "#30313d");
-      root.setProperty("--colorText", "#ffffff");
-      root.setProperty("--colorBorder", "#424353");
-    } else if (appearance.theme === "flat") {
-      root.setProperty("--colorBorder", "#f6f8fa");
-    }
-    var vars = appearance.variables || {};
-    VARIABLES.forEach(function (name) {
-      if (typeof vars[name] === "string" && /^[^;{}<>]*$/.test(vars[name])) {
-        root.setProperty("--" + name, vars[name]);
-      }
-    });
-  }
-
   /* The Card Element's `style` option: {base: {color, fontSize, fontFamily}, invalid: {color}}. */
   function applyCardStyle(style) {
     if (!style) return;
@@ -300,10 +239,8 @@
 
   var countryDefaulted = false;
 
-  function applyOptions(opts) {
-    Object.keys(opts || {}).forEach(function (k) {
-      options[k] = opts[k];
-    });
+  /* Derived state of F.state.options (merged by frame.js) and of being busy. */
+  function applyOptions() {
     body.classList.toggle("hide-postal", !postalShown());
     var disabled = !!options.disabled || busy;
     Object.keys(inputs).forEach(function (f) {
@@ -336,49 +273,7 @@
 
   function setBusy(value) {
     busy = value;
-    applyOptions({});
-  }
-
-  // ------------------------------------------------------------------ resizing
-
-  var root = document.getElementById("root");
-  var lastHeight = 0;
-  function reportHeight() {
-    var h = Math.ceil(root.getBoundingClientRect().height);
-    if (h && h !== lastHeight) {
-      lastHeight = h;
-      send({ type: "resize", height: h });
-    }
-  }
-  if (window.ResizeObserver) new ResizeObserver(reportHeight).observe(root);
-  window.addEventListener("load", reportHeight);
-
-  // ------------------------------------------------------------------ API calls
-
-  function api(method, path, params) {
-    return fetch(path, {
-      method: method,
-      headers: {
-        Authorization: "Bearer " + key,
-        "Content-Type": "application/x-www-form-urlencoded",
-      },
-      body: method === "GET" ? undefined : C.formEncode(params),
-      credentials: "omit",
-    }).then(
-      function (resp) {
-        return resp.json().catch(function () {
-          return { error: { type: "api_error", message: "Unexpected response from the API." } };
-        });
-      },
-      function () {
-        return {
-          error: {
-            type: "api_connection_error",
-            message: "We could not connect to the payment service. Please check your connection.",
-          },
-        };
-      }
-    );
+    applyOptions();
   }
 
   function billingDetails(given) {
@@ -435,7 +330,7 @@
       };
     }
     if (err) return err;
-    if (!key) {
+    if (!F.state.key) {
       return { type: "invalid_request_error", message: "The element is not initialised yet." };
     }
     return null;
@@ -449,22 +344,12 @@
   /* A confirm error carries the intent as it is now (Stripe.js does the same). */
   function withIntent(error, info, id, clientSecret) {
     if (!error[info.param] || typeof error[info.param] !== "object") {
-      return fetch(
-        info.path + encodeURIComponent(id) + "?client_secret=" + encodeURIComponent(clientSecret),
-        { headers: { Authorization: "Bearer " + key }, credentials: "omit" }
-      )
-        .then(function (resp) {
-          return resp.json();
-        })
-        .then(
-          function (intent) {
-            if (intent && !intent.error) error[info.param] = intent;
-            return error;
-          },
-          function () {
-            return error;
-          }
-        );
+      return api("GET", info.path + encodeURIComponent(id), { client_secret: clientSecret }).then(
+        function (intent) {
+          if (intent && !intent.error) error[info.param] = intent;
+          return error;
+        }
+      );
     }
     return Promise.resolve(error);
   }
@@ -511,62 +396,41 @@
 
   // ------------------------------------------------------------------ messages from the page
 
-  window.addEventListener("message", function (event) {
-    if (event.source !== window.parent || event.origin !== parentOrigin) return;
-    var m = event.data;
-    if (!m || m.__stripeEmu !== true) return;
-    function reply(result) {
-      send({ type: "result", reqId: m.reqId, result: result });
-    }
-    switch (m.type) {
-      case "init":
-        key = typeof m.key === "string" ? m.key : null;
-        applyAppearance(m.appearance);
-        applyOptions(m.options || {});
-        send({ type: "ready" });
-        emitChange(false);
-        reportHeight();
-        break;
-      case "update":
-        if (m.appearance) applyAppearance(m.appearance);
-        if (m.options) applyOptions(m.options);
-        emitChange(false);
-        break;
-      case "focus":
-        inputs[OWN[0]].focus();
-        break;
-      case "blur":
-        if (document.activeElement) document.activeElement.blur();
-        break;
-      case "clear":
-        ORDER.forEach(function (f) {
-          if (inputs[f]) inputs[f].value = "";
-        });
-        touched = {};
-        emitChange(false);
-        break;
-      case "validate":
+  F.start({
+    init: applyOptions,
+    update: applyOptions,
+    changed: function () {
+      emitChange(false);
+    },
+    focus: function () {
+      inputs[OWN[0]].focus();
+    },
+    clear: function () {
+      ORDER.forEach(function (f) {
+        if (inputs[f]) inputs[f].value = "";
+      });
+      touched = {};
+    },
+    requests: {
+      validate: function () {
         var err = validated();
-        reply(err ? { error: err } : {});
-        break;
-      case "createPaymentMethod":
-        var verr = validated();
-        if (verr) return reply({ error: verr });
-        createPaymentMethod(m.billingDetails).then(function (pm) {
-          reply(pm.error ? { error: pm.error } : { paymentMethod: pm });
+        return err ? { error: err } : {};
+      },
+      createPaymentMethod: function (m) {
+        var err = validated();
+        if (err) return { error: err };
+        return createPaymentMethod(m.billingDetails).then(function (pm) {
+          return pm.error ? { error: pm.error } : { paymentMethod: pm };
         });
-        break;
-      case "confirm":
+      },
+      confirm: function (m) {
         if (busy) {
-          return reply({
+          return {
             error: { type: "invalid_request_error", message: "A payment is already in progress." },
-          });
+          };
         }
-        confirm(m).then(reply);
-        break;
-    }
+        return confirm(m);
+      },
+    },
   });
-
-  // Tell the page we exist; it answers with "init" (key, options, appearance).
-  send({ type: "loaded" });
 })();

@@ -153,7 +153,9 @@
           if (handlers.changed) handlers.changed();
           break;
         default:
-          var handler = (handlers.requests || {})[m.type];
+          var requests = handlers.requests || {};
+          // Own names only: a message typed "toString" is no request.
+          var handler = Object.prototype.hasOwnProperty.call(requests, m.type) && requests[m.type];
           if (handler) {
             Promise.resolve(handler(m)).then(reply, function () {
               reply({ error: { type: "api_error", message: "Something went wrong." } });
