@@ -259,7 +259,16 @@ def attach_payment_method(pm: dict[str, Any], customer_id: str) -> dict[str, Any
 
 
 def detach_payment_method(pm: dict[str, Any]) -> dict[str, Any]:
-    """Detach from its customer (records ``payment_method.detached``)."""
+    """Detach from its customer (records ``payment_method.detached``).
+
+    As on Stripe, a detached card is no one's default any more: the customer's
+    ``invoice_settings.default_payment_method`` (``customer.updated``) and the
+    ``default_payment_method`` of the customer's subscriptions that named it
+    (``customer.subscription.updated``) become null, so their renewals fall back to the
+    customer's default, or fail without one. Call inside ``core.transaction()``.
+    """
+    from . import billing
+
     if not pm.get("customer"):
         raise core.StripeError(
             "The payment method you provided is not attached to a customer so detachment "
@@ -269,11 +278,22 @@ def detach_payment_method(pm: dict[str, Any]) -> dict[str, Any]:
     previous = pm["customer"]
     pm["customer"] = None
     core.save(pm)
+    core.record_event("payment_method.detached", pm, {"customer": previous})
     customer = core.get(previous, "customer")
     if customer and customer["invoice_settings"].get("default_payment_method") == pm["id"]:
+        customer["invoice_settings"] = dict(customer["invoice_settings"])
         customer["invoice_settings"]["default_payment_method"] = None
         core.save(customer)
-    core.record_event("payment_method.detached", pm, {"customer": previous})
+        core.record_event(
+            "customer.updated",
+            customer,
+            {"invoice_settings": {"default_payment_method": pm["id"]}},
+        )
+    for sub in core.all_of(
+        "subscription",
+        lambda s: s.get("customer") == previous and s.get("default_payment_method") == pm["id"],
+    ):
+        billing._update_subscription(sub, default_payment_method=None)
     return pm
 
 

@@ -336,6 +336,70 @@ def test_update_metadata_and_default_payment_method(stripe_client, emulator_url)
     assert excinfo.value.param == "default_payment_method"
 
 
+def test_detaching_the_default_card_leaves_no_default_and_says_so(stripe_client, emulator_url):
+    """Detach a card that is the subscription's and the customer's default: both become
+    null (the renewal then has no card), with customer.updated and
+    customer.subscription.updated after payment_method.detached."""
+    sub = subscribe(stripe_client, emulator_url)
+    card = sub.default_payment_method
+    customer = stripe_client.v1.customers.retrieve(sub.customer)
+    assert customer.invoice_settings.default_payment_method == card
+    other = stripe_client.v1.payment_methods.attach(
+        "pm_card_mastercard", {"customer": sub.customer}
+    )
+    before = len(event_types(stripe_client))
+
+    stripe_client.v1.payment_methods.detach(card)
+
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).default_payment_method is None
+    customer = stripe_client.v1.customers.retrieve(sub.customer)
+    assert customer.invoice_settings.default_payment_method is None
+    listed = stripe_client.v1.customers.payment_methods.list(sub.customer, {"type": "card"})
+    assert [pm.id for pm in listed.data] == [other.id]
+    assert event_types(stripe_client)[before:] == [
+        "payment_method.detached",
+        "customer.updated",
+        "customer.subscription.updated",
+    ]
+    events = stripe_client.v1.events.list({"limit": 3}).data
+    by_type = {e.type: e for e in events}
+    assert by_type["payment_method.detached"].data.previous_attributes.customer == sub.customer
+    updated = by_type["customer.subscription.updated"].data
+    assert updated.previous_attributes.default_payment_method == card
+    assert updated.object.default_payment_method is None
+    customer_event = by_type["customer.updated"].data
+    assert customer_event.previous_attributes.invoice_settings.default_payment_method == card
+
+
+def test_detaching_another_card_leaves_the_defaults_alone(stripe_client, emulator_url):
+    sub = subscribe(stripe_client, emulator_url)
+    other = stripe_client.v1.payment_methods.attach(
+        "pm_card_mastercard", {"customer": sub.customer}
+    )
+    before = len(event_types(stripe_client))
+    stripe_client.v1.payment_methods.detach(other.id)
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).default_payment_method is not None
+    assert event_types(stripe_client)[before:] == ["payment_method.detached"]
+
+
+def test_customer_payment_methods_list_by_type_and_limit(stripe_client, emulator_url):
+    sub = subscribe(stripe_client, emulator_url)
+    extra = [
+        stripe_client.v1.payment_methods.attach(pm, {"customer": sub.customer})
+        for pm in ("pm_card_mastercard", "pm_card_amex")
+    ]
+    page = stripe_client.v1.customers.payment_methods.list(
+        sub.customer, {"type": "card", "limit": 2}
+    )
+    assert_stripe_shape(page, ListObject[stripe.PaymentMethod])
+    assert [pm.id for pm in page.data] == [extra[1].id, extra[0].id]  # newest first
+    assert page.has_more is True
+    assert [pm.card.brand for pm in page.data] == ["amex", "mastercard"]
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        stripe_client.v1.customers.payment_methods.list(sub.customer, {"type": "card", "bogus": 1})
+    assert excinfo.value.code == "parameter_unknown"
+
+
 def test_list_filters(stripe_client, emulator_url):
     yearly = make_price(
         stripe_client, amount=9000, name="Membership", recurring={"interval": "year"}
