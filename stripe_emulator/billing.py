@@ -20,11 +20,15 @@ from typing_extensions import TypedDict
 
 from . import core, strict
 from .billing_objects import (
+    add_interval,
+    apply_customer_balance,
     build_invoice,
     build_subscription,
     mark_invoice_failed,
     mark_invoice_paid,
     next_period_end,
+    plan_from_price,
+    proration_lines,
     record_invoice_created,
     record_invoice_paid,
 )
@@ -102,6 +106,43 @@ def charge_invoice(
             decline_code="authentication_required",
         )
     return pi, None
+
+
+def collect(
+    invoice: dict[str, Any],
+    pm_id: str | None,
+    *,
+    off_session: bool,
+    description: str,
+    automatic: bool = True,
+) -> tuple[dict[str, Any], core.StripeError | None]:
+    """Try to pay an open invoice with ``pm_id`` and record what happened:
+    ``invoice.paid`` + ``invoice.payment_succeeded``, or ``invoice.payment_failed``.  An
+    invoice with nothing due is settled without a charge.  ``automatic``: Stripe's own
+    attempt, which schedules the next retry when it fails.  Returns (invoice, error)."""
+    if invoice["amount_due"] == 0:
+        invoice = mark_invoice_paid(invoice, None)
+        record_invoice_paid(invoice)
+        return invoice, None
+    pi, err = charge_invoice(invoice, pm_id, off_session=off_session, description=description)
+    if err is None and pi is not None:
+        invoice = mark_invoice_paid(invoice, pi)
+        record_invoice_paid(invoice)
+        return invoice, None
+    invoice = mark_invoice_failed(invoice, pi, reschedule=automatic)
+    core.record_event("invoice.payment_failed", invoice)
+    return invoice, err
+
+
+def open_invoices_of(sub_id: str) -> list[dict[str, Any]]:
+    return core.all_of(
+        "invoice",
+        lambda i: (
+            i["status"] == "open"
+            and ((i.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            == sub_id
+        ),
+    )
 
 
 def start_subscription(
@@ -269,10 +310,22 @@ def _update_subscription(sub: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return sub
 
 
+PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
+
+
 @bp.post("/subscriptions/<sub_id>")
 @strict.accepts(
     "SubscriptionUpdateParams",
-    ["metadata", "cancel_at_period_end", "default_payment_method", "description", "expand"],
+    [
+        "metadata",
+        "cancel_at_period_end",
+        "default_payment_method",
+        "description",
+        "items.id",
+        "items.price",
+        "proration_behavior",
+        "expand",
+    ],
 )
 def update_subscription(sub_id: str):
     core.authenticate()
@@ -283,7 +336,9 @@ def update_subscription(sub_id: str):
         if "metadata" in p:
             changes["metadata"] = core.metadata_from(p, sub.get("metadata"))
         ended = sub["status"] in ("canceled", "incomplete_expired")
-        if ended and any(k in p for k in ("cancel_at_period_end", "default_payment_method")):
+        if ended and any(
+            k in p for k in ("cancel_at_period_end", "default_payment_method", "items")
+        ):
             raise core.StripeError(
                 "A canceled subscription can only update its cancellation_details and metadata.",
                 code="resource_missing",
@@ -309,8 +364,131 @@ def update_subscription(sub_id: str):
             changes["default_payment_method"] = pm_id
         if "description" in p:
             changes["description"] = p["description"] or None
+        behavior = p.get("proration_behavior") or "create_prorations"
+        if behavior not in PRORATION_BEHAVIORS:
+            raise core.invalid("proration_behavior")
+        change = _price_change(sub, p["items"]) if "items" in p else None
         sub = _update_subscription(sub, **changes)
+        if change is not None:
+            sub = change_price(sub, *change, behavior)
     return core.respond(sub)
+
+
+def _price_change(sub: dict[str, Any], raw: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The (item, new price) that ``items[0][id]`` + ``items[0][price]`` ask for; None when
+    the price stays the same.  One item at a time, as the shop (and the portal) change it."""
+    if not isinstance(raw, list) or len(raw) != 1 or not isinstance(raw[0], dict):
+        raise core.invalid("items", "Pass one item: items[0][id] and items[0][price].")
+    item_id, price_id = raw[0].get("id"), raw[0].get("price")
+    if not item_id:
+        raise core.missing("items[0][id]")
+    if not price_id:
+        raise core.missing("items[0][price]")
+    item = next((i for i in sub["items"]["data"] if i["id"] == item_id), None)
+    if item is None:
+        raise core.invalid(
+            "items[0][id]",
+            f"The subscription item {item_id} does not belong to subscription {sub['id']}.",
+        )
+    price = core.get(price_id, "price")
+    if price is None:
+        raise core.StripeError(
+            f"No such price: '{price_id}'", code="resource_missing", param="items[0][price]"
+        )
+    if price.get("type") != "recurring":
+        raise core.invalid(
+            "items[0][price]",
+            "The price specified is set to `type=one_time` but this field only accepts "
+            "prices with `type=recurring`.",
+        )
+    if not price.get("active", True):
+        raise core.invalid("items[0][price]", f"The price specified ({price_id}) is inactive.")
+    if price["currency"] != sub["currency"]:
+        raise core.invalid(
+            "items[0][price]",
+            "The price specified has a different currency from the subscription: "
+            f"{price['currency']} instead of {sub['currency']}.",
+        )
+    if price["id"] == item["price"]["id"]:
+        return None
+    return item, price
+
+
+def _interval(price: dict[str, Any]) -> tuple[str, int]:
+    recurring = price.get("recurring") or {}
+    return recurring.get("interval", "month"), int(recurring.get("interval_count", 1))
+
+
+def change_price(
+    sub: dict[str, Any], item: dict[str, Any], price: dict[str, Any], behavior: str
+) -> dict[str, Any]:
+    """Move one item to another price, as Stripe does:
+
+    - the same billing interval: the period stays; with ``create_prorations`` (Stripe's
+      default) a credit for the unused time on the old price and a charge for the rest of
+      the period on the new one wait for the next invoice (here: kept on the subscription
+      and added to the next renewal's invoice; there is no ``/v1/invoiceitems`` API);
+      ``always_invoice`` bills them at once; ``none`` makes none;
+    - another interval (monthly <-> yearly): the billing cycle restarts now and an invoice
+      (``billing_reason=subscription_update``) for the new period is charged at once, less
+      the credit for the unused old time (unless ``none``).  Credit beyond the amount goes
+      to the customer's balance, which later invoices use.
+
+    Records ``customer.subscription.updated`` (``previous_attributes``: ``items``, and the
+    anchor and invoice when they move), then the invoice's events.  A failed charge leaves
+    the invoice open and the subscription ``past_due``.
+    """
+    now = core.now()
+    old_items = copy.deepcopy(sub["items"])
+    old_price = item["price"]
+    new_period = _interval(price) != _interval(old_price)
+    prorations = []
+    if behavior != "none":
+        prorations = proration_lines(sub, item, old_price, None if new_period else price, now)
+    item["price"] = price
+    item["plan"] = plan_from_price(price)
+    previous: dict[str, Any] = {"items": old_items}
+    invoice = None
+    if new_period:
+        previous["billing_cycle_anchor"] = sub["billing_cycle_anchor"]
+        previous["latest_invoice"] = sub.get("latest_invoice")
+        sub["billing_cycle_anchor"] = now
+        interval, count = _interval(price)
+        for each in sub["items"]["data"]:
+            each["current_period_start"] = now
+            each["current_period_end"] = add_interval(now, interval, count)
+        invoice = build_invoice(
+            sub, "subscription_update", (now, now), prorations=prorations, apply_balance=True
+        )
+    elif behavior == "always_invoice" and prorations:
+        previous["latest_invoice"] = sub.get("latest_invoice")
+        invoice = build_invoice(
+            sub,
+            "subscription_update",
+            (now, now),
+            prorations=prorations,
+            include_items=False,
+            apply_balance=True,
+        )
+    elif prorations:
+        sub["_pending_prorations"] = (sub.get("_pending_prorations") or []) + prorations
+    if invoice is not None:
+        sub["latest_invoice"] = invoice["id"]
+        core.save(invoice)
+    core.save(sub)
+    core.record_event("customer.subscription.updated", sub, previous_attributes=previous)
+    log.info("subscription %s: %s -> %s", sub["id"], old_price["id"], price["id"])
+    if invoice is None:
+        return sub
+    apply_customer_balance(invoice)
+    record_invoice_created(invoice)
+    invoice, err = collect(
+        invoice, payment_method_for(sub), off_session=True, description="Subscription update"
+    )
+    if err is not None:
+        log.info("payment for the change of %s failed: %s", sub["id"], err)
+        sub = _update_subscription(sub, status="past_due")
+    return sub
 
 
 def end_subscription(sub: dict[str, Any], reason: str = "cancellation_requested") -> dict:
@@ -373,7 +551,7 @@ def advance(sub: dict[str, Any]) -> dict[str, Any]:
     for item in sub["items"]["data"]:
         item["current_period_start"] = old_end
         item["current_period_end"] = new_end
-    invoice = build_invoice(sub, "subscription_cycle", (old_start, old_end))
+    invoice = build_invoice(sub, "subscription_cycle", (old_start, old_end), apply_balance=True)
     sub["latest_invoice"] = invoice["id"]
     core.save(sub)
     core.save(invoice)
@@ -382,18 +560,15 @@ def advance(sub: dict[str, Any]) -> dict[str, Any]:
         sub,
         previous_attributes={"items": old_items, "latest_invoice": old_latest},
     )
+    apply_customer_balance(invoice)
     record_invoice_created(invoice)
-    pi, err = charge_invoice(
+    invoice, err = collect(
         invoice, payment_method_for(sub), off_session=True, description="Subscription update"
     )
-    if err is None and pi is not None:
-        invoice = mark_invoice_paid(invoice, pi)
-        record_invoice_paid(invoice)
+    if err is None:
         sub = _update_subscription(sub, status="active")
     else:
         log.info("renewal of %s failed: %s", sub["id"], err)
-        invoice = mark_invoice_failed(invoice, pi)
-        core.record_event("invoice.payment_failed", invoice)
         sub = _update_subscription(sub, status="past_due")
     return sub
 
@@ -445,6 +620,72 @@ def list_invoices():
         )
 
     return core.list_response(core.all_of("invoice", match), "/v1/invoices")
+
+
+def pay_invoice(
+    invoice: dict[str, Any], pm_id: str | None = None, *, off_session: bool = True
+) -> dict[str, Any]:
+    """Pay an open invoice now (``POST /v1/invoices/{id}/pay``, and the portal after a card
+    update): with ``pm_id``, else the invoice's, the subscription's or the customer's
+    default card.  Success records ``invoice.paid``/``invoice.payment_succeeded`` and moves a
+    ``past_due``/``unpaid``/``incomplete`` subscription with nothing else open to
+    ``active`` (``customer.subscription.updated``); a decline records
+    ``invoice.payment_failed`` and raises Stripe's 402 card error.  Hold ``serialised()``."""
+    if invoice["status"] == "paid":
+        raise core.StripeError("Invoice is already paid")
+    if invoice["status"] != "open":
+        raise core.StripeError(
+            f"You can only pay an open invoice. This invoice is {invoice['status']}."
+        )
+    sub_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    sub = core.get(sub_id, "subscription") if sub_id else None
+    if pm_id:
+        _check_customer_pm(pm_id, invoice["customer"], "payment_method")
+    else:
+        pm_id = invoice.get("default_payment_method") or (
+            payment_method_for(sub)
+            if sub is not None
+            else (
+                (core.get(invoice["customer"], "customer") or {}).get("invoice_settings") or {}
+            ).get("default_payment_method")
+        )
+    invoice, err = collect(
+        invoice, pm_id, off_session=off_session, description="Invoice payment", automatic=False
+    )
+    if err is not None:
+        if err.body.get("code") == "authentication_required" and not off_session:
+            raise core.StripeError(
+                "This payment requires additional user action before it can be completed "
+                "successfully.",
+                status=402,
+                type="card_error",
+                code="invoice_payment_intent_requires_action",
+            )
+        raise err
+    if (
+        sub is not None
+        and sub["status"] in ("past_due", "unpaid", "incomplete")
+        and not open_invoices_of(sub["id"])
+    ):
+        _update_subscription(sub, status="active")
+    return invoice
+
+
+@bp.post("/invoices/<invoice_id>/pay")
+@strict.accepts("InvoicePayParams", ["payment_method", "off_session", "expand"])
+def pay_invoice_route(invoice_id: str):
+    core.authenticate()
+    p = core.params()
+    off_session = str(p.get("off_session", "true")).lower()
+    if off_session not in ("true", "false"):
+        raise core.invalid("off_session", "Invalid boolean: " + off_session)
+    with serialised():
+        invoice = pay_invoice(
+            core.get_or_404(invoice_id, "invoice"),
+            p.get("payment_method") or None,
+            off_session=off_session == "true",
+        )
+    return core.respond(invoice)
 
 
 @bp.get("/invoices/<invoice_id>/lines")

@@ -162,62 +162,162 @@ def _line_description(price: dict[str, Any], quantity: int) -> str:
     return f"{quantity} × {name}"
 
 
+def _line(
+    invoice_id: str,
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    price: dict[str, Any],
+    *,
+    amount: int,
+    period: tuple[int, int],
+    description: str | None = None,
+    proration: bool = False,
+    credited: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One invoice line for a subscription item (a proration when ``proration``)."""
+    quantity = item.get("quantity") or 1
+    return {
+        "id": core.new_id("il"),
+        "object": "line_item",
+        "amount": amount,
+        "currency": price["currency"],
+        "description": description or _line_description(price, quantity),
+        "discount_amounts": [],
+        "discountable": not proration,
+        "discounts": [],
+        "invoice": invoice_id,
+        "livemode": False,
+        "metadata": {},
+        "parent": {
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": proration,
+                "proration_details": {"credited_items": credited},
+                "subscription": sub["id"],
+                "subscription_item": item["id"],
+            },
+            "type": "subscription_item_details",
+        },
+        "period": {"end": period[1], "start": period[0]},
+        "pretax_credit_amounts": [],
+        "pricing": {
+            "price_details": {"price": price["id"], "product": price.get("product")},
+            "type": "price_details",
+            "unit_amount_decimal": str(price.get("unit_amount") or 0),
+        },
+        "quantity": quantity,
+        "subscription": sub["id"],
+        "subtotal": amount,
+        "taxes": [],
+    }
+
+
+def proration_lines(
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    old_price: dict[str, Any],
+    new_price: dict[str, Any] | None,
+    at: int,
+) -> list[dict[str, Any]]:
+    """Stripe's prorations for changing ``item`` from ``old_price`` at ``at``: a credit for
+    the unused time on the old price and, when the new price keeps the billing period
+    (``new_price`` given), a charge for the remaining time on the new one.  Prorated by the
+    second, rounded to the minor unit, as Stripe does.  The lines have no invoice yet."""
+    start, end = item["current_period_start"], item["current_period_end"]
+    if end <= at or end <= start:
+        return []
+    quantity = item.get("quantity") or 1
+    share = (end - at) / (end - start)
+    day = datetime.fromtimestamp(at, UTC).strftime("%-d %b %Y")
+    previous = sub.get("latest_invoice")
+    credited = None
+    if previous:
+        invoice = core.get(previous, "invoice") or {}
+        ids = [
+            line["id"]
+            for line in (invoice.get("lines") or {}).get("data", [])
+            if (line["parent"]["subscription_item_details"] or {}).get("subscription_item")
+            == item["id"]
+        ]
+        credited = {"invoice": previous, "invoice_line_items": ids} if ids else None
+    name = _line_description(old_price, quantity)
+    lines = [
+        _line(
+            "",
+            sub,
+            item,
+            old_price,
+            amount=-round((old_price.get("unit_amount") or 0) * quantity * share),
+            period=(at, end),
+            description=f"Unused time on {name} after {day}",
+            proration=True,
+            credited=credited,
+        )
+    ]
+    if new_price is not None:
+        lines.append(
+            _line(
+                "",
+                sub,
+                item,
+                new_price,
+                amount=round((new_price.get("unit_amount") or 0) * quantity * share),
+                period=(at, end),
+                description=f"Remaining time on {_line_description(new_price, quantity)} "
+                f"after {day}",
+                proration=True,
+            )
+        )
+    return lines
+
+
 def build_invoice(
-    sub: dict[str, Any], billing_reason: str, period: tuple[int, int]
+    sub: dict[str, Any],
+    billing_reason: str,
+    period: tuple[int, int],
+    *,
+    prorations: list[dict[str, Any]] | None = None,
+    include_items: bool = True,
+    apply_balance: bool = False,
 ) -> dict[str, Any]:
     """A finalized (open) invoice for the subscription's current items.
 
     ``period`` is the invoice's own period (for a renewal, the period that just ended);
-    each line covers the item's current period.
+    each line covers the item's current period.  ``prorations`` come first (and a renewal
+    also takes the subscription's pending ones, ``_pending_prorations``).  With
+    ``apply_balance`` the customer's credit balance (``balance`` < 0) lowers the amount due
+    and a negative total becomes credit, as at Stripe's finalization (the caller saves the
+    customer: ``apply_customer_balance``).
     """
     created = core.now()
     invoice_id = core.new_id("in")
     customer = core.get(sub["customer"], "customer") or {}
+    pending = list(prorations or [])
+    if billing_reason == "subscription_cycle":
+        pending += sub.pop("_pending_prorations", None) or []
     lines = []
-    for item in sub["items"]["data"]:
-        price = item["price"]
-        amount = (price.get("unit_amount") or 0) * (item.get("quantity") or 1)
-        lines.append(
-            {
-                "id": core.new_id("il"),
-                "object": "line_item",
-                "amount": amount,
-                "currency": price["currency"],
-                "description": _line_description(price, item.get("quantity") or 1),
-                "discount_amounts": [],
-                "discountable": True,
-                "discounts": [],
-                "invoice": invoice_id,
-                "livemode": False,
-                "metadata": {},
-                "parent": {
-                    "invoice_item_details": None,
-                    "subscription_item_details": {
-                        "invoice_item": None,
-                        "proration": False,
-                        "proration_details": {"credited_items": None},
-                        "subscription": sub["id"],
-                        "subscription_item": item["id"],
-                    },
-                    "type": "subscription_item_details",
-                },
-                "period": {
-                    "end": item["current_period_end"],
-                    "start": item["current_period_start"],
-                },
-                "pretax_credit_amounts": [],
-                "pricing": {
-                    "price_details": {"price": price["id"], "product": price.get("product")},
-                    "type": "price_details",
-                    "unit_amount_decimal": str(price.get("unit_amount") or 0),
-                },
-                "quantity": item.get("quantity"),
-                "subscription": sub["id"],
-                "subtotal": amount,
-                "taxes": [],
-            }
-        )
+    for line in pending:
+        line = copy.deepcopy(line)
+        line["invoice"] = invoice_id
+        lines.append(line)
+    if include_items:
+        for item in sub["items"]["data"]:
+            price = item["price"]
+            amount = (price.get("unit_amount") or 0) * (item.get("quantity") or 1)
+            lines.append(
+                _line(
+                    invoice_id,
+                    sub,
+                    item,
+                    price,
+                    amount=amount,
+                    period=(item["current_period_start"], item["current_period_end"]),
+                )
+            )
     total = sum(line["amount"] for line in lines)
+    starting_balance = int(customer.get("balance") or 0) if apply_balance else 0
+    amount_due = max(0, total + starting_balance)
     number_seq = len(core.all_of("invoice")) + 1
     invoice = core.base_object(
         "in",
@@ -225,10 +325,10 @@ def build_invoice(
         account_country="US",
         account_name="Stripe emulator",
         account_tax_ids=None,
-        amount_due=total,
+        amount_due=amount_due,
         amount_overpaid=0,
         amount_paid=0,
-        amount_remaining=total,
+        amount_remaining=amount_due,
         amount_shipping=0,
         application=None,
         attempt_count=0,
@@ -263,7 +363,7 @@ def build_invoice(
         discounts=[],
         due_date=None,
         effective_at=created,
-        ending_balance=0,
+        ending_balance=min(0, total + starting_balance) if apply_balance else 0,
         footer=None,
         from_invoice=None,
         hosted_invoice_url=None,
@@ -297,7 +397,7 @@ def build_invoice(
         rendering=None,
         shipping_cost=None,
         shipping_details=None,
-        starting_balance=0,
+        starting_balance=starting_balance,
         statement_descriptor=None,
         status="open",
         status_transitions={
@@ -354,33 +454,52 @@ def _invoice_payments(invoice: dict[str, Any]) -> dict[str, Any] | None:
 core.register_present_hook("payments", _invoice_payments)
 
 
-def mark_invoice_paid(invoice: dict[str, Any], pi: dict[str, Any]) -> dict[str, Any]:
-    """Record a successful PaymentIntent as the invoice's payment."""
+def mark_invoice_paid(invoice: dict[str, Any], pi: dict[str, Any] | None) -> dict[str, Any]:
+    """Record a successful PaymentIntent as the invoice's payment (None: nothing was due,
+    and Stripe settles such an invoice when it finalizes it)."""
     paid_at = core.now()
     invoice.update(
         amount_paid=invoice["amount_due"],
         amount_remaining=0,
-        attempt_count=invoice["attempt_count"] + 1,
+        attempt_count=invoice["attempt_count"] + (1 if pi is not None else 0),
         attempted=True,
         auto_advance=False,
         next_payment_attempt=None,
         status="paid",
     )
     invoice["status_transitions"]["paid_at"] = paid_at
-    _invoice_payment(invoice, pi)
-    return core.save(invoice)
-
-
-def mark_invoice_failed(invoice: dict[str, Any], pi: dict[str, Any] | None) -> dict[str, Any]:
-    """A failed attempt: the invoice stays open and Stripe would retry later."""
-    invoice.update(
-        attempt_count=invoice["attempt_count"] + 1,
-        attempted=True,
-        next_payment_attempt=core.now() + RETRY_DELAY,
-    )
     if pi is not None:
         _invoice_payment(invoice, pi)
     return core.save(invoice)
+
+
+def mark_invoice_failed(
+    invoice: dict[str, Any], pi: dict[str, Any] | None, *, reschedule: bool = True
+) -> dict[str, Any]:
+    """A failed attempt: the invoice stays open and Stripe retries later (an automatic
+    attempt schedules the next one; a payment asked for through the API leaves the
+    schedule as it was)."""
+    invoice.update(attempt_count=invoice["attempt_count"] + 1, attempted=True)
+    if reschedule:
+        invoice["next_payment_attempt"] = core.now() + RETRY_DELAY
+    if pi is not None:
+        _invoice_payment(invoice, pi)
+    return core.save(invoice)
+
+
+def apply_customer_balance(invoice: dict[str, Any]) -> None:
+    """Move the customer's balance to what the invoice leaves (``ending_balance``), as
+    Stripe does when it finalizes an invoice that used or made credit; records
+    ``customer.updated``."""
+    if invoice["starting_balance"] == invoice["ending_balance"]:
+        return
+    customer = core.get(invoice["customer"], "customer")
+    if customer is None:
+        return
+    previous = customer.get("balance", 0)
+    customer["balance"] = invoice["ending_balance"]
+    core.save(customer)
+    core.record_event("customer.updated", customer, previous_attributes={"balance": previous})
 
 
 def record_invoice_created(invoice: dict[str, Any]) -> None:
@@ -402,7 +521,7 @@ def record_invoice_paid(invoice: dict[str, Any]) -> None:
 
 def _present_subscription(sub: dict[str, Any]) -> dict[str, Any]:
     # Prices may change after the subscription was made (e.g. archived): show them as now.
-    sub = copy.deepcopy(sub)
+    sub = {k: copy.deepcopy(v) for k, v in sub.items() if not k.startswith("_")}
     for item in sub["items"]["data"]:
         price = core.get(item["price"]["id"], "price")
         if price is not None:
