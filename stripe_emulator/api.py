@@ -661,10 +661,7 @@ def delete_customer(cid: str):
 @strict.accepts("CustomerListParams", [*strict.LIST, "email"])
 def list_customers():
     core.authenticate()
-    p = core.params()
-    email = p.get("email")
-    objs = core.all_of("customer", lambda o: not email or o.get("email") == email)
-    return core.list_response(objs, "/v1/customers")
+    return core.list_matching("customer", "/v1/customers", "email")
 
 
 @bp.get("/customers/<cid>/payment_methods")
@@ -672,8 +669,8 @@ def list_customers():
 def list_customer_payment_methods(cid: str):
     core.authenticate()
     core.get_or_404(cid, "customer")
-    return _list_payment_methods(
-        cid, core.params().get("type"), f"/v1/customers/{cid}/payment_methods"
+    return core.list_matching(
+        "payment_method", f"/v1/customers/{cid}/payment_methods", "type", customer=cid
     )
 
 
@@ -757,23 +754,11 @@ def detach_payment_method(pm_id: str):
     return core.respond(pm)
 
 
-def _list_payment_methods(customer: str | None, pm_type: str | None, url: str):
-    objs = core.all_of(
-        "payment_method",
-        lambda o: (
-            (not customer or o.get("customer") == customer)
-            and (not pm_type or o["type"] == pm_type)
-        ),
-    )
-    return core.list_response(objs, url)
-
-
 @bp.get("/payment_methods")
 @strict.accepts("PaymentMethodListParams", [*strict.LIST, "customer", "type"])
 def list_payment_methods():
     core.authenticate()
-    p = core.params()
-    return _list_payment_methods(p.get("customer"), p.get("type"), "/v1/payment_methods")
+    return core.list_matching("payment_method", "/v1/payment_methods", "customer", "type")
 
 
 # --------------------------------------------------------------------------- payment intents
@@ -899,9 +884,7 @@ def capture_payment_intent(pi_id: str):
 @strict.accepts("PaymentIntentListParams", [*strict.LIST, "customer"])
 def list_payment_intents():
     core.authenticate()
-    customer = core.params().get("customer")
-    objs = core.all_of("payment_intent", lambda o: not customer or o.get("customer") == customer)
-    return core.list_response(objs, "/v1/payment_intents")
+    return core.list_matching("payment_intent", "/v1/payment_intents", "customer")
 
 
 # --------------------------------------------------------------------------- charges
@@ -918,16 +901,7 @@ def retrieve_charge(ch_id: str):
 @strict.accepts("ChargeListParams", [*strict.LIST, "payment_intent", "customer"])
 def list_charges():
     core.authenticate()
-    p = core.params()
-    pi, customer = p.get("payment_intent"), p.get("customer")
-    objs = core.all_of(
-        "charge",
-        lambda o: (
-            (not pi or o.get("payment_intent") == pi)
-            and (not customer or o.get("customer") == customer)
-        ),
-    )
-    return core.list_response(objs, "/v1/charges")
+    return core.list_matching("charge", "/v1/charges", "payment_intent", "customer")
 
 
 # --------------------------------------------------------------------------- refunds
@@ -967,12 +941,4 @@ def update_refund(re_id: str):
 @strict.accepts("RefundListParams", [*strict.LIST, "payment_intent", "charge"])
 def list_refunds():
     core.authenticate()
-    p = core.params()
-    pi, charge = p.get("payment_intent"), p.get("charge")
-    objs = core.all_of(
-        "refund",
-        lambda o: (
-            (not pi or o.get("payment_intent") == pi) and (not charge or o.get("charge") == charge)
-        ),
-    )
-    return core.list_response(objs, "/v1/refunds")
+    return core.list_matching("refund", "/v1/refunds", "payment_intent", "charge")

@@ -700,9 +700,7 @@ def list_invoice_lines(invoice_id: str):
 @strict.accepts("InvoicePaymentListParams", [*strict.LIST, "invoice"])
 def list_invoice_payments():
     core.authenticate()
-    invoice_id = core.params().get("invoice")
-    found = core.all_of("invoice_payment", lambda p: not invoice_id or p["invoice"] == invoice_id)
-    return core.list_response(found, "/v1/invoice_payments")
+    return core.list_matching("invoice_payment", "/v1/invoice_payments", "invoice")
 
 
 # Checkout Sessions share this blueprint's /v1 prefix (no edit to the app factory needed).

@@ -642,16 +642,17 @@ def retrieve_session(cs_id: str):
 )
 def list_sessions():
     core.authenticate()
-    p = core.params()
     with billing.serialised():
         for session in core.all_of("checkout.session", lambda s: s["status"] == "open"):
             expire_if_due(session)
-    filters = {k: p.get(k) for k in ("payment_intent", "customer", "status", "subscription")}
-
-    def match(session: dict[str, Any]) -> bool:
-        return all(not v or session.get(k) == v for k, v in filters.items())
-
-    return core.list_response(core.all_of("checkout.session", match), "/v1/checkout/sessions")
+    return core.list_matching(
+        "checkout.session",
+        "/v1/checkout/sessions",
+        "payment_intent",
+        "customer",
+        "status",
+        "subscription",
+    )
 
 
 @bp.get("/checkout/sessions/<cs_id>/line_items")

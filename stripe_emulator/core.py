@@ -494,6 +494,18 @@ def list_response(objs: list[dict[str, Any]], url: str):
     return jsonify({"object": "list", "data": data, "has_more": has_more, "url": url})
 
 
+def list_matching(type: str, url: str, *filters: str, **fixed: Any):
+    """The list object of a list route whose filters each ask for one field's value
+    (``GET /v1/refunds?charge=ch_…``): the stored objects of ``type`` whose fields equal
+    every filter the request gives (an absent or empty one filters nothing), and every
+    ``fixed`` value (a filter taken from the path, like ``/v1/customers/<id>/…``)."""
+    p = params()
+    wanted = {name: p[name] for name in filters if p.get(name)}
+    wanted.update(fixed)
+    objs = all_of(type, lambda o: all(o.get(k) == v for k, v in wanted.items()))
+    return list_response(objs, url)
+
+
 def _cursor_not_found(obj_id: str, objs: list[dict[str, Any]], param: str) -> StripeError:
     stored = get(obj_id)
     type = (stored or (objs[0] if objs else {})).get("object", "object")

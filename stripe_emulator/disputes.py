@@ -240,13 +240,7 @@ def retrieve_dispute(dispute_id: str):
 @strict.accepts("DisputeListParams", [*strict.LIST, "charge", "payment_intent"])
 def list_disputes():
     core.authenticate()
-    p = core.params()
-    charge, pi = p.get("charge"), p.get("payment_intent")
-    objs = core.all_of(
-        "dispute",
-        lambda d: (not charge or d["charge"] == charge) and (not pi or d["payment_intent"] == pi),
-    )
-    return core.list_response(objs, "/v1/disputes")
+    return core.list_matching("dispute", "/v1/disputes", "charge", "payment_intent")
 
 
 @bp.post("/disputes/<dispute_id>")
@@ -333,10 +327,6 @@ def retrieve_early_fraud_warning(warning_id: str):
 @strict.accepts("radar.EarlyFraudWarningListParams", [*strict.LIST, "charge", "payment_intent"])
 def list_early_fraud_warnings():
     core.authenticate()
-    p = core.params()
-    charge, pi = p.get("charge"), p.get("payment_intent")
-    objs = core.all_of(
-        "radar.early_fraud_warning",
-        lambda w: (not charge or w["charge"] == charge) and (not pi or w["payment_intent"] == pi),
+    return core.list_matching(
+        "radar.early_fraud_warning", "/v1/radar/early_fraud_warnings", "charge", "payment_intent"
     )
-    return core.list_response(objs, "/v1/radar/early_fraud_warnings")

@@ -418,14 +418,4 @@ def authenticate_route(seti_id: str):
 @strict.accepts("SetupIntentListParams", [*strict.LIST, "customer", "payment_method"])
 def list_route():
     core.authenticate()
-    p = core.params()
-    customer = p.get("customer")
-    pm = p.get("payment_method")
-    objs = core.all_of(
-        "setup_intent",
-        lambda o: (
-            (not customer or o.get("customer") == customer)
-            and (not pm or o.get("payment_method") == pm)
-        ),
-    )
-    return core.list_response(objs, "/v1/setup_intents")
+    return core.list_matching("setup_intent", "/v1/setup_intents", "customer", "payment_method")

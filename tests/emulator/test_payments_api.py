@@ -824,6 +824,38 @@ def test_list_payment_intents_by_customer(stripe_client):
     assert len(stripe_client.v1.payment_intents.list().data) == 2
 
 
+def test_list_filters_combine_and_an_empty_one_filters_nothing(stripe_client):
+    """Every list route's equality filters (core.list_matching): all given ones must hold."""
+    ann = stripe_client.v1.customers.create({"email": "ann@example.com"})
+    bob = stripe_client.v1.customers.create({"email": "bob@example.com"})
+    paid = new_pi(
+        stripe_client,
+        customer=ann.id,
+        payment_method="pm_card_visa",
+        confirm=True,
+        setup_future_usage="off_session",
+    )
+    new_pi(stripe_client, customer=bob.id, payment_method="pm_card_visa", confirm=True)
+
+    def ids(listed):
+        return [o.id for o in listed.data]
+
+    charges = stripe_client.v1.charges
+    assert ids(charges.list({"customer": ann.id})) == [paid.latest_charge]
+    assert ids(charges.list({"customer": ann.id, "payment_intent": paid.id})) == [
+        paid.latest_charge
+    ]
+    assert ids(charges.list({"customer": bob.id, "payment_intent": paid.id})) == []
+    assert len(charges.list({"customer": ""}).data) == 2
+    assert ids(stripe_client.v1.customers.list({"email": "bob@example.com"})) == [bob.id]
+    # The customer from the path, the type from the query.
+    mine = stripe_client.v1.customers.payment_methods.list(ann.id, {"type": "card"})
+    assert ids(mine) == [paid.payment_method]
+    assert (
+        stripe_client.v1.customers.payment_methods.list(ann.id, {"type": "sepa_debit"}).data == []
+    )
+
+
 # --------------------------------------------------------------------------- refunds
 
 
