@@ -89,6 +89,49 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         time.sleep(interval)
 
 
+def wait_in_page(page, predicate: Callable[[], object], timeout: float = 15.0):
+    """Like ``wait_until``, for state that Playwright's own callbacks fill in (a route
+    handler holding a request, a ``page.on`` listener): those run only while the test is in
+    a Playwright call, so this waits through the page instead of ``time.sleep``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        page.wait_for_timeout(20)
+
+
+def hold_webhooks(shop: LiveShop) -> None:
+    """The emulator holds every webhook for the shop back until ``deliver_webhooks``: a
+    test of a waiting state decides when the event comes, instead of racing a fixed delay."""
+    from storefront import payments
+
+    with shop.app.app_context():
+        sc = payments.client()
+        [endpoint] = sc.v1.webhook_endpoints.list().data
+        sc.v1.webhook_endpoints.update(
+            endpoint.id,
+            params={"metadata": {"emulator_fault": "late", "emulator_delay_ms": "3600000"}},
+        )
+
+
+def deliver_webhooks(shop: LiveShop) -> None:
+    """Send every webhook the emulator holds now, and wait until none is pending."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        shop.emulator.url + "/_emulator/flush_webhooks",
+        data=b"timeout=30",
+        headers={"Authorization": "Bearer sk_test_emulator"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=40) as response:
+        assert json.load(response) == {"pending": 0}
+
+
 @pytest.fixture
 def emulator(tmp_path) -> Iterator[Emulator]:
     """A fresh Stripe emulator on a free port, with quick webhook retries."""

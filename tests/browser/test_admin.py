@@ -41,15 +41,22 @@ def sign_in_as_staff(page: Page, shop: LiveShop) -> None:
     page.goto(shop.url + "/account/")
     page.get_by_label("Email").fill(STAFF)
     page.get_by_role("button", name="Email me a sign-in link").click()
-    with shop.app.app_context():
-        body = db.session.scalar(
-            select(OutboxMessage.body).where(
-                OutboxMessage.kind == "sign_in", OutboxMessage.to_email == STAFF
+
+    def sign_in_link() -> str | None:
+        with shop.app.app_context():
+            body = db.session.scalar(
+                select(OutboxMessage.body).where(
+                    OutboxMessage.kind == "sign_in", OutboxMessage.to_email == STAFF
+                )
             )
-        )
-    link = re.search(r"https?://\S+/account/sign-in/\S+", body).group(0)
-    page.goto(link)
+        match = re.search(r"https?://\S+/account/sign-in/\S+", body or "")
+        return match.group(0) if match else None
+
+    # The link is written while the button's POST is answered: wait for it, and for the
+    # signed-in page, instead of assuming the click waited for either.
+    page.goto(wait_until(sign_in_link))
     page.get_by_test_id("confirm-sign-in").click()
+    expect(page.get_by_text("You're signed in.")).to_be_visible()
 
 
 def test_staff_refund_part_of_an_order_once_even_when_submitted_twice(

@@ -16,7 +16,7 @@ from tests.browser.test_payment_element import (
     open_checkout,
     pay,
 )
-from tests.live import LiveShop
+from tests.live import LiveShop, wait_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -61,6 +61,7 @@ def test_the_pay_button_stays_focusable_while_busy(page: Page, live_shop: LiveSh
     expect(button).to_have_attribute("aria-disabled", "true")
     expect(button).to_be_focused()  # not dropped to <body> by a disabled button
     assert not button.evaluate("b => b.disabled")
+    wait_in_page(page, lambda: held)  # the first press's request, before the second press
     page.keyboard.press("Enter")  # pressed again while busy: nothing more is sent
     page.wait_for_timeout(300)
     assert len(held) == 1

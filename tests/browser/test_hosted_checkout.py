@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage
-from tests.live import LiveShop, wait_until
+from tests.live import LiveShop, wait_in_page, wait_until
 
 EMAIL = "ada@example.com"
 
@@ -148,6 +148,7 @@ def test_stripe_checkout_button_is_disabled_after_the_first_press(page: Page, li
     button = page.get_by_role("button", name="Pay on Stripe's secure page")
     button.click()
     expect(button).to_be_disabled()
+    wait_in_page(page, lambda: posts)  # the first press's POST, before the second press
     button.click(force=True)  # a second press while Stripe's page would be loading
     page.wait_for_timeout(300)
     assert len(posts) == 1
@@ -170,6 +171,7 @@ def test_membership_buttons_are_disabled_after_the_first_press(page: Page, live_
     plan.get_by_role("button", name="Subscribe").click()
     for interval in ("month", "year"):  # every plan: one checkout at a time
         expect(page.get_by_test_id(f"plan-{interval}").get_by_role("button")).to_be_disabled()
+    wait_in_page(page, lambda: posts)
     plan.get_by_role("button", name="Subscribe").click(force=True)
     page.wait_for_timeout(300)
     assert len(posts) == 1

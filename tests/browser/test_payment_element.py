@@ -16,7 +16,7 @@ from sqlalchemy import select
 from storefront import payments
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage
-from tests.live import LiveShop, wait_until
+from tests.live import LiveShop, deliver_webhooks, hold_webhooks, wait_in_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -175,13 +175,10 @@ def test_reloading_checkout_keeps_one_order_and_makes_no_payment_intent(
 
 
 def test_late_webhook_shows_processing_then_paid(page: Page, live_shop: LiveShop):
-    with live_shop.app.app_context():
-        sc = payments.client()
-        [endpoint] = sc.v1.webhook_endpoints.list().data
-        sc.v1.webhook_endpoints.update(
-            endpoint.id,
-            params={"metadata": {"emulator_fault": "late", "emulator_delay_ms": "3000"}},
-        )
+    # The webhook is held until the page shows Processing (a fixed delay could run out
+    # before a slow page load), and only it can mark the order paid.
+    live_shop.app.config["WEBHOOK_GRACE_SECONDS"] = 3600
+    hold_webhooks(live_shop)
     add_to_cart(page, live_shop, "House Espresso Blend")
     open_checkout(page, live_shop)
     fill_card(page, "4242 4242 4242 4242")
@@ -189,6 +186,7 @@ def test_late_webhook_shows_processing_then_paid(page: Page, live_shop: LiveShop
     expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
     public_id = order_public_id(page)
     assert live_shop.order_status(public_id) == OrderStatus.PENDING
+    deliver_webhooks(live_shop)
     # No clicks: the page asks in the background until the late webhook has marked it paid.
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     wait_until(lambda: live_shop.order_status(public_id) == OrderStatus.PAID)
@@ -213,10 +211,7 @@ def test_email_is_checked_first_and_the_button_is_busy_while_paying(
     pay(page)
     expect(page.locator("#pay-button")).to_be_disabled()
     expect(page.locator("#pay-button .spinner")).to_be_visible()
-    for _ in range(100):
-        if held:
-            break
-        page.wait_for_timeout(50)
+    wait_in_page(page, lambda: held)
     held[0].continue_()
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     assert live_shop.order_status(order.public_id) == OrderStatus.PAID
