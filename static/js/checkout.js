@@ -72,19 +72,31 @@
   paymentElement.mount("#payment-element");
 
   // The rate picker: the totals on the page and the Payment Element's amount follow it.
+  function showRate(rate) {
+    rateError.hidden = true;
+    [
+      ["shipping-name", rate.name],
+      ["shipping-amount", rate.price],
+      ["checkout-total", rate.totalLabel],
+      ["pay-amount", rate.totalLabel],
+      ["summary-toggle-total", rate.totalLabel],
+    ].forEach(function (pair) {
+      var el = document.getElementById(pair[0]);
+      if (el) el.textContent = pair[1];
+    });
+  }
   rateInputs.forEach(function (input) {
     input.addEventListener("change", function () {
       var rate = selectedRate();
       if (!rate) return;
-      rateError.hidden = true;
-      document.getElementById("shipping-name").textContent = rate.name;
-      document.getElementById("shipping-amount").textContent = rate.price;
-      document.getElementById("checkout-total").textContent = rate.totalLabel;
-      document.getElementById("pay-amount").textContent = rate.totalLabel;
-      document.getElementById("summary-toggle-total").textContent = rate.totalLabel;
+      showRate(rate);
       elements.update({ amount: rate.total });
     });
   });
+  // A rate picked before this script ran (the radios work as soon as they are drawn) had no
+  // handler to update the totals: show the checked one's now (the Elements group above was
+  // made with its amount).
+  if (selectedRate()) showRate(selectedRate());
 
   reviewButton.addEventListener("click", function () {
     window.location.reload();

@@ -277,6 +277,30 @@ def test_express_shipping_to_an_address_shows_on_the_order_page_and_the_email(
     assert "Ada Lovelace\n1 Main St\nAlbany NY 12207\nUS" in body
 
 
+def test_a_rate_picked_before_the_checkout_script_runs_shows_its_total(
+    page: Page, live_shop: LiveShop
+):
+    """The radios work as soon as they are drawn: one checked while checkout.js was still
+    loading once left the page showing the old total and "Pay $22.50"."""
+    add_to_cart(page, live_shop, "Colombia Huila")  # $16.50 + Standard $6.00
+    held = []
+    page.route(
+        re.compile(re.escape(live_shop.url) + r"/static/js/checkout\.js"),
+        lambda route: held.append(route),
+    )
+    page.goto(live_shop.url + "/checkout/", wait_until="commit")
+    wait_in_page(page, lambda: held)  # the page is drawn up to the script, which waits
+    page.locator("input[name=shipping_rate][value=express]").check()
+    held[0].continue_()
+    expect(page.locator("#pay-button")).to_be_enabled()
+    expect(page.get_by_test_id("checkout-total")).to_have_text("$31.50")
+    expect(page.locator("#pay-button")).to_contain_text("Pay $31.50")
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+    expect(page.get_by_test_id("order-total")).to_have_text("$31.50")
+
+
 def test_an_incomplete_address_is_flagged_and_nothing_is_charged(page: Page, live_shop: LiveShop):
     add_to_cart(page, live_shop, "Colombia Huila")
     open_checkout(page, live_shop)
