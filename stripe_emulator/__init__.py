@@ -66,12 +66,14 @@ def create_app(config: dict | None = None) -> Flask:
         browser,
         customer_sessions,
         disputes,
+        portal,
         setup_intents,
         strict,
         webhooks,
     )
 
-    for module in (api, billing, customer_sessions, disputes, setup_intents, webhooks, browser):
+    modules = (api, billing, customer_sessions, disputes, portal, setup_intents, webhooks, browser)
+    for module in modules:
         app.register_blueprint(module.bp)
     strict.check_app(app)  # every /v1 route declares the parameters it accepts
     webhooks.init_app(app)  # delivery tables, test helpers, resumes pending webhooks
