@@ -1,6 +1,11 @@
 // Small progressive enhancements; every page works without them.
 document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
   select.addEventListener("change", function () { select.form.requestSubmit(); });
+  // This script is deferred: a choice made before it ran had no handler to send it. The
+  // HTML marks the current value (and autocomplete="off" keeps the browser from restoring
+  // an old choice), so a different one here was picked by the shopper: send it now.
+  var current = Array.prototype.some.call(select.options, function (o) { return o.defaultSelected; });
+  if (current && !select.options[select.selectedIndex].defaultSelected) { select.form.requestSubmit(); }
 });
 
 // The phone header's menu button: shows and hides the rest of the header (the CSS keeps it
