@@ -110,6 +110,31 @@ def test_a_click_before_the_challenge_script_runs_is_not_lost(
     assert intent(stripe_client, secret).status == "succeeded"
 
 
+def test_card_fields_wait_for_their_frame_script(page: Page, merchant: str, stripe_client):
+    """The element frames' fields are disabled until the page has sent the frame its options:
+    typed into before the frame's script ran, Enter submitted the frame's own form (the card
+    number in a GET of the frame's address)."""
+    held = []
+    page.route(re.compile(r".*/static/js/frame\.js.*"), lambda route: held.append(route))
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(merchant + "/quickstart", wait_until="commit")
+    payment = page.frame_locator(PAYMENT_FRAME)
+    email = page.frame_locator(EMAIL_FRAME)
+    expect(payment.get_by_label("Card number")).to_be_disabled()
+    expect(email.get_by_label("Email")).to_be_disabled()
+    for route in held:
+        route.continue_()
+    page.unroute_all()
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    secret = page.evaluate("window.clientSecret")
+    fill(page, "4242 4242 4242 4242")
+    payment.get_by_label("ZIP").press("Enter")
+    assert returned(page, merchant, secret)["redirect_status"] == ["succeeded"]
+    assert intent(stripe_client, secret).status == "succeeded"
+    assert not [url for url in urls if "4242" in url]
+
+
 def test_decline_is_shown_inline(page: Page, merchant: str, stripe_client: stripe.StripeClient):
     secret = open_quickstart(page, merchant)
     fill(page, "4000 0000 0000 9995")

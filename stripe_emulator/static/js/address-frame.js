@@ -270,6 +270,10 @@
 
   function applyOptions() {
     var opts = options();
+    // The fields come disabled (see address_frame.html): usable once the options are here.
+    ORDER.forEach(function (field) {
+      inputs[field].disabled = false;
+    });
     setCountries();
     document.querySelector('[data-field="phone"]').hidden = !phoneShown();
     var mode = opts.mode === "billing" ? "billing" : "shipping";
