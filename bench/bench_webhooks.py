@@ -10,16 +10,22 @@ Target: p95 under 50 ms per event on SQLite, for both an ignored event type and 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import update  # noqa: E402
+
 from storefront.cart import Cart  # noqa: E402
 from storefront.extensions import db  # noqa: E402
+from storefront.models import Product  # noqa: E402
 from storefront.orders import create_order_from_cart  # noqa: E402
 from tests.conftest import make_app  # noqa: E402
 from tests.webhook_helpers import make_event, sign  # noqa: E402
@@ -58,9 +64,26 @@ def report(name: str, timings: list[float]) -> bool:
 
 
 def main() -> int:
-    app = make_app(Path(tempfile.mkdtemp()), STRIPE_WEBHOOK_SECRET=SECRET, LOG_LEVEL="WARNING")
+    """0: the target is met; 1: missed; 2: the benchmark could not run."""
+    tmp = Path(tempfile.mkdtemp(prefix="storefront-bench-webhooks-"))
+    try:
+        return run(tmp)
+    except Exception:
+        traceback.print_exc()
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> int:
+    app = make_app(tmp, STRIPE_WEBHOOK_SECRET=SECRET, LOG_LEVEL="WARNING")
+    # basicConfig (in create_app) does nothing when logging is set up already (the
+    # seeded template's app did): the per-event INFO lines would flood the report.
+    logging.getLogger().setLevel(logging.WARNING)
     client = app.test_client()
     with app.test_request_context():
+        # Stock for every order: a fulfilment short of stock adds a staff notice.
+        db.session.execute(update(Product).where(Product.id == 1).values(stock=10 * EVENTS))
         orders = []
         for _ in range(EVENTS):
             order = create_order_from_cart(Cart(currency="usd", items={"1": 1}), "b@example.com")
@@ -97,7 +120,13 @@ def main() -> int:
     with app.app_context():
         from storefront.models import OutboxMessage
 
-        emails = db.session.query(OutboxMessage).count()
+        emails = (
+            db.session.query(OutboxMessage)
+            .filter(OutboxMessage.kind == "order_confirmation")
+            .count()
+        )
+        db.session.remove()
+        db.engine.dispose()
     print(f"orders fulfilled (confirmation e-mails): {emails} of {EVENTS}")
     return 0 if all(results) and emails == EVENTS else 1
 

@@ -48,8 +48,14 @@ def prepare(database_url: str, emulator_url: str, shop_url: str) -> str:
     from flask_migrate import upgrade
 
     from storefront import create_app, payments
-    from storefront.catalog import load_catalog_file, seed_catalog, sync_catalog
+    from storefront.catalog import (
+        load_catalog_file,
+        load_shipping_rates,
+        seed_catalog,
+        sync_catalog,
+    )
     from storefront.extensions import db
+    from storefront.shipping import seed_shipping_rates
 
     empty_database(database_url)
     settings = shop_settings(database_url, emulator_url, shop_url)
@@ -57,6 +63,7 @@ def prepare(database_url: str, emulator_url: str, shop_url: str) -> str:
     with app.app_context():
         upgrade()
         seed_catalog(load_catalog_file())
+        seed_shipping_rates(load_shipping_rates())  # as `flask catalog seed`: Pay needs a rate
         sync_catalog(echo=lambda *_: None)
         secret = payments.register_webhook_endpoint(shop_url + "/webhooks/stripe")
         db.session.remove()

@@ -37,7 +37,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if problem:
         raise SystemExit(f"Refusing to start: {problem}.")
     app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"])
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    # A server database's connections can be dropped (a restart, a proxy's idle timeout):
+    # each is pinged when taken from the pool. A SQLite file cannot drop a connection, so
+    # that round of "SELECT 1" on every request would be pure cost there.
+    server_db = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": server_db})
 
     if not app.debug and not app.testing:
         problem = production_problem(app.config)

@@ -20,10 +20,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import stripe
 from flask import Blueprint, current_app, request
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import card_testing, payments
@@ -116,6 +117,48 @@ def _payload_text(event: Any) -> str:
 _INSERT_EVENT = insert(WebhookEvent.__table__)
 
 
+def _insert_event(values: dict[str, Any]) -> int | None:
+    """INSERT the event row, committed; its id, or None when the event id is stored already.
+
+    A delivery (the session has no transaction yet) INSERTs on a connection in autocommit
+    mode: the statement is its own transaction, so SQLite's write lock is held only while
+    the statement runs. In a session transaction the lock would be held from the INSERT
+    across SQLAlchemy's commit bookkeeping, and the other workers' deliveries would wait
+    in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries. A caller
+    with a transaction of its own (reconcile, a test) gets the INSERT in that transaction,
+    committed, as before: a second connection would wait on that caller's own lock.
+    """
+    # The request's session, only if something made one (asking would make one).
+    session = db.session() if db.session.registry.has() else None
+    if session is not None and session.in_transaction():
+        try:
+            row_id = session.execute(_INSERT_EVENT, values).inserted_primary_key[0]
+            session.commit()
+            return row_id
+        except IntegrityError:
+            session.rollback()
+            return None
+    try:
+        with _autocommit_engine().connect() as conn:
+            return conn.execute(_INSERT_EVENT, values).inserted_primary_key[0]
+    except IntegrityError:
+        return None
+
+
+def _autocommit_engine() -> Engine:
+    """The app's engine (same pool) with each statement committed on its own."""
+    engine = db.engine
+    autocommit = _autocommit_engines.get(engine)
+    if autocommit is None:
+        autocommit = _autocommit_engines[engine] = engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    return autocommit
+
+
+_autocommit_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class Claim:
     row_id: int
@@ -147,12 +190,9 @@ def _claim(event: Any, event_id: str, payload: str | None, *, ignored: bool) -> 
         "processed_at": now if ignored else None,
         "attempts": 1,
     }
-    try:
-        row_id = db.session.execute(_INSERT_EVENT, values).inserted_primary_key[0]
-        db.session.commit()
+    row_id = _insert_event(values)
+    if row_id is not None:
         return Claim(row_id, finished=ignored)
-    except IntegrityError:
-        db.session.rollback()
 
     now = utcnow()
     result = db.session.execute(

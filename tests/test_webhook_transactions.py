@@ -1,6 +1,7 @@
-"""How much database work one delivery costs: an ignored event is one transaction, a
-handled one two (the claim, then the handler's changes with the outcome), the body is
-stored as it came, and a failing handler still has its failure recorded."""
+"""How much database work one delivery costs: an ignored event is one statement that
+commits itself, a handled one two transactions (the claim, then the handler's changes
+with the outcome), the body is stored as it came, and a failing handler still has its
+failure recorded."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from tests.webhook_helpers import make_event, make_order, payment_intent, post_e
 
 
 class Commits:
-    """Counts the commits (and webhook_event writes) the app makes while the block runs."""
+    """Counts the commits (and webhook_event writes) the app makes while the block runs;
+    each write is noted with whether it ran in autocommit mode (its own transaction, so
+    SQLite's write lock is released when the statement ends, not at a later COMMIT)."""
 
     def __init__(self, app):
         with app.app_context():
             self.engine = db.engine
         self.commits = 0
         self.writes: list[str] = []
+        self.autocommit: list[bool] = []
 
     def _commit(self, _conn):
         self.commits += 1
@@ -30,6 +34,8 @@ class Commits:
     def _sql(self, _conn, _cursor, statement, *_args):
         if statement.startswith(("INSERT INTO webhook_event", "UPDATE webhook_event")):
             self.writes.append(statement.split()[0])
+            # sqlite3: isolation_level None = no implicit BEGIN, each statement commits.
+            self.autocommit.append(_cursor.connection.isolation_level is None)
 
     def __enter__(self):
         event.listen(self.engine, "commit", self._commit)
@@ -50,12 +56,14 @@ def row(app, event_id: str) -> WebhookEvent:
         return found
 
 
-def test_an_event_no_handler_takes_is_stored_done_in_one_transaction(app, client):
+def test_an_event_no_handler_takes_is_stored_done_in_one_statement(app, client):
     evt = make_event("customer.updated", {"id": "cus_1", "object": "customer"})
     with Commits(app) as seen:
         response = post_event(client, evt)
     assert response.json == {"received": True, "outcome": "ignored"}
-    assert (seen.commits, seen.writes) == (1, ["INSERT"])
+    # One INSERT that commits itself: the write lock is not held across SQLAlchemy's
+    # work between an INSERT and a COMMIT (the other workers' deliveries wait for it).
+    assert (seen.writes, seen.autocommit, seen.commits) == (["INSERT"], [True], 0)
     stored = row(app, evt["id"])
     assert stored.outcome == "ignored" and stored.processed_at is not None
     assert stored.attempts == 1
@@ -73,8 +81,29 @@ def test_a_handled_event_commits_its_changes_and_outcome_together(app, client):
     # The claim; then fulfilment (which commits its paid flag, stock and email at once)
     # and the outcome. Before: the claim, the handler, and the outcome on its own.
     assert seen.writes == ["INSERT", "UPDATE"]
-    assert seen.commits <= 3
+    assert seen.autocommit == [True, False]  # the claim stands alone; the rest is one unit
+    assert seen.commits <= 2
     assert row(app, evt["id"]).outcome == "processed"
+
+
+def test_a_caller_with_a_transaction_stores_the_event_in_it(app):
+    # Reconcile, or a test: its session has written and not committed. A connection of
+    # the event's own would wait for that session's write lock (forever, on SQLite).
+    public_id = make_order(app, pi_id="pi_tx_3")
+    evt = make_event("customer.updated", {"id": "cus_3", "object": "customer"})
+    with app.app_context():
+        from storefront.models import Order
+
+        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
+        order.email = "caller@example.com"
+        db.session.flush()  # holds the write lock
+        with Commits(app) as seen:
+            assert webhooks.process_event(evt) == "ignored"
+    assert (seen.writes, seen.autocommit, seen.commits) == (["INSERT"], [False], 1)
+    from tests.webhook_helpers import get_order
+
+    assert get_order(app, public_id).email == "caller@example.com"  # committed with it
+    assert row(app, evt["id"]).outcome == "ignored"
 
 
 def test_the_body_is_stored_as_it_came(app, client):
