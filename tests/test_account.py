@@ -170,6 +170,25 @@ def test_invalid_email_is_explained(client, app):
     assert sign_in_messages(app) == []
 
 
+def test_invalid_email_error_is_on_the_field(client, app):
+    """The sign-in form (a FlaskForm) says what is wrong next to the email field, tied to it
+    for screen readers and focused, and keeps what was typed; no field at all is refused
+    the same way."""
+    html = client.post("/account/sign-in", data={"email": "ada@example"}).get_data(as_text=True)
+    field = re.search(r"<input[^>]*id=\"sign-in-email\"[^>]*>", html).group(0)
+    assert 'aria-invalid="true"' in field
+    assert 'aria-describedby="sign-in-email-error"' in field
+    assert "autofocus" in field
+    assert 'value="ada@example"' in field
+    assert re.search(r'id="sign-in-email-error"[^>]*>Please enter a valid email address\.<', html)
+    resp = client.post("/account/sign-in", data={})
+    assert resp.status_code == 400
+    assert 'id="sign-in-email-error"' in resp.get_data(as_text=True)
+    assert sign_in_messages(app) == []
+    # Shown fresh, the field carries no error.
+    assert "aria-invalid" not in client.get("/account/").get_data(as_text=True)
+
+
 def test_repeated_requests_do_not_flood_the_outbox(client, app):
     for _ in range(5):
         assert client.post("/account/sign-in", data={"email": EMAIL}).status_code == 200

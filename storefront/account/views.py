@@ -11,6 +11,7 @@ from .. import billing, payments
 from ..models import Subscription
 from ..viewer import mask_email, signed_in_email
 from . import bp, sign_in_as, sign_out_everywhere, signed_in_customer
+from .forms import SignInForm
 from .tokens import consume_token, send_sign_in_link, usable_token
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ INVALID_LINK = (
 def show():
     email = signed_in_email()
     if email is None:
-        return render_template("account/sign_in.html", sent_to=None)
+        return render_template("account/sign_in.html", sent_to=None, form=SignInForm())
     customer = billing.find_customer(email)
     membership = billing.membership_for(customer)
     # A failed renewal: what is owed and when Stripe retries, as Stripe has it now.
@@ -75,15 +76,12 @@ def status():
 
 @bp.post("/sign-in")
 def request_link():
-    email = billing.normalise_email(request.form.get("email"))
-    if email is None:
-        return render_template(
-            "account/sign_in.html",
-            sent_to=None,
-            error="Please enter a valid email address.",
-            email=request.form.get("email", ""),
-        ), 400
-    return link_sent_page(email)
+    # The HTML form's fields only: left to itself Flask-WTF also reads a JSON body, and
+    # fails on one that is not an object.
+    form = SignInForm(request.form)
+    if not form.validate_on_submit():
+        return render_template("account/sign_in.html", sent_to=None, form=form), 400
+    return link_sent_page(form.address)
 
 
 def link_sent_page(email: str) -> str:
@@ -96,7 +94,9 @@ def link_sent_page(email: str) -> str:
 
 
 def _invalid_link():
-    return render_template("account/sign_in.html", sent_to=None, error=INVALID_LINK), 400
+    return render_template(
+        "account/sign_in.html", sent_to=None, error=INVALID_LINK, form=SignInForm(formdata=None)
+    ), 400
 
 
 @bp.get("/sign-in/<token>")

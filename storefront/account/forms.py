@@ -1,0 +1,29 @@
+"""My account's forms (Flask-WTF: every POST carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField
+from wtforms.validators import ValidationError
+
+from .. import billing
+
+INVALID_EMAIL = "Please enter a valid email address."
+
+
+class SignInForm(FlaskForm):
+    """Ask for a sign-in link. ``address`` is the email in the shop's one form (trimmed,
+    lower-cased) once the form validates."""
+
+    email = EmailField("Email")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.address: str | None = None
+
+    def validate_email(self, field) -> None:
+        # The shop's one email rule (billing.normalise_email), also used by Subscribe and
+        # the checkout, rather than WTForms' Email validator with rules of its own.
+        self.address = billing.normalise_email(field.data)
+        if self.address is None:
+            raise ValidationError(INVALID_EMAIL)
