@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,6 +29,19 @@ MAX_QUANTITY = 99
 # Order numbers: FW-10001 for the first order (Fernwood), easy to say on the phone.
 ORDER_NUMBER_PREFIX = "FW-"
 ORDER_NUMBER_OFFSET = 10000
+# What staff type for one: "FW-10001", "fw 10001", "#FW10001" or just "10001".
+ORDER_NUMBER_RE = re.compile(r"#?\s*(?:FW\s*-?\s*)?([0-9]{1,12})", re.IGNORECASE)
+
+
+def order_id_for_number(text: str) -> int | None:
+    """The row id of order number ``text`` (see ``Order.number``), or None when ``text``
+    is not an order number."""
+    match = ORDER_NUMBER_RE.fullmatch(text.strip())
+    if match is None:
+        return None
+    order_id = int(match.group(1)) - ORDER_NUMBER_OFFSET
+    # Ids beyond a 32-bit integer are no order's (and PostgreSQL refuses to compare them).
+    return order_id if 1 <= order_id <= 2**31 - 1 else None
 
 
 def utcnow() -> datetime:

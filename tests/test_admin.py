@@ -150,6 +150,22 @@ def test_orders_list_filters_search_and_pages(app, staff):
     assert staff.get("/admin/orders?date_from=yesterday").status_code == 400
 
 
+def test_orders_search_finds_an_order_by_its_number(app, staff):
+    """Staff type the FW- number a customer reads out, in any case, with or without FW-."""
+    first = add_order(app, email="ada@example.com")
+    second = add_order(app, email="bob@example.com")
+    with app.app_context():
+        number = db.session.scalar(select(Order).where(Order.public_id == second)).number
+    digits = number.removeprefix("FW-")
+    for q in (number, number.lower(), digits, f" fw {digits} ", f"#{number}"):
+        html = staff.get("/admin/orders", query_string={"q": q}).get_data(as_text=True)
+        assert second[:8] in html and first[:8] not in html, q
+        assert "1 order</p>" in html, q
+    for q in ("FW-1", "FW-99999999999999", "FW-", "FW-10001x"):
+        html = staff.get("/admin/orders", query_string={"q": q}).get_data(as_text=True)
+        assert first[:8] not in html and second[:8] not in html, q
+
+
 def test_orders_list_pages_by_fifty(app, staff):
     with app.app_context():
         for i in range(55):

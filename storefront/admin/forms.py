@@ -35,7 +35,10 @@ class OrderFilterForm(FlaskForm):
     )
     q = StringField(
         "Search",
-        description="Email, order number, PaymentIntent (pi_…) or Checkout Session (cs_…) id",
+        description=(
+            "Email, order number (FW-10001), order id, PaymentIntent (pi_…) or Checkout"
+            " Session (cs_…) id"
+        ),
         validators=[Optional(), Length(max=255)],
     )
     date_from = DateField("From", validators=[Optional()])

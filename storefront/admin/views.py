@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import outbox, payments, stripe_cli, webhooks
 from ..billing import STAFF_RECIPIENT
 from ..extensions import db
-from ..models import Order, OrderStatus, OutboxMessage, WebhookEvent
+from ..models import Order, OrderStatus, OutboxMessage, WebhookEvent, order_id_for_number
 from ..money import format_money
 from . import bp, reports
 from .access import audit
@@ -65,6 +65,7 @@ def _filtered_orders(form: OrderFilterForm) -> Select:
     q = (form.q.data or "").strip()
     if q:
         like = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        order_id = order_id_for_number(q)
         query = query.where(
             or_(
                 func.lower(Order.email) == q.lower(),
@@ -72,6 +73,7 @@ def _filtered_orders(form: OrderFilterForm) -> Select:
                 Order.public_id.startswith(q, autoescape=True) if len(q) >= 4 else False,
                 Order.stripe_payment_intent_id == q,
                 Order.stripe_checkout_session_id == q,
+                Order.id == order_id if order_id is not None else False,
             )
         )
     if form.date_from.data:
