@@ -78,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_CART_PER_SESSION": "60 per minute",
     "RATE_LIMIT_STAFF_PER_IP": "60 per minute; 600 per hour",
     "RATE_LIMIT_STAFF_PER_SESSION": "30 per minute; 300 per hour",
+    "RATE_LIMIT_BILLING_PER_IP": "30 per minute; 200 per hour",
+    "RATE_LIMIT_BILLING_PER_SESSION": "10 per minute; 60 per hour",
     # Card-testing defence: this many declines (as Stripe reports them) for one browser, IP
     # or order within the window stop new payments from it for the cooling-off period.
     "CARD_DECLINE_LIMIT": 5,

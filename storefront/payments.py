@@ -398,6 +398,78 @@ def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> Any:
     )
 
 
+# --------------------------------------------------------------------------- saved cards
+# (My account → Payment methods). Nothing about cards is stored by the shop: each page
+# reads them from Stripe, and each change is a Stripe call.
+
+SAVED_CARDS_LIMIT = 100  # Stripe's largest page; a customer with more sees the newest 100
+
+
+def list_cards(customer_id: str) -> list[Any]:
+    """The customer's saved cards as Stripe has them, newest first."""
+    if not customer_id:  # never a list without a customer
+        return []
+    page = call(
+        "customer payment methods list",
+        client().v1.customers.payment_methods.list,
+        customer_id,
+        params={"type": "card", "limit": SAVED_CARDS_LIMIT},
+    )
+    return list(page.data)
+
+
+def retrieve_customer(customer_id: str) -> Any:
+    """A Customer as Stripe has it now (its ``invoice_settings.default_payment_method``)."""
+    return call("customer retrieve", client().v1.customers.retrieve, customer_id)
+
+
+def customers_card(customer_id: str, payment_method_id: str) -> Any | None:
+    """The PaymentMethod if it is a card attached to ``customer_id``; None when Stripe
+    has no such PaymentMethod or it belongs to someone else (the caller refuses both
+    alike, so the answer never tells whether another customer's id exists)."""
+    if not customer_id or not payment_method_id:
+        return None
+    try:
+        pm = call(
+            "payment method retrieve",
+            client().v1.payment_methods.retrieve,
+            payment_method_id,
+            raise_as_is=_missing,
+        )
+    except stripe.InvalidRequestError:  # only a missing one gets here
+        return None
+    if field(pm, "customer") != customer_id or field(pm, "type") != "card":
+        log.info("payment method %s is not a card of customer %s", pm.id, customer_id)
+        return None
+    return pm
+
+
+def detach_card(payment_method_id: str) -> Any:
+    """Remove a saved card from its customer (Stripe sends ``payment_method.detached``)."""
+    detached = call("payment method detach", client().v1.payment_methods.detach, payment_method_id)
+    log.info("payment method %s detached", payment_method_id)
+    return detached
+
+
+def set_membership_card(customer_id: str, subscription_id: str, payment_method_id: str) -> None:
+    """Make a saved card the one the membership renews with: the subscription's own
+    ``default_payment_method`` (which Stripe charges first) and the customer's invoice
+    default (what a new subscription or invoice falls back to)."""
+    call(
+        "subscription update",
+        client().v1.subscriptions.update,
+        subscription_id,
+        params={"default_payment_method": payment_method_id},
+    )
+    call(
+        "customer update",
+        client().v1.customers.update,
+        customer_id,
+        params={"invoice_settings": {"default_payment_method": payment_method_id}},
+    )
+    log.info("subscription %s renews with %s", subscription_id, payment_method_id)
+
+
 def field(obj: Any, *path: str | int, default: Any = None) -> Any:
     """``obj[a][b]...`` for Stripe objects and plain dicts alike; ``default`` when missing.
 

@@ -1,13 +1,14 @@
 """Rate limits (Flask-Limiter) on what costs the shop or others something.
 
-Four budgets, each counted per client IP and per browser session (and sign-in links
+Several budgets, each counted per client IP and per browser session (and sign-in links
 also per email address): starting a payment (every endpoint that makes an order, a
 PaymentIntent, a Customer or a Checkout Session shares one), sign-in links (the mail
-they send), and cart changes. The endpoints are listed here rather than decorated in
-their modules, so the limits stay with the endpoint whatever its view becomes; a test
-checks that each one exists. Limits come from settings (``RATE_LIMIT_*``) and are
-counted in ``RATELIMIT_STORAGE_URI`` (memory by default, per process; Redis or any
-storage Flask-Limiter supports for shops with several app servers).
+they send), cart changes, staff actions, and billing changes on My account. The
+endpoints are listed here rather than decorated in their modules, so the limits stay
+with the endpoint whatever its view becomes; a test checks that each one exists. Limits
+come from settings (``RATE_LIMIT_*``) and are counted in ``RATELIMIT_STORAGE_URI``
+(memory by default, per process; Redis or any storage Flask-Limiter supports for shops
+with several app servers).
 
 A refused request gets 429 with ``Retry-After``: a page saying how long to wait, or
 JSON for JSON callers.
@@ -38,6 +39,10 @@ SIGN_IN_ENDPOINTS = ("account.request_link",)
 # Subscribe sends a sign-in link to an email that is already a member: same email budget.
 EMAIL_ENDPOINTS = ("account.request_link", "membership.subscribe")
 CART_ENDPOINTS = ("cart.add", "cart.update", "cart.remove", "cart.currency")
+# Billing self-service on My account: each is a change at Stripe (a card detached, the
+# membership's card set). Signed-out requests are redirected before any Stripe call, but
+# count all the same.
+BILLING_ENDPOINTS = ("account.remove_card", "account.use_card_for_membership")
 # Staff actions in the back office: refunds create Stripe objects and send mail, the rest
 # change data or run work (reconcile lists Stripe's events). The staff check answers 404
 # first, so only staff ever spend this budget.
@@ -106,6 +111,8 @@ def init_app(app: Flask) -> None:
         (CART_ENDPOINTS, "cart-ip", "RATE_LIMIT_CART_PER_IP", client_ip, {}),
         (CART_ENDPOINTS, "cart-session", "RATE_LIMIT_CART_PER_SESSION", client_id, {}),
         (STAFF_ENDPOINTS, "staff-ip", "RATE_LIMIT_STAFF_PER_IP", client_ip, {}),
+        (BILLING_ENDPOINTS, "billing-ip", "RATE_LIMIT_BILLING_PER_IP", client_ip, {}),
+        (BILLING_ENDPOINTS, "billing-session", "RATE_LIMIT_BILLING_PER_SESSION", client_id, {}),
         (STAFF_ENDPOINTS, "staff-session", "RATE_LIMIT_STAFF_PER_SESSION", client_id, {}),
     ]
     for endpoints, scope, setting, key_func, options in budgets:

@@ -26,6 +26,8 @@ def limited_app(tmp_path, **limits):
         "RATE_LIMIT_CART_PER_SESSION": "1000 per minute",
         "RATE_LIMIT_STAFF_PER_IP": "1000 per minute",
         "RATE_LIMIT_STAFF_PER_SESSION": "1000 per minute",
+        "RATE_LIMIT_BILLING_PER_IP": "1000 per minute",
+        "RATE_LIMIT_BILLING_PER_SESSION": "1000 per minute",
     }
     config.update(limits)
     return make_app(tmp_path, **config)
@@ -47,6 +49,7 @@ def test_every_budget_is_on_its_endpoints(tmp_path):
         *ratelimits.EMAIL_ENDPOINTS,
         *ratelimits.CART_ENDPOINTS,
         *ratelimits.STAFF_ENDPOINTS,
+        *ratelimits.BILLING_ENDPOINTS,
     }
     # Pay (the shipping issue's checkout) may not exist yet; every other endpoint must.
     assert expected - {"checkout.pay"} <= set(app.view_functions)

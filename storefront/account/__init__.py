@@ -14,7 +14,8 @@ of the session cookie (other devices, a copied cookie), not just this browser's.
 The link goes out as mail like every other message (the outbox, sent by the dispatcher;
 in development it lands in the mailbox at /dev/mail).
 
-Modules: ``tokens`` (sign-in links), ``views`` (the page, sign-in and membership actions).
+Modules: ``tokens`` (sign-in links), ``views`` (the page, sign-in and membership actions),
+``payment_methods`` (saved cards at Stripe: list, remove, choose the membership's card).
 """
 
 from __future__ import annotations
@@ -156,4 +157,4 @@ def template_context() -> dict[str, Any]:
     return {"account_email": email, "is_member": billing.is_member(customer)}
 
 
-from . import views  # noqa: E402,F401  (registers the routes)
+from . import payment_methods, views  # noqa: E402,F401  (register the routes)

@@ -92,6 +92,10 @@ def test_account_and_back_office_have_no_axe_violations(
     page.get_by_role("button", name="Cancel at period end").click()
     expect(page.get_by_text("will end at the end of the current period")).to_be_visible()
     s.check("my account, change on its way")
+    s.visit("/account/payment-methods", "payment methods")
+    page.get_by_role("link", name=re.compile(r"^Remove Visa")).click()
+    expect(page.get_by_role("button", name="Remove card")).to_be_visible()
+    s.check("remove a card")
     s.visit(f"/orders/{public_id}", "order paid")
     for path in (
         "/admin/",
@@ -233,6 +237,7 @@ def test_no_page_is_wider_than_a_320px_screen(page: Page, live_shop: LiveShop, s
         "/cart/",
         "/membership/",
         "/account/",
+        "/account/payment-methods",
         "/contact",
         "/shipping-and-returns",
         "/privacy",
