@@ -253,8 +253,13 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() waits as long as an action does (``page``'s 15 s), not Playwright's default
+    # 5 s: several checks follow a step of many round trips (Pay: the elements' messages,
+    # the shop's Pay request, the intent, the confirm, the 3-D Secure frame), which took
+    # over 5 s in a stress run with other browser tests on the same 2 cores.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield browser
