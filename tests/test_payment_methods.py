@@ -284,3 +284,15 @@ def test_no_database_writes_are_held_across_the_stripe_changes(stripe_app, membe
     actions = {action for action, _ in seen}
     assert {"subscription update", "customer update", "payment method detach"} <= actions
     assert not any(holds for _, holds in seen)
+
+
+def test_signed_in_hostile_bodies_never_get_a_5xx(client):
+    """The route walk in test_hostile_inputs is signed out (redirected before any form is
+    read); signed in, the actions read their form too."""
+    from tests.test_hostile_inputs import bodies
+
+    accounts.sign_in(client, EMAIL)
+    for action in ("remove", "membership"):
+        for description, kwargs in bodies():
+            resp = client.post(f"/account/payment-methods/pm_x/{action}", **kwargs)
+            assert resp.status_code < 500, (action, description, resp.status_code)

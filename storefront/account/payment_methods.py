@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from .. import billing, payments
@@ -70,6 +70,12 @@ NOT_CHANGED = (
 
 class CardActionForm(FlaskForm):
     """Remove / Use for membership: nothing to fill in, but a CSRF-checked POST."""
+
+
+def _form_ok() -> bool:
+    # The HTML form's fields only: left to itself Flask-WTF also reads a JSON body, and
+    # fails on one that is not an object.
+    return CardActionForm(request.form).validate_on_submit()
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def remove_card(pm_id: str):
     customer = _signed_in_customer()
     if customer is None:
         return redirect(url_for("account.show"), code=303)
-    if not CardActionForm().validate_on_submit():
+    if not _form_ok():
         return _page(customer, error="Your session expired. Please try again.", status=400)
     try:
         pm = _owned_card(customer, pm_id)
@@ -254,7 +260,7 @@ def use_card_for_membership(pm_id: str):
     customer = _signed_in_customer()
     if customer is None:
         return redirect(url_for("account.show"), code=303)
-    if not CardActionForm().validate_on_submit():
+    if not _form_ok():
         return _page(customer, error="Your session expired. Please try again.", status=400)
     membership = billing.live_membership(customer)
     if membership is None:
