@@ -460,12 +460,7 @@ def _intent_for(order: Order, cart: Cart, member: bool) -> tuple[Order, Any]:
     transaction is open while Stripe is called. ``(order, None)``: its payment is under
     way or made already. The order may be a successor (its intent was canceled or lost)."""
     db.session.commit()  # end the read transaction before calling Stripe
-    fields = {
-        "amount": order.amount_total,
-        "currency": order.currency,
-        "shipping": shipping_param(order),
-        "receipt_email": order.email,
-    }
+    fields = {"amount": order.amount_total, "currency": order.currency, **_intent_details(order)}
     if order.stripe_payment_intent_id:
         try:
             intent = payments.retrieve_payment_intent(order.stripe_payment_intent_id)
@@ -482,15 +477,21 @@ def _intent_for(order: Order, cart: Cart, member: bool) -> tuple[Order, Any]:
                 order = _successor(order, cart, member, "its payment was canceled")
             else:
                 return order, payments.update_payment_intent(intent.id, **fields)
+    # One call: the create carries the shipping and receipt email too (an update after
+    # it was a second round trip to Stripe on every first Pay).
     try:
-        intent = payments.create_payment_intent(order)
+        intent = payments.create_payment_intent(order, **_intent_details(order))
     except payments.IntentUnusable:
         # The key is taken for other parameters (an earlier create's answer was lost,
         # then the order changed): a new order has a new key.
         order = _successor(order, cart, member, "Stripe refused to create its payment intent")
-        intent = payments.create_payment_intent(order)
-    fields["amount"], fields["currency"] = order.amount_total, order.currency
-    return order, payments.update_payment_intent(intent.id, **fields)
+        intent = payments.create_payment_intent(order, **_intent_details(order))
+    return order, intent
+
+
+def _intent_details(order: Order) -> dict[str, Any]:
+    """What Pay gives the intent besides what the items fix: where it goes, the receipt."""
+    return {"shipping": shipping_param(order), "receipt_email": order.email}
 
 
 def _successor(order: Order, cart: Cart, member: bool, reason: str) -> Order:

@@ -521,12 +521,16 @@ class IntentUnusable(PaymentError):
     that order and starts a new one."""
 
 
-def payment_intent_params(order: Any) -> dict[str, Any]:
-    """What the create sends: only what the order's items fix (amount, currency, ids).
+def payment_intent_params(order: Any, **details: Any) -> dict[str, Any]:
+    """What the create sends: what the order's items fix (amount, currency, ids), and the
+    checkout's ``details`` (``shipping``, ``receipt_email``).
 
-    Retrying with the same key must send the very same parameters, or Stripe refuses it;
-    so nothing that can change without the items changing (the receipt email, the
-    shipping address) goes in here: checkout sets them with an update afterwards.
+    Retrying with the same key must send the very same parameters, or Stripe refuses it
+    (``IntentUnusable``; checkout then starts a successor order). With the details in the
+    create that happens when an earlier create reached Stripe and its answer was lost,
+    and the items, the address or the email changed before Pay was pressed again: rare,
+    where an update after every create would cost each first Pay a second Stripe call.
+    Once the order holds its intent's id, later changes are updates.
     """
     return {
         "amount": order.amount_total,
@@ -534,11 +538,13 @@ def payment_intent_params(order: Any) -> dict[str, Any]:
         "automatic_payment_methods": {"enabled": True},
         "metadata": {"order_id": order.public_id},
         "description": f"Order {order.number}",
+        **details,
     }
 
 
-def create_payment_intent(order: Any) -> Any:
-    """The order's PaymentIntent: amount and currency from the order, never the browser.
+def create_payment_intent(order: Any, **details: Any) -> Any:
+    """The order's PaymentIntent: amount and currency from the order, never the browser;
+    ``details`` as ``payment_intent_params`` says (checkout's shipping and receipt email).
 
     Raises ``IntentUnusable`` when Stripe has this order's key with other parameters (an
     earlier create reached Stripe, its answer was lost, then the cart changed).
@@ -552,7 +558,7 @@ def create_payment_intent(order: Any) -> Any:
         pi = call(
             "payment intent create",
             client().v1.payment_intents.create,
-            params=payment_intent_params(order),
+            params=payment_intent_params(order, **details),
             options={"idempotency_key": payment_intent_key(order)},
             raise_as_is=lambda err: isinstance(err, stripe.IdempotencyError),
         )

@@ -15,7 +15,7 @@ import requests
 import stripe
 from sqlalchemy import func, select
 
-from storefront import payments
+from storefront import checkout, payments
 from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage, Price
@@ -113,6 +113,23 @@ def test_pay_creates_one_intent_with_the_shipping_and_the_total(stripe_app, chec
     assert (intent.amount, intent.shipping.address.city) == (6800, "Troy")
 
 
+def test_the_first_pay_is_one_stripe_call(stripe_app, checkout_client, monkeypatch):
+    # The create carries the shipping and the receipt email: no update right after it
+    # (a second round trip to Stripe while the customer waits).
+    actions: list[str] = []
+    original = payments.call
+
+    def spy(action, *args, **kwargs):
+        actions.append(action)
+        return original(action, *args, **kwargs)
+
+    monkeypatch.setattr(payments, "call", spy)
+    pay_intent_secret(checkout_client)
+    assert actions == ["payment intent create"]
+    [intent] = intents_at_stripe(stripe_app)
+    assert (intent.receipt_email, intent.shipping.address.city) == ("ada@example.com", "Albany")
+
+
 def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
     pay_intent_secret(checkout_client)
     order = only_order(stripe_app)
@@ -121,7 +138,8 @@ def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
     other = Order(public_id="another-order-id", currency="usd", amount_total=1)
     assert payments.payment_intent_key(other) == "storefront:order:another-order-id:payment_intent"
     with stripe_app.test_request_context():
-        again = payments.create_payment_intent(db.session.get(Order, order.id))
+        same = db.session.get(Order, order.id)
+        again = payments.create_payment_intent(same, **checkout._intent_details(same))
     # The same key replays the first answer: never a second intent for one order.
     assert again.id == order.stripe_payment_intent_id
 
@@ -487,9 +505,15 @@ def fail_next(emulator, status: int = 500, count: int = 1) -> None:
 
 def create_intent_answer_lost(app, order: Order) -> str:
     """What a create that reached Stripe but whose answer never came back leaves: an
-    intent at Stripe under the order's key, and no id on the order."""
+    intent at Stripe under the order's key, and no id on the order. It was sent by a Pay
+    with ``press_pay``'s defaults (the recipient and email are part of the create)."""
     with app.test_request_context():
-        pi = payments.create_payment_intent(db.session.get(Order, order.id))
+        pressed = db.session.get(Order, order.id)
+        pressed.email = "ada@example.com"
+        for name, value in ADDRESS.items():
+            setattr(pressed, f"ship_{name}", value or None)
+        pi = payments.create_payment_intent(pressed, **checkout._intent_details(pressed))
+        db.session.rollback()  # the answer never came: the order is as it was
     return pi.id
 
 
