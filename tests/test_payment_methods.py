@@ -296,3 +296,28 @@ def test_signed_in_hostile_bodies_never_get_a_5xx(client):
         for description, kwargs in bodies():
             resp = client.post(f"/account/payment-methods/pm_x/{action}", **kwargs)
             assert resp.status_code < 500, (action, description, resp.status_code)
+
+
+def test_a_member_whose_renewal_failed_is_told_and_can_switch_to_a_working_card(
+    stripe_app, emulator
+):
+    from tests.test_membership import failed_renewal_shop
+
+    shop, sub_id = failed_renewal_shop(stripe_app, emulator)
+    with stripe_app.app_context():
+        sub = payments.retrieve_subscription(sub_id)
+        failing = sub.default_payment_method
+        visa = [c.id for c in payments.list_cards(sub.customer) if c.card.last4 == "4242"][0]
+    page = shop.get("/account/payment-methods")
+    html = page.get_data(as_text=True)
+    assert 'data-testid="renewal-unpaid"' in html
+    assert "Your latest membership renewal of $9.00 is unpaid" in text(page)
+    assert "Stripe will try again on" in text(page)
+    rows = dict(re.findall(r'data-card-id="([^"]+)">(.*?)</li>', html, flags=re.S))
+    assert "Membership renews with this card" in rows[failing]
+    assert shop.post(f"/account/payment-methods/{visa}/membership").status_code == 303
+    assert renewal_card(stripe_app) == (visa, visa)
+    # The declined card is no longer the membership's: it can be removed.
+    assert shop.post(f"/account/payment-methods/{failing}/remove").status_code == 303
+    with stripe_app.app_context():
+        assert [c.id for c in payments.list_cards(sub.customer)] == [visa]

@@ -27,3 +27,8 @@ class SignInForm(FlaskForm):
         self.address = billing.normalise_email(field.data)
         if self.address is None:
             raise ValidationError(INVALID_EMAIL)
+
+
+class CardActionForm(FlaskForm):
+    """Remove a saved card / use it for the membership (``payment_methods``): nothing to
+    fill in, but a CSRF-checked POST."""

@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 
 from .. import billing, payments
 from ..models import LIVE_SUBSCRIPTION_STATUSES, Customer, Subscription
 from ..viewer import signed_in_email
 from . import bp
+from .forms import CardActionForm
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,6 @@ NOT_CHANGED = (
     "We couldn't make that change at Stripe just now. Please try again in a moment; "
     "the cards below are as Stripe has them."
 )
-
-
-class CardActionForm(FlaskForm):
-    """Remove / Use for membership: nothing to fill in, but a CSRF-checked POST."""
 
 
 def _form_ok() -> bool:
@@ -171,9 +167,12 @@ def _page(
     customer_id = customer.stripe_customer_id or ""
     membership = billing.live_membership(customer)
     cards: list[SavedCard] = []
-    renewal, load_error = None, None
+    renewal, load_error, owing = None, None, None
     if customer_id:
         try:
+            # A failed renewal (past_due): what is owed and when Stripe tries the
+            # membership's card again, so the customer knows to choose a working one.
+            owing = billing.amount_due(membership)
             renewal = renewal_of(membership, customer_id)
             card_id = renewal.card_id if renewal else None
             cards = [saved_card(pm, card_id) for pm in payments.list_cards(customer_id)]
@@ -185,6 +184,7 @@ def _page(
         renewal=renewal,
         has_stripe_customer=bool(customer_id),
         load_error=load_error,
+        owing=owing,
         error=error,
     )
     return html, status
