@@ -178,7 +178,9 @@ def test_the_challenge_modal_takes_focus_keeps_it_and_gives_it_back(
     dialog = page.get_by_role("dialog", name="3D Secure authentication")
     expect(dialog).to_be_visible()
     challenge = page.frame_locator(CHALLENGE_FRAME)
-    expect(challenge.get_by_role("button", name="Complete authentication")).to_be_visible()
+    # Enabled, not just drawn: until three-ds.js runs, an Escape inside the frame has no
+    # handler to report it (its buttons stay disabled until then).
+    expect(challenge.get_by_role("button", name="Complete authentication")).to_be_enabled()
     inside = "() => !!document.activeElement.closest('[role=dialog]')"
     assert page.evaluate(inside)
     # Tab and Shift+Tab cycle inside the dialog; the page behind it is inert.
@@ -192,6 +194,28 @@ def test_the_challenge_modal_takes_focus_keeps_it_and_gives_it_back(
     expect(page.locator("#payment-message")).to_have_text(AUTH_FAILURE)
     expect(page.locator("#submit")).to_be_focused()
     assert page.evaluate("document.getElementById('payment-form').inert") is False
+    assert intent(stripe_client, secret).status == "requires_payment_method"
+
+
+def test_escape_closes_the_challenge_while_its_page_is_still_loading(
+    page: Page, merchant: str, stripe_client: stripe.StripeClient
+):
+    """Focus moves into the challenge frame only once it has loaded: an Escape pressed in a
+    frame whose script had not run yet once did nothing, and the modal stayed open."""
+    held = []
+    page.route(re.compile(r".*/static/js/three-ds\.js.*"), lambda route: held.append(route))
+    secret = open_quickstart(page, merchant)
+    fill(page, "4000 0025 0000 3155")
+    page.click("#submit")
+    dialog = page.get_by_role("dialog", name="3D Secure authentication")
+    expect(dialog).to_be_visible()
+    expect(page.frame_locator(CHALLENGE_FRAME).get_by_role("heading")).to_have_text(
+        "3D Secure test payment"
+    )  # drawn, its script held back
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#payment-message")).to_have_text(AUTH_FAILURE)
+    page.unroute_all(behavior="ignoreErrors")
     assert intent(stripe_client, secret).status == "requires_payment_method"
 
 
@@ -271,7 +295,7 @@ def test_the_hosted_pages_challenge_modal_keeps_and_returns_focus(
     expect(dialog).to_be_visible()
     expect(
         page.frame_locator(CHALLENGE_FRAME).get_by_role("button", name="Fail authentication")
-    ).to_be_visible()
+    ).to_be_enabled()  # three-ds.js is there to hear Escape
     inside = "() => !!document.activeElement.closest('[role=dialog]')"
     for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
         page.keyboard.press(key)
@@ -280,6 +304,38 @@ def test_the_hosted_pages_challenge_modal_keeps_and_returns_focus(
     expect(dialog).to_have_count(0)
     expect(page.locator("#form-error")).to_contain_text("unable to authenticate")
     expect(page.locator("#submit-button")).to_be_focused()
+
+
+def test_escape_closes_the_hosted_pages_challenge_while_it_is_still_loading(
+    page: Page, stripe_client: stripe.StripeClient
+):
+    """The hosted page's modal (challenge.js) also holds focus until the frame has loaded."""
+    price = stripe_client.v1.prices.create(
+        {"currency": "usd", "unit_amount": 1500, "product_data": {"name": "Kettle"}}
+    )
+    session = stripe_client.v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "line_items": [{"price": price.id, "quantity": 1}],
+            "success_url": "https://shop.example/paid",
+            "customer_email": "ada@example.com",
+        }
+    )
+    page.route(re.compile(r".*/static/js/three-ds\.js.*"), lambda route: None)
+    page.goto(session.url)
+    page.fill("#cardNumber", "4000 0025 0000 3155")
+    page.fill("#cardExpiry", "12 / 34")
+    page.fill("#cardCvc", "123")
+    page.fill("#billingName", "Ada Lovelace")
+    page.get_by_role("button", name="Pay").click()
+    dialog = page.get_by_role("dialog", name="3D Secure authentication")
+    expect(page.frame_locator(CHALLENGE_FRAME).get_by_role("heading")).to_have_text(
+        "3D Secure test payment"
+    )  # drawn, its script held back
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#form-error")).to_contain_text("unable to authenticate")
+    page.unroute_all(behavior="ignoreErrors")
 
 
 def test_enter_in_a_card_field_submits_the_form(

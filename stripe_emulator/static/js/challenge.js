@@ -76,7 +76,10 @@
       guards[1].addEventListener("focus", function () {
         iframe.focus();
       });
-      iframe.focus();
+      // The dialog itself holds focus until the frame has loaded (its script has run and
+      // hears Escape): a key pressed in a frame still loading had no handler and was lost.
+      overlay.tabIndex = -1;
+      overlay.focus();
       iframe.addEventListener("load", function () {
         iframe.focus();
       });

@@ -224,6 +224,7 @@
       ".__StripeEmuChallenge{position:fixed;inset:0;z-index:2147483647;display:flex;" +
       "align-items:center;justify-content:center;background:rgba(10,37,64,.55);" +
       "animation:__stripeEmuFade .15s ease-out}" +
+      ".__StripeEmuChallenge:focus{outline:none}" +
       ".__StripeEmuChallenge__box{position:relative;background:#fff;border-radius:10px;" +
       "width:min(440px,94vw);height:min(600px,92vh);overflow:hidden;" +
       "box-shadow:0 15px 35px rgba(50,50,93,.25),0 5px 15px rgba(0,0,0,.2)}" +
@@ -317,9 +318,13 @@
       endGuard.addEventListener("focus", function () {
         iframe.focus();
       });
-      iframe.focus();
+      // The dialog itself holds focus until the frame has loaded (its script has run and
+      // hears Escape): a key pressed in a frame still loading had no handler and was lost.
+      overlay.tabIndex = -1;
+      overlay.focus();
       iframe.addEventListener("load", function () {
-        if (!overlay.contains(document.activeElement) || document.activeElement === close) {
+        var active = document.activeElement;
+        if (!overlay.contains(active) || active === close || active === overlay) {
           iframe.focus();
         }
       });
