@@ -337,6 +337,11 @@ def sync_catalog(echo=click.echo) -> int:
         else f"no changes, all {totals['unchanged']} prices already up to date"
     )
     echo(f"Synced {len(products)} products: {outcome}.")
+    # Members manage their billing in Stripe's Customer Portal, set up from the catalog.
+    from .billing_portal import sync_configuration
+
+    config_id, action = sync_configuration()
+    echo(f"Customer Portal configuration {config_id}: {action}.")
     return len(products)
 
 

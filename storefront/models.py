@@ -430,3 +430,17 @@ class Subscription(db.Model):
     def grants_access(self) -> bool:
         """A live membership (see ``LIVE_SUBSCRIPTION_STATUSES``)."""
         return self.status in LIVE_SUBSCRIPTION_STATUSES
+
+
+class StripeSetting(db.Model):
+    """An account-wide Stripe object the shop keeps in step with its own settings, by name
+    (``flask catalog sync-stripe``): today the Customer Portal configuration
+    (``PORTAL_CONFIGURATION``). Like the catalog's synced ids, it says which object is ours."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    stripe_id: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+PORTAL_CONFIGURATION = "billing_portal_configuration"

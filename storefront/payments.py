@@ -9,6 +9,7 @@ and request ids, never keys, client secrets or card data.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -468,6 +469,81 @@ def set_membership_card(customer_id: str, subscription_id: str, payment_method_i
         params={"invoice_settings": {"default_payment_method": payment_method_id}},
     )
     log.info("subscription %s renews with %s", subscription_id, payment_method_id)
+
+
+# --------------------------------------------------------------------------- Customer Portal
+# (issue 14: billing self-service for members)
+
+# Marks the portal configuration this shop made (found again if our stored id is lost).
+PORTAL_METADATA = {"storefront": "membership-portal"}
+
+
+def retrieve_portal_configuration(configuration_id: str) -> Any | None:
+    """The portal configuration, or None when Stripe has none by that id (another
+    account, or it was never made there)."""
+    try:
+        return call(
+            "portal configuration retrieve",
+            client().v1.billing_portal.configurations.retrieve,
+            configuration_id,
+            raise_as_is=_missing,
+        )
+    except stripe.InvalidRequestError:
+        return None
+
+
+def find_portal_configuration() -> Any | None:
+    """The active portal configuration this shop made, by its metadata (newest first)."""
+    page = call(
+        "portal configuration list",
+        client().v1.billing_portal.configurations.list,
+        params={"active": True, "limit": 100},
+    )
+    for config in page.data:
+        metadata = config.metadata.to_dict() if config.metadata else {}
+        if metadata.get("storefront") == PORTAL_METADATA["storefront"]:
+            return config
+    return None
+
+
+def create_portal_configuration(params: dict[str, Any]) -> Any:
+    """Create the portal configuration; the key comes from the parameters, so a retry (or a
+    second sync of the same settings) never makes two."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    return call(
+        "portal configuration create",
+        client().v1.billing_portal.configurations.create,
+        params=params,
+        options={"idempotency_key": idempotency_key("portal-configuration", digest)},
+    )
+
+
+def update_portal_configuration(configuration_id: str, params: dict[str, Any]) -> Any:
+    return call(
+        "portal configuration update",
+        client().v1.billing_portal.configurations.update,
+        configuration_id,
+        params=params,
+    )
+
+
+def create_portal_session(
+    customer_id: str, return_url: str, configuration_id: str, key: str
+) -> Any:
+    """A Customer Portal session for the customer; ``key`` (from the My account form shown)
+    makes a doubled press open the same session."""
+    session = call(
+        "portal session create",
+        client().v1.billing_portal.sessions.create,
+        params={
+            "customer": customer_id,
+            "return_url": return_url,
+            "configuration": configuration_id,
+        },
+        options={"idempotency_key": idempotency_key("portal-session", customer_id, key)},
+    )
+    log.info("portal session %s for %s", session.id, customer_id)
+    return session
 
 
 def field(obj: Any, *path: str | int, default: Any = None) -> Any:

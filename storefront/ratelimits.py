@@ -35,6 +35,9 @@ PAYMENT_ENDPOINTS = (
     "hosted_checkout.start",
     "membership.subscribe",
 )
+# "Manage billing" makes a Customer Portal session: the payment budget, without the card
+# testing gate (no card is charged here).
+BILLING_ENDPOINTS = ("account.manage_billing",)
 SIGN_IN_ENDPOINTS = ("account.request_link",)
 # Subscribe sends a sign-in link to an email that is already a member: same email budget.
 EMAIL_ENDPOINTS = ("account.request_link", "membership.subscribe")
@@ -99,6 +102,8 @@ def init_app(app: Flask) -> None:
     budgets = [
         (PAYMENT_ENDPOINTS, "payment-ip", "RATE_LIMIT_PAYMENT_PER_IP", client_ip, {}),
         (PAYMENT_ENDPOINTS, "payment-session", "RATE_LIMIT_PAYMENT_PER_SESSION", client_id, {}),
+        (BILLING_ENDPOINTS, "billing-ip", "RATE_LIMIT_PAYMENT_PER_IP", client_ip, {}),
+        (BILLING_ENDPOINTS, "billing-session", "RATE_LIMIT_PAYMENT_PER_SESSION", client_id, {}),
         (SIGN_IN_ENDPOINTS, "sign-in-ip", "RATE_LIMIT_SIGN_IN_PER_IP", client_ip, {}),
         (SIGN_IN_ENDPOINTS, "sign-in-session", "RATE_LIMIT_SIGN_IN_PER_SESSION", client_id, {}),
         (

@@ -63,6 +63,7 @@ STRIPE_JS_EXTRA = {
     }
 }
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 
 WEBHOOK_PATH = "/webhooks/stripe"
 
@@ -88,12 +89,21 @@ def stripe_js_sources() -> dict[str, str]:
     }
 
 
+def _stripe_page_origin(real: str) -> str:
+    """Where Stripe's hosted pages are: ``real``, or the emulator serving them all."""
+    base = current_app.config.get("STRIPE_API_BASE")
+    return origin(base) if base else real
+
+
 def stripe_checkout_sources() -> dict[str, str]:
     """A form here that answers with a redirect to Stripe Checkout: browsers check the
     redirect's target against ``form-action`` too."""
-    base = current_app.config.get("STRIPE_API_BASE")
-    checkout = origin(base) if base else STRIPE_CHECKOUT_ORIGIN
-    return {"form-action": f"'self' {checkout}"}
+    return {"form-action": f"'self' {_stripe_page_origin(STRIPE_CHECKOUT_ORIGIN)}"}
+
+
+def stripe_portal_sources() -> dict[str, str]:
+    """A form here that answers with a redirect to the Customer Portal (Manage billing)."""
+    return {"form-action": f"'self' {_stripe_page_origin(STRIPE_PORTAL_ORIGIN)}"}
 
 
 class PagePolicy(Mapping[str, str]):
@@ -107,7 +117,10 @@ class PagePolicy(Mapping[str, str]):
     def _policy(self) -> dict[str, str]:
         policy = dict(BASELINE_CSP)
         for extension in self.extensions:
-            policy.update(extension())
+            for key, value in extension().items():
+                if key == "form-action":  # each redirect target adds to the others
+                    value = " ".join(dict.fromkeys(policy[key].split() + value.split()))
+                policy[key] = value
         return policy
 
     def __getitem__(self, key: str) -> str:
@@ -123,12 +136,19 @@ class PagePolicy(Mapping[str, str]):
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def stripe_page(*, js: bool = False, checkout: bool = False) -> Callable[[View], View]:
+def stripe_page(
+    *, js: bool = False, checkout: bool = False, portal: bool = False
+) -> Callable[[View], View]:
     """Extend the page's CSP with Stripe.js (``js``) and/or a redirect to Stripe Checkout
-    from one of its forms (``checkout``). Use under the route decorator."""
+    (``checkout``) or the Customer Portal (``portal``) from one of its forms. Use under the
+    route decorator."""
     extensions = [
         ext
-        for wanted, ext in ((js, stripe_js_sources), (checkout, stripe_checkout_sources))
+        for wanted, ext in (
+            (js, stripe_js_sources),
+            (checkout, stripe_checkout_sources),
+            (portal, stripe_portal_sources),
+        )
         if wanted
     ]
 

@@ -236,7 +236,7 @@ def test_a_view_may_choose_a_stricter_referrer_policy(app):
 
 
 def test_pages_without_stripe_allow_nothing_from_stripe(client):
-    csp = client.get("/account/").headers["Content-Security-Policy"]
+    csp = client.get("/contact").headers["Content-Security-Policy"]
     assert "stripe" not in csp
     assert "script-src" not in csp  # default-src 'self' applies
 
@@ -250,6 +250,17 @@ def test_pages_that_redirect_to_stripe_checkout_allow_exactly_that(tmp_path):
     real = other_app(tmp_path, "real")
     csp = real.test_client().get("/cart/").headers["Content-Security-Policy"]
     assert "form-action 'self' https://checkout.stripe.com" in csp
+
+
+def test_my_account_may_redirect_to_the_customer_portal_and_nowhere_else(tmp_path):
+    app = make_app(tmp_path, STRIPE_API_BASE="http://127.0.0.1:9")
+    csp = app.test_client().get("/account/").headers["Content-Security-Policy"]
+    assert "form-action 'self' http://127.0.0.1:9;" in csp + ";"
+    assert "script-src" not in csp
+    real = other_app(tmp_path, "real")
+    csp = real.test_client().get("/account/").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://billing.stripe.com;" in csp + ";"
+    assert "checkout.stripe.com" not in csp
 
 
 def test_hsts_when_the_shop_is_https(tmp_path):

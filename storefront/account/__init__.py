@@ -157,4 +157,4 @@ def template_context() -> dict[str, Any]:
     return {"account_email": email, "is_member": billing.is_member(customer)}
 
 
-from . import payment_methods, views  # noqa: E402,F401  (register the routes)
+from . import payment_methods, portal, views  # noqa: E402,F401  (register the routes)

@@ -9,9 +9,11 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 
 from .. import billing, payments
 from ..models import Subscription
+from ..security import stripe_page
 from ..viewer import mask_email, signed_in_email
 from . import bp, sign_in_as, sign_out_everywhere, signed_in_customer
 from .forms import SignInForm
+from .portal import ManageBillingForm
 from .tokens import consume_token, send_sign_in_link, usable_token
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ INVALID_LINK = (
 
 
 @bp.get("/")
+@stripe_page(portal=True)  # Manage billing redirects to the Customer Portal
 def show():
     email = signed_in_email()
     if email is None:
@@ -40,6 +43,7 @@ def show():
     return render_template(
         "account/show.html",
         email=email,
+        billing_form=ManageBillingForm() if customer and customer.stripe_customer_id else None,
         orders=billing.orders_for(customer, email),
         membership=membership,
         owing=owing,
