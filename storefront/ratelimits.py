@@ -35,17 +35,18 @@ PAYMENT_ENDPOINTS = (
     "hosted_checkout.start",
     "membership.subscribe",
 )
-# "Manage billing" makes a Customer Portal session: the payment budget, without the card
-# testing gate (no card is charged here).
-BILLING_ENDPOINTS = ("account.manage_billing",)
 SIGN_IN_ENDPOINTS = ("account.request_link",)
 # Subscribe sends a sign-in link to an email that is already a member: same email budget.
 EMAIL_ENDPOINTS = ("account.request_link", "membership.subscribe")
 CART_ENDPOINTS = ("cart.add", "cart.update", "cart.remove", "cart.currency")
 # Billing self-service on My account: each is a change at Stripe (a card detached, the
-# membership's card set). Signed-out requests are redirected before any Stripe call, but
-# count all the same.
-BILLING_ENDPOINTS = ("account.remove_card", "account.use_card_for_membership")
+# membership's card set, a Customer Portal session made by Manage billing). Signed-out
+# requests are redirected before any Stripe call, but count all the same.
+BILLING_ENDPOINTS = (
+    "account.remove_card",
+    "account.use_card_for_membership",
+    "account.manage_billing",
+)
 # Staff actions in the back office: refunds create Stripe objects and send mail, the rest
 # change data or run work (reconcile lists Stripe's events). The staff check answers 404
 # first, so only staff ever spend this budget.
@@ -102,8 +103,6 @@ def init_app(app: Flask) -> None:
     budgets = [
         (PAYMENT_ENDPOINTS, "payment-ip", "RATE_LIMIT_PAYMENT_PER_IP", client_ip, {}),
         (PAYMENT_ENDPOINTS, "payment-session", "RATE_LIMIT_PAYMENT_PER_SESSION", client_id, {}),
-        (BILLING_ENDPOINTS, "billing-ip", "RATE_LIMIT_PAYMENT_PER_IP", client_ip, {}),
-        (BILLING_ENDPOINTS, "billing-session", "RATE_LIMIT_PAYMENT_PER_SESSION", client_id, {}),
         (SIGN_IN_ENDPOINTS, "sign-in-ip", "RATE_LIMIT_SIGN_IN_PER_IP", client_ip, {}),
         (SIGN_IN_ENDPOINTS, "sign-in-session", "RATE_LIMIT_SIGN_IN_PER_SESSION", client_id, {}),
         (

@@ -212,7 +212,7 @@ def test_manage_billing_is_rate_limited(tmp_path, emulator):
     from tests.live import synced_app
 
     app = synced_app(
-        tmp_path, emulator, RATELIMIT_ENABLED=True, RATE_LIMIT_PAYMENT_PER_SESSION="2 per minute"
+        tmp_path, emulator, RATELIMIT_ENABLED=True, RATE_LIMIT_BILLING_PER_SESSION="2 per minute"
     )
     from tests import accounts
 

@@ -45,7 +45,6 @@ def test_every_budget_is_on_its_endpoints(tmp_path):
     app = limited_app(tmp_path)
     expected = {
         *ratelimits.PAYMENT_ENDPOINTS,
-        *ratelimits.BILLING_ENDPOINTS,
         *ratelimits.SIGN_IN_ENDPOINTS,
         *ratelimits.EMAIL_ENDPOINTS,
         *ratelimits.CART_ENDPOINTS,
