@@ -102,3 +102,41 @@ def test_a_card_that_is_not_yours_gets_a_focused_error(page: Page, live_shop: Li
     expect(error).to_be_focused()
     expect(page.get_by_test_id("saved-card")).to_have_count(2)  # their own, listed below
     axe.check(page, "payment methods with an error")
+
+
+def test_a_member_moves_the_membership_to_another_card_then_removes_the_old_one(
+    page: Page, live_shop: LiveShop
+):
+    from tests.browser.test_accessibility import join_as_guest, membership_active
+    from tests.live import wait_until
+
+    join_as_guest(page, live_shop, EMAIL)  # pays with 4242 on the hosted page
+    wait_until(lambda: membership_active(live_shop, EMAIL), timeout=30)
+    with live_shop.app.app_context():
+        customer_id = db.session.scalar(
+            select(Customer.stripe_customer_id).where(Customer.email == EMAIL)
+        )
+        payments.client().v1.payment_methods.attach(
+            "pm_card_mastercard", params={"customer": customer_id}
+        )
+    sign_in(page, live_shop, EMAIL)
+    page.get_by_role("link", name="Manage payment methods").click()
+    visa = page.get_by_test_id("saved-card").filter(has_text="4242")
+    mastercard = page.get_by_test_id("saved-card").filter(has_text="4444")
+    expect(visa.get_by_test_id("renewal-card")).to_have_text("Membership renews with this card")
+    expect(visa.get_by_role("link", name="Remove Visa •••• 4242")).to_have_count(0)
+
+    mastercard.get_by_role("button", name=re.compile(r"^Use for membership\W+Mastercard")).click()
+    expect(
+        page.get_by_role("status").filter(has_text="Your membership will renew with Mastercard")
+    ).to_be_visible()
+    expect(mastercard.get_by_test_id("renewal-card")).to_be_visible()
+    with live_shop.app.app_context():
+        stripe_customer = payments.retrieve_customer(customer_id)
+        card = stripe_customer.invoice_settings.default_payment_method
+        assert payments.client().v1.payment_methods.retrieve(card).card.last4 == "4444"
+
+    visa.get_by_role("link", name="Remove Visa •••• 4242").click()
+    page.get_by_role("button", name="Remove card").click()
+    expect(page.get_by_test_id("saved-card")).to_have_count(1)
+    assert cards_at_stripe(live_shop, customer_id) == ["4444"]
