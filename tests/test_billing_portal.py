@@ -293,3 +293,22 @@ def test_canceling_in_the_portal_shows_the_end_date(stripe_app, emulator, cancel
     assert membership(stripe_app).cancel_at_period_end is True
     html = shop.get("/account/").get_data(as_text=True)
     assert "Ends on" in html and "Resume membership" in html
+
+
+def test_portal_events_late_and_out_of_order_end_in_stripes_state(stripe_app, emulator):
+    shop, _ = failed_renewal_shop(stripe_app, emulator)
+    feed = EventFeed(stripe_app)
+    feed.deliver()
+    url = open_portal(shop)
+    portal_api(url, "/payment_method", CARD)
+    page = requests.get(url, timeout=10).text
+    sub_id = re.search(r'data-subscription="(sub_[^"]+)"', page).group(1)
+    yearly = re.search(r'name="price" value="(price_[^"]+)"', page).group(1)
+    portal_api(url, f"/subscriptions/{sub_id}/update", {"price": yearly})
+    # Every event of both changes at once, newest first: each handler re-reads Stripe.
+    delivered = feed.deliver(reverse=True)
+    assert delivered.count("customer.subscription.updated") >= 3
+    after = membership(stripe_app)
+    assert (after.status, after.stripe_price_id) == ("active", yearly)
+    html = shop.get("/account/").get_data(as_text=True)
+    assert "$90.00 / year" in html and 'data-testid="payment-problem"' not in html

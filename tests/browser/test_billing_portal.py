@@ -138,3 +138,47 @@ def test_member_switches_monthly_to_yearly_in_the_portal(page: Page, live_shop: 
     page.reload()
     expect(page.get_by_text("$90.00 / year")).to_be_visible()
     expect(page.get_by_test_id("membership-status")).to_have_text("Active")
+
+
+def test_portal_buttons_wait_for_their_script(page: Page, emulator):
+    """Until portal.js has bound them, the portal's buttons are disabled: a press is never
+    lost (here the script never arrives), and they work once it has run."""
+    import stripe
+
+    sc = stripe.StripeClient(
+        "sk_test_emulator", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
+    price = sc.v1.prices.create(
+        {
+            "product_data": {"name": "Coffee Club"},
+            "unit_amount": 900,
+            "currency": "usd",
+            "recurring": {"interval": "month"},
+        }
+    )
+    customer = sc.v1.customers.create({"email": EMAIL, "payment_method": "pm_card_visa"})
+    pm = sc.v1.payment_methods.list({"customer": customer.id}).data[0]
+    sc.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}], "default_payment_method": pm.id}
+    )
+    config = sc.v1.billing_portal.configurations.create(
+        {
+            "features": {
+                "payment_method_update": {"enabled": True},
+                "subscription_cancel": {"enabled": True},
+            }
+        }
+    )
+    session = sc.v1.billing_portal.sessions.create(
+        {"customer": customer.id, "configuration": config.id, "return_url": "http://shop.test/"}
+    )
+    page.route("**/static/js/portal.js*", lambda route: route.abort())
+    page.goto(session.url)
+    for name in ("Cancel plan", "Update payment method"):
+        expect(page.get_by_role("button", name=name)).to_be_disabled()
+    page.unroute("**/static/js/portal.js*")
+    page.reload()
+    page.get_by_role("button", name="Cancel plan").click()
+    page.get_by_role("button", name="Cancel plan").last.click()
+    expect(page.locator("#portal-notice")).to_contain_text("will be canceled at the end")
+    assert sc.v1.subscriptions.list({"customer": customer.id}).data[0].cancel_at_period_end

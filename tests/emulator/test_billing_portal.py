@@ -374,3 +374,50 @@ def test_features_that_are_off_are_refused(stripe_client, emulator_url):
     ):
         status, _ = page_api(emulator_url, session.id, path, data)
         assert status == 403
+
+
+def test_every_event_of_the_portal_flows_carries_a_well_shaped_object(
+    emulator_app, stripe_client, emulator_url
+):
+    """Webhooks deliver these: recovery in the portal, a switch with prorations and credit."""
+    from stripe_emulator import core
+
+    monthly, yearly = plans(stripe_client)
+    config = configuration(stripe_client, **switching(monthly, yearly))
+    sub = failed_renewal(stripe_client, emulator_url)
+    session = portal(stripe_client, sub.customer, config.id)
+    assert page_api(emulator_url, session.id, "/payment_method", card("4000002500003155"))[0] == 200
+    member_sub = member(stripe_client, emulator_url, yearly)
+    other = portal(stripe_client, member_sub.customer, config.id)
+    status, _ = page_api(
+        emulator_url, other.id, f"/subscriptions/{member_sub.id}/update", {"price": monthly.id}
+    )
+    assert status == 200
+    classes = {
+        "billing_portal.configuration": stripe.billing_portal.Configuration,
+        "billing_portal.session": stripe.billing_portal.Session,
+        "subscription": stripe.Subscription,
+        "invoice": stripe.Invoice,
+        "customer": stripe.Customer,
+        "setup_intent": stripe.SetupIntent,
+        "payment_method": stripe.PaymentMethod,
+        "payment_intent": stripe.PaymentIntent,
+        "charge": stripe.Charge,
+        "checkout.session": stripe.checkout.Session,
+        "product": stripe.Product,
+        "price": stripe.Price,
+    }
+    with emulator_app.app_context():
+        events = core.all_of("event")
+    seen = set()
+    for event in events:
+        assert_stripe_shape(event, stripe.Event)
+        obj = event["data"]["object"]
+        seen.add(obj["object"])
+        assert_stripe_shape(obj, classes[obj["object"]])
+    assert {"billing_portal.configuration", "billing_portal.session", "setup_intent"} <= seen
+    # The credit that yearly -> monthly left on the customer's balance.
+    assert any(
+        e["type"] == "customer.updated" and "balance" in e["data"].get("previous_attributes", {})
+        for e in events
+    )
