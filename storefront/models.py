@@ -213,6 +213,9 @@ class Order(db.Model):
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     last_payment_error: Mapped[str | None] = mapped_column(Text)
     amount_refunded: Mapped[int] = mapped_column(default=0)
+    # When ``charge.refunded`` last raised ``amount_refunded``: the day the dashboard counts
+    # refunds it knows only from that total (no refund row; see admin.reports).
+    refunded_at: Mapped[datetime | None] = mapped_column(default=None)
     fulfilled_at: Mapped[datetime | None] = mapped_column(default=None)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     # The browser's cart token (from its session) for a Payment Element order: the unique

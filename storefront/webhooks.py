@@ -731,7 +731,7 @@ def on_charge_refunded(event: Any) -> str:
     result = db.session.execute(
         update(Order)
         .where(Order.id == order.id, Order.amount_refunded < refunded)
-        .values(amount_refunded=refunded, updated_at=utcnow())
+        .values(amount_refunded=refunded, refunded_at=utcnow(), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(order)

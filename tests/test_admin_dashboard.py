@@ -16,6 +16,7 @@ from storefront.extensions import db
 from storefront.models import Order, OrderStatus, WebhookEvent
 from tests.admin_helpers import STAFF, sign_in
 from tests.conftest import make_app
+from tests.webhook_helpers import charge, make_event, make_order, payment_intent, post_event
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -162,3 +163,37 @@ def test_an_empty_shop_has_no_chart(app, staff):
     html = staff.get("/admin/").get_data(as_text=True)
     assert "No sales or refunds in the last 30 days." in html
     assert "<svg" not in html.split("revenue-heading")[1]
+
+
+def test_refunds_known_only_from_charge_refunded_count(app, staff, client):
+    """A refund Stripe reports only in the charge's total (``charge.refunded``: made before
+    the refund table, or its ``refund.created`` never came) is in the day's refunds; one
+    with a refund row too is counted once."""
+    paid = {}
+    for name, pi_id in (("bare", "pi_bare"), ("rowed", "pi_rowed")):
+        public_id = make_order(app, quantity=2, pi_id=pi_id)  # 2 x $18.00
+        event = make_event(
+            "payment_intent.succeeded",
+            payment_intent(public_id, pi_id=pi_id, status="succeeded", amount=3600),
+        )
+        assert post_event(client, event).status_code == 200
+        paid[name] = public_id
+    with app.app_context():
+        order = db.session.scalar(select(Order).where(Order.public_id == paid["rowed"]))
+        db.session.add(
+            Refund(
+                order_id=order.id,
+                stripe_refund_id="re_rowed",
+                amount=1000,
+                currency="usd",
+                status="succeeded",
+            )
+        )
+        db.session.commit()
+    for pi_id, refunded in (("pi_bare", 1200), ("pi_rowed", 1000)):
+        event = make_event("charge.refunded", charge(pi_id, amount=3600, refunded=refunded))
+        assert post_event(client, event).status_code == 200
+    (svg,) = charts(staff.get("/admin/").get_data(as_text=True)).values()
+    days = svg.findall(f"{SVG}g[@class='day']")
+    total = {k: sum(int(d.get(f"data-{k}")) for d in days) for k in ("gross", "refunds", "net")}
+    assert total == {"gross": 7200, "refunds": 1200 + 1000, "net": 7200 - 2200}

@@ -36,7 +36,9 @@ def daily_series(first: date, last: date) -> dict[str, dict[date, dict[str, int]
     """``{currency: {day: {"gross", "refunds", "net"}}}`` for days in [first, last] (UTC).
 
     Gross: orders paid that day (when they were fulfilled), whatever happened later.
-    Refunds: refunds made that day that did not fail or get canceled. Net: the difference.
+    Refunds: refunds made that day that did not fail or get canceled, and refunds known only
+    from Stripe's charge total (``charge.refunded``) on the day that total last rose. Net:
+    the difference.
     """
     start, end = _bounds(first, last)
     series: dict[str, dict[date, dict[str, int]]] = {}
@@ -62,10 +64,36 @@ def daily_series(first: date, last: date) -> dict[str, dict[date, dict[str, int]
     )
     for created_at, currency, amount in refunds:
         cell(currency, _day(created_at))["refunds"] += amount
+    for refunded_at, currency, amount in _refunds_without_rows(start, end):
+        cell(currency, _day(refunded_at))["refunds"] += amount
     for days in series.values():
         for values in days.values():
             values["net"] = values["gross"] - values["refunds"]
     return dict(sorted(series.items()))
+
+
+def _refunds_without_rows(start: datetime, end: datetime):
+    """``(refunded_at, currency, amount)`` of the refunded amounts no refund row explains:
+    an order's ``amount_refunded`` (Stripe's charge total from ``charge.refunded``) beyond
+    its refund rows, failed ones included as that total never drops here, the way
+    ``refunds.refunded_so_far`` counts them. Such refunds were made before the refund table
+    existed, or their ``refund.*`` events never came (an endpoint not subscribed to them)
+    or have not come yet."""
+    rows = (
+        select(Refund.order_id, func.sum(Refund.amount).label("amount"))
+        .group_by(Refund.order_id)
+        .subquery()
+    )
+    explained = func.coalesce(rows.c.amount, 0)
+    return db.session.execute(
+        select(Order.refunded_at, Order.currency, Order.amount_refunded - explained)
+        .outerjoin(rows, rows.c.order_id == Order.id)
+        .where(
+            Order.refunded_at >= start,
+            Order.refunded_at < end,
+            Order.amount_refunded > explained,
+        )
+    )
 
 
 def chart_svg(currency: str, days: list[date], rows: dict[date, dict[str, int]]) -> Markup:
