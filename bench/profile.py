@@ -168,12 +168,12 @@ def main() -> int:
 def run(args: argparse.Namespace, tmp: Path) -> int:
     n = args.n
     shop = caller(make_shop(tmp))
-    bare_app, _ = baseline(args.target, tmp)
+    bare_app, bare_target = baseline(args.target, tmp)
     bare = caller(bare_app)
     # Every event is new: warm-up, the batches, and the profile each take their own.
     total = 20 + BATCHES * n + n
     shop_reqs = with_bodies(requests_for(args.target, total, "shop"))
-    bare_reqs = with_bodies(requests_for(args.target, 20 + BATCHES * n, "bare"))
+    bare_reqs = with_bodies(requests_for(bare_target, 20 + BATCHES * n, "bare"))
     for environ in shop_reqs[:20]:  # imports, templates, connections
         shop(environ)
     for environ in bare_reqs[:20]:

@@ -44,26 +44,35 @@ def template_url_for(endpoint: str, **values: Any) -> str:
     their content hash as ``v`` (``assets``), so they may be cached for good.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if endpoint == "static" and "v" not in values and isinstance(values.get("filename"), str):
-        digest = assets.version(values["filename"])
-        if digest:
-            values["v"] = digest
     if (
         endpoint.startswith(".")
         or app.url_default_functions
         or any(name.startswith("_") for name in values)
     ):
-        return url_for(endpoint, **values)
+        return url_for(endpoint, **_versioned(endpoint, values))
+    # Kept under the values as the template gave them: a static file's URL is found here
+    # without hashing its path again. In debug mode a static file may change on disk, so
+    # its URL is rebuilt (``assets.version`` notices the change).
     key = (request.script_root, endpoint, *sorted(values.items()))
     kept: dict = app.extensions.setdefault("template_urls", {})
     try:
-        return kept[key]
+        if not (app.debug and endpoint == "static"):
+            return kept[key]
     except KeyError:
         pass
     except TypeError:  # an unhashable value
-        return url_for(endpoint, **values)
-    url = url_for(endpoint, **values)
+        return url_for(endpoint, **_versioned(endpoint, values))
+    url = url_for(endpoint, **_versioned(endpoint, values))
     if len(kept) >= TEMPLATE_URLS_KEPT:
         kept.clear()
     kept[key] = url
     return url
+
+
+def _versioned(endpoint: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A static file's values with its content hash as ``v`` (when it exists)."""
+    if endpoint == "static" and "v" not in values and isinstance(values.get("filename"), str):
+        digest = assets.version(values["filename"])
+        if digest:
+            return {**values, "v": digest}
+    return values

@@ -35,6 +35,7 @@ from flask import (
     session,
 )
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -267,6 +268,17 @@ def _request_class(hosts: list[str] | None) -> type[Request]:
     return ShopRequest
 
 
+class ShopSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session. A request without the cookie (a first visit, every
+    webhook) gets its new empty session at once: Flask builds the signing serializer
+    first, for nothing to verify. Saving a new session still signs it as Flask does."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 class ShopTalisman(Talisman):
     """Talisman with its per-request work done once: it looks up the view's options four
     times per request (eight ``setdefault`` each) and formats the CSP from its dict on
@@ -307,6 +319,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SECURE=https,
     )
     app.json = SafeJSONProvider(app)
+    app.session_interface = ShopSessionInterface()
     app.request_class = _request_class(trusted_hosts(app))
     proxies = app.config["PROXY_COUNT"]
     if proxies:

@@ -55,3 +55,38 @@ def test_a_changed_file_gets_a_new_address_in_debug(tmp_path, app):
         second = assets.version("a.css")
         assert assets.version("../secret.txt") is None
     assert first and second and first != second
+
+
+def test_static_links_are_built_once_per_process(client, monkeypatch):
+    # The first page builds each static URL (hashing the file once); later pages take the
+    # URL kept for it, without looking the file up again.
+    from storefront import assets
+
+    client.get("/")
+    looked_up: list[str] = []
+    original = assets.version
+
+    def counting(filename: str):
+        looked_up.append(filename)
+        return original(filename)
+
+    monkeypatch.setattr(assets, "version", counting)
+    page = client.get("/").get_data(as_text=True)
+    assert f'href="/static/css/shop.css?v={digest("css/shop.css")}"' in page
+    assert looked_up == []
+
+
+def test_in_debug_a_template_links_a_changed_file_by_its_new_hash(tmp_path, app):
+    from flask import render_template_string
+
+    (tmp_path / "static").mkdir()
+    app.static_folder = str(tmp_path / "static")
+    app.debug = True
+    (tmp_path / "static" / "a.css").write_text("a { color: red; }")
+    link = "{{ url_for('static', filename='a.css') }}"
+    with app.test_request_context():
+        first = render_template_string(link)
+        (tmp_path / "static" / "a.css").write_text("a { color: blue; } /* longer */")
+        second = render_template_string(link)
+    assert first.startswith("/static/a.css?v=") and second.startswith("/static/a.css?v=")
+    assert first != second

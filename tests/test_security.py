@@ -296,6 +296,33 @@ def session_cookie(response) -> str:
     return cookies[0]
 
 
+def test_a_request_without_a_session_cookie_signs_and_verifies_nothing(app, client, monkeypatch):
+    # A webhook (or any first visit) has no cookie to verify: no signing serializer is
+    # built for it (Flask builds one on every request). One with a cookie is still read.
+    built: list[bool] = []
+    original = app.session_interface.get_signing_serializer
+
+    def counting(app_):
+        built.append(True)
+        return original(app_)
+
+    monkeypatch.setattr(app.session_interface, "get_signing_serializer", counting)
+    evt = make_event("customer.updated", {"id": "cus_s", "object": "customer"})
+    body = json.dumps(evt)
+    response = client.post(
+        "/webhooks/stripe",
+        data=body,
+        headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert built == []
+    # With its cookie, a session is verified and read as before.
+    client.post("/cart/add", data={"price_id": "1", "quantity": "2"})
+    assert client.get_cookie("session") is not None
+    assert built
+    assert 'aria-label="Cart, 2 items"' in client.get("/cart/").get_data(as_text=True)
+
+
 def test_session_cookie_is_httponly_and_samesite_lax(client):
     cookie = session_cookie(client.get("/"))
     assert "HttpOnly" in cookie
