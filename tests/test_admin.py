@@ -13,9 +13,9 @@ from storefront import webhooks
 from storefront.admin.models import AuditEntry, NoticeRead
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage, WebhookEvent
-from tests.admin_helpers import STAFF, sign_in
+from tests.admin_helpers import STAFF, failed_event, paid_by_webhook, sign_in, stored_order
 from tests.conftest import make_app
-from tests.webhook_helpers import make_event, make_order, payment_intent, post_event
+from tests.webhook_helpers import make_order
 
 
 @pytest.fixture
@@ -31,14 +31,6 @@ def app(tmp_path):
 def staff(client, app):
     sign_in(client, app, STAFF)
     return client
-
-
-def add_order(app, *, email="ada@example.com", status=OrderStatus.PAID, amount=1800, **kw):
-    with app.app_context():
-        order = Order(email=email, currency="usd", amount_total=amount, status=status, **kw)
-        db.session.add(order)
-        db.session.commit()
-        return order.public_id
 
 
 def admin_urls(app, public_id: str, event_id: str, notice_id: int) -> list[tuple[str, str]]:
@@ -58,22 +50,13 @@ def admin_urls(app, public_id: str, event_id: str, notice_id: int) -> list[tuple
 
 
 def existing_objects(app) -> tuple[str, str, int]:
-    public_id = add_order(app)
+    public_id = stored_order(app)
     with app.app_context():
         notice = OutboxMessage(kind="staff_notice", to_email="staff", subject="s", body="b")
         db.session.add(notice)
-        db.session.add(
-            WebhookEvent(
-                stripe_event_id="evt_failed",
-                type="charge.refunded",
-                stripe_created=1,
-                payload="{}",
-                outcome="failed",
-                error="boom",
-            )
-        )
         db.session.commit()
-        return public_id, "evt_failed", notice.id
+        notice_id = notice.id
+    return public_id, failed_event(app), notice_id
 
 
 def test_everyone_but_staff_gets_404_everywhere_under_admin(app, client):
@@ -122,10 +105,10 @@ def test_no_staff_configured_means_nobody(tmp_path, client):
 
 
 def test_orders_list_filters_search_and_pages(app, staff):
-    paid = add_order(app, email="ada@example.com", stripe_payment_intent_id="pi_ada")
-    pending = add_order(app, email="bob@example.com", status=OrderStatus.PENDING)
-    hosted = add_order(app, email="cy@example.com", stripe_checkout_session_id="cs_cy")
-    old = add_order(app, email="old@example.com", created_at=datetime(2026, 1, 5, tzinfo=UTC))
+    paid = stored_order(app, email="ada@example.com", stripe_payment_intent_id="pi_ada")
+    pending = stored_order(app, email="bob@example.com", status=OrderStatus.PENDING)
+    hosted = stored_order(app, email="cy@example.com", stripe_checkout_session_id="cs_cy")
+    old = stored_order(app, email="old@example.com", created_at=datetime(2026, 1, 5, tzinfo=UTC))
 
     def listed(**args) -> str:
         resp = staff.get("/admin/orders", query_string=args)
@@ -152,8 +135,8 @@ def test_orders_list_filters_search_and_pages(app, staff):
 
 def test_orders_search_finds_an_order_by_its_number(app, staff):
     """Staff type the FW- number a customer reads out, in any case, with or without FW-."""
-    first = add_order(app, email="ada@example.com")
-    second = add_order(app, email="bob@example.com")
+    first = stored_order(app, email="ada@example.com")
+    second = stored_order(app, email="bob@example.com")
     with app.app_context():
         number = db.session.scalar(select(Order).where(Order.public_id == second)).number
     digits = number.removeprefix("FW-")
@@ -178,8 +161,8 @@ def test_orders_list_pages_by_fifty(app, staff):
 
 
 def test_csv_export_has_the_filtered_orders(app, staff):
-    add_order(app, email="ada@example.com", amount=2400)
-    add_order(app, email="=cmd@example.com", status=OrderStatus.FAILED)
+    stored_order(app, email="ada@example.com", amount=2400)
+    stored_order(app, email="=cmd@example.com", status=OrderStatus.FAILED)
     resp = staff.get("/admin/orders.csv?status=paid")
     assert resp.status_code == 200
     assert resp.mimetype == "text/csv"
@@ -197,12 +180,8 @@ def test_csv_export_has_the_filtered_orders(app, staff):
 
 
 def test_order_page_shows_items_customer_timeline_and_emails(app, staff, client):
-    public_id = make_order(app, quantity=2, pi_id="pi_page")
-    event = make_event(
-        "payment_intent.succeeded",
-        payment_intent(public_id, pi_id="pi_page", status="succeeded", amount=3600),
-    )
-    assert post_event(client, event).status_code == 200
+    public_id, status = paid_by_webhook(app, client, pi_id="pi_page")
+    assert status == 200
     html = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert "Ethiopia Yirgacheffe" in html and "ada@example.com" in html
     assert "payment_intent.succeeded" in html  # the timeline, from the stored event
@@ -216,7 +195,7 @@ def test_order_page_shows_items_customer_timeline_and_emails(app, staff, client)
 def test_dashboard_links_with_real_keys(tmp_path):
     app = make_app(tmp_path, STAFF_EMAILS=STAFF, STRIPE_SECRET_KEY="sk_test_123")
     c = app.test_client()
-    public_id = add_order(app, stripe_payment_intent_id="pi_real")
+    public_id = stored_order(app, stripe_payment_intent_id="pi_real")
     sign_in(c, app, STAFF)
     html = c.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert 'href="https://dashboard.stripe.com/test/payments/pi_real"' in html
@@ -226,7 +205,6 @@ def test_dashboard_links_with_real_keys(tmp_path):
 
 
 def test_a_failed_event_is_processed_again_from_its_page(app, staff, client, monkeypatch):
-    public_id = make_order(app, quantity=1, pi_id="pi_retry")
     original = webhooks.handler_for("payment_intent.succeeded")
     calls = []
 
@@ -237,12 +215,10 @@ def test_a_failed_event_is_processed_again_from_its_page(app, staff, client, mon
         return original(event)
 
     monkeypatch.setitem(webhooks._handlers, "payment_intent.succeeded", fails_first)
-    event = make_event(
-        "payment_intent.succeeded",
-        payment_intent(public_id, pi_id="pi_retry", status="succeeded", amount=1800),
-        event_id="evt_retry",
+    public_id, status = paid_by_webhook(
+        app, client, pi_id="pi_retry", quantity=1, event_id="evt_retry"
     )
-    assert post_event(client, event).status_code == 500
+    assert status == 500
     listing = staff.get("/admin/events").get_data(as_text=True)
     assert "evt_retry" in listing and "RuntimeError: database is locked" in listing
     page = staff.get("/admin/events/evt_retry").get_data(as_text=True)
@@ -342,7 +318,7 @@ def test_staff_actions_need_a_csrf_token(tmp_path):
 
 
 def test_order_page_shows_the_shipping_rate_and_address(app, staff):
-    public_id = add_order(
+    public_id = stored_order(
         app,
         shipping_rate_code="express",
         shipping_rate_name="Express",
@@ -359,23 +335,12 @@ def test_order_page_shows_the_shipping_rate_and_address(app, staff):
     assert "Express · $12.00" in html
     assert "Ada Lovelace<br>12 St James&#39;s Square<br>London SW1Y 4JH<br>GB" in html
     assert "Visa ending 4242" in html
-    plain = staff.get(f"/admin/orders/{add_order(app)}").get_data(as_text=True)
+    plain = staff.get(f"/admin/orders/{stored_order(app)}").get_data(as_text=True)
     assert "No shipping address stored for this order." in plain
 
 
 def test_an_unreadable_stored_event_is_reported_not_processed(app, staff):
-    with app.app_context():
-        db.session.add(
-            WebhookEvent(
-                stripe_event_id="evt_broken",
-                type="charge.refunded",
-                stripe_created=1,
-                payload="{}",
-                outcome="failed",
-                error="boom",
-            )
-        )
-        db.session.commit()
+    failed_event(app, "evt_broken")
     resp = staff.post("/admin/events/evt_broken/process", follow_redirects=True)
     assert "Could not process it again: stored event evt_broken cannot be read" in resp.text
     with app.app_context():
@@ -384,7 +349,7 @@ def test_an_unreadable_stored_event_is_reported_not_processed(app, staff):
 
 
 def test_staff_see_which_emails_were_sent_and_which_failed(app, staff):
-    public_id = add_order(app)
+    public_id = stored_order(app)
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.public_id == public_id))
         db.session.add_all(

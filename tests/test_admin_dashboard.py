@@ -14,9 +14,9 @@ from storefront.admin.chart import PLOT_H
 from storefront.admin.models import Refund
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, WebhookEvent
-from tests.admin_helpers import STAFF, sign_in
+from tests.admin_helpers import STAFF, paid_by_webhook, sign_in
 from tests.conftest import make_app
-from tests.webhook_helpers import charge, make_event, make_order, payment_intent, post_event
+from tests.webhook_helpers import charge, make_event, post_event
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -171,13 +171,8 @@ def test_refunds_known_only_from_charge_refunded_count(app, staff, client):
     with a refund row too is counted once."""
     paid = {}
     for name, pi_id in (("bare", "pi_bare"), ("rowed", "pi_rowed")):
-        public_id = make_order(app, quantity=2, pi_id=pi_id)  # 2 x $18.00
-        event = make_event(
-            "payment_intent.succeeded",
-            payment_intent(public_id, pi_id=pi_id, status="succeeded", amount=3600),
-        )
-        assert post_event(client, event).status_code == 200
-        paid[name] = public_id
+        paid[name], status = paid_by_webhook(app, client, pi_id=pi_id)  # 2 x $18.00
+        assert status == 200
     with app.app_context():
         order = db.session.scalar(select(Order).where(Order.public_id == paid["rowed"]))
         db.session.add(

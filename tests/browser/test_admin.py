@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from storefront import payments
 from storefront.extensions import db
-from storefront.models import Order, OrderStatus, OutboxMessage
+from storefront.models import OrderStatus, OutboxMessage
+from tests.admin_helpers import pay_at_emulator
 from tests.live import LiveShop, wait_until
 from tests.webhook_helpers import get_order, make_order
 
@@ -25,14 +26,7 @@ STAFF = "staff@example.com"
 
 def paid_order(shop: LiveShop) -> str:
     public_id = make_order(shop.app, quantity=2)  # 2 x $18.00
-    with shop.app.app_context():
-        order = db.session.scalar(select(Order).where(Order.public_id == public_id))
-        pi = payments.create_payment_intent(order)
-        order.stripe_payment_intent_id = pi.id
-        db.session.commit()
-        payments.client().v1.payment_intents.confirm(
-            pi.id, params={"payment_method": "pm_card_visa"}
-        )
+    pay_at_emulator(shop.app, public_id)  # the live shop's endpoint gets the events
     wait_until(lambda: shop.order_status(public_id) == OrderStatus.PAID, timeout=15)
     return public_id
 
