@@ -227,16 +227,21 @@ def amount_due(membership: Subscription | None) -> AmountDue | None:
 
 
 def _price_for(stripe_price: Any, metadata_lookup_key: str | None) -> Price | None:
-    stripe_price_id = field(stripe_price, "id")
-    conditions = []
-    if stripe_price_id:
-        conditions.append(Price.stripe_price_id == stripe_price_id)
-    for key in (field(stripe_price, "lookup_key"), metadata_lookup_key):
-        if key:
-            conditions.append(Price.lookup_key == key)
-    if not conditions:
-        return None
-    return db.session.scalars(select(Price).where(or_(*conditions))).first()
+    """Our Price for the subscription's price: by its Stripe id, else its lookup key, else
+    the plan Checkout sold (``metadata.price_lookup_key``, for a price made inline). In that
+    order, never "any of them": after a plan switch in the Customer Portal the metadata
+    still names the old plan."""
+    candidates = (
+        (Price.stripe_price_id, field(stripe_price, "id")),
+        (Price.lookup_key, field(stripe_price, "lookup_key")),
+        (Price.lookup_key, metadata_lookup_key),
+    )
+    for column, value in candidates:
+        if value:
+            found = db.session.scalar(select(Price).where(column == value))
+            if found is not None:
+                return found
+    return None
 
 
 def apply_subscription(obj: Any, *, event_created: int = 0) -> Subscription | None:

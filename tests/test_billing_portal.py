@@ -312,3 +312,37 @@ def test_portal_events_late_and_out_of_order_end_in_stripes_state(stripe_app, em
     assert (after.status, after.stripe_price_id) == ("active", yearly)
     html = shop.get("/account/").get_data(as_text=True)
     assert "$90.00 / year" in html and 'data-testid="payment-problem"' not in html
+
+
+@pytest.mark.parametrize("old_row_first", [True, False])
+def test_the_plan_follows_the_subscriptions_price_not_its_metadata(stripe_app, old_row_first):
+    """Checkout wrote the plan it sold into the subscription's metadata; after a switch in the
+    portal that metadata still names the old plan, and the price itself must win."""
+    from storefront import billing
+
+    with stripe_app.app_context():
+        monthly = db.session.scalar(select(Price).where(Price.lookup_key == MONTHLY))
+        yearly = db.session.scalar(select(Price).where(Price.lookup_key == YEARLY))
+        first, second = (monthly, yearly) if old_row_first else (yearly, monthly)
+        sold, now = first, second
+        customer = Customer(email=EMAIL, stripe_customer_id="cus_switch")
+        db.session.add(customer)
+        db.session.flush()
+        obj = {
+            "id": "sub_switch",
+            "customer": "cus_switch",
+            "status": "active",
+            "cancel_at_period_end": False,
+            "metadata": {"customer_email": EMAIL, "price_lookup_key": sold.lookup_key},
+            "items": {
+                "data": [
+                    {
+                        "price": {"id": now.stripe_price_id, "lookup_key": None},
+                        "current_period_end": 1_900_000_000,
+                    }
+                ]
+            },
+        }
+        row = billing.apply_subscription(obj)
+        assert row.price_id == now.id
+        assert row.stripe_price_id == now.stripe_price_id
