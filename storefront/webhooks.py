@@ -457,6 +457,19 @@ def _order_for_payment(pi_id: str | None, metadata_order_id: str | None) -> Orde
     return None
 
 
+def _charge_order(charge: Any) -> tuple[Order | None, str | None]:
+    """The order a charge paid and the charge's PaymentIntent id; no order when the charge
+    is not this shop's, or paid another PaymentIntent than the order's (logged)."""
+    pi_id = field(charge, "payment_intent")
+    pi_id = pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
+    order = _order_for_payment(pi_id, field(charge, "metadata", "order_id"))
+    if order is None or (pi_id and order.stripe_payment_intent_id not in (None, pi_id)):
+        log.info("charge %s is not for an order of this shop", field(charge, "id"))
+        return None, pi_id
+    note_order(order.public_id)
+    return order, pi_id
+
+
 def _pi_order(pi: Any) -> Order | None:
     order = _order_for_payment(field(pi, "id"), field(pi, "metadata", "order_id"))
     if order is None:
@@ -685,12 +698,9 @@ def on_payment_intent_changed(event: Any) -> str:
 def on_charge_succeeded(event: Any) -> str:
     """Keep the card that paid (brand and last 4) for the order page and the staff view."""
     charge = field(event, "data", "object")
-    pi_id = field(charge, "payment_intent")
-    pi_id = pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
-    order = _order_for_payment(pi_id, field(charge, "metadata", "order_id"))
-    if order is None or (pi_id and order.stripe_payment_intent_id not in (None, pi_id)):
+    order, _ = _charge_order(charge)
+    if order is None:
         return IGNORED
-    note_order(order.public_id)
     _record_card(order, *_card_of(charge))
     return PROCESSED
 
@@ -699,13 +709,9 @@ def on_charge_succeeded(event: Any) -> str:
 def on_charge_refunded(event: Any) -> str:
     """Record the refunded amount; ``amount_refunded`` only grows, so order does not matter."""
     charge = field(event, "data", "object")
-    pi_id = field(charge, "payment_intent")
-    pi_id = pi_id if isinstance(pi_id, str) or pi_id is None else field(pi_id, "id")
-    order = _order_for_payment(pi_id, field(charge, "metadata", "order_id"))
-    if order is None or (pi_id and order.stripe_payment_intent_id not in (None, pi_id)):
-        log.info("charge %s is not for an order of this shop", field(charge, "id"))
+    order, pi_id = _charge_order(charge)
+    if order is None:
         return IGNORED
-    note_order(order.public_id)
     if not order.is_paid:
         # The refund overtook payment_intent.succeeded (out of order, or missed): a refunded
         # charge was paid, so record the payment first; the late success then changes nothing.

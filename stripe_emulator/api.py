@@ -764,29 +764,6 @@ def list_payment_methods():
 # --------------------------------------------------------------------------- payment intents
 
 
-def _payment_intent_for_key(pi_id: str) -> dict[str, Any]:
-    """The PI, checking that a publishable key comes with its ``client_secret`` (Stripe.js)."""
-    p = core.params()
-    kind = core.authenticate(allow_publishable=True)
-    pi = core.get_or_404(pi_id, "payment_intent", "intent")
-    if kind == "publishable":
-        secret = p.get("client_secret")
-        if not secret:
-            raise core.StripeError(
-                "This API call cannot be made with a publishable API key without the "
-                "PaymentIntent's client_secret.",
-                status=401,
-            )
-        if secret != pi["client_secret"]:
-            raise core.StripeError(
-                "The client_secret provided does not match the client_secret associated with "
-                "the PaymentIntent.",
-                code="payment_intent_invalid_parameter",
-                param="client_secret",
-            )
-    return pi
-
-
 @bp.post("/payment_intents")
 @strict.accepts(
     "PaymentIntentCreateParams",
@@ -809,7 +786,7 @@ def create_payment_intent():
 @bp.get("/payment_intents/<pi_id>")
 @strict.accepts("PaymentIntentRetrieveParams", ["client_secret", "expand"])
 def retrieve_payment_intent(pi_id: str):
-    return core.respond(_payment_intent_for_key(pi_id))
+    return core.respond(core.intent_for_key(pi_id, "payment_intent"))
 
 
 @bp.post("/payment_intents/<pi_id>")
@@ -840,7 +817,7 @@ def update_payment_intent(pi_id: str):
     extra=PublishableKeyParams,
 )
 def confirm_payment_intent(pi_id: str):
-    pi = _payment_intent_for_key(pi_id)
+    pi = core.intent_for_key(pi_id, "payment_intent")
     p = {k: v for k, v in core.params().items() if k not in ("client_secret", "expand")}
     return core.respond(payments.confirm_payment_intent(pi, p, allow_processing=True))
 
@@ -851,7 +828,7 @@ def authenticate_payment_intent(pi_id: str):
     """Emulator-only: the 3-D Secure challenge page reports ``result=complete|fail``."""
     from . import checkout
 
-    pi = _payment_intent_for_key(pi_id)
+    pi = core.intent_for_key(pi_id, "payment_intent")
     result = core.params().get("result")
     if not result:
         raise core.missing("result")

@@ -383,6 +383,34 @@ def authenticate(allow_publishable: bool = False) -> str:
 # --------------------------------------------------------------------------- responses
 
 
+_INTENT_NAMES = {"payment_intent": "PaymentIntent", "setup_intent": "SetupIntent"}
+
+
+def intent_for_key(intent_id: str, type: str) -> dict[str, Any]:
+    """The PaymentIntent or SetupIntent (``type``) the request names; a publishable key
+    must come with its ``client_secret``, as Stripe.js sends it."""
+    p = params()
+    kind = authenticate(allow_publishable=True)
+    intent = get_or_404(intent_id, type, "intent")
+    if kind == "publishable":
+        name = _INTENT_NAMES[type]
+        secret = p.get("client_secret")
+        if not secret:
+            raise StripeError(
+                "This API call cannot be made with a publishable API key without the "
+                f"{name}'s client_secret.",
+                status=401,
+            )
+        if secret != intent["client_secret"]:
+            raise StripeError(
+                "The client_secret provided does not match the client_secret associated with "
+                f"the {name}.",
+                code=f"{type}_invalid_parameter",
+                param="client_secret",
+            )
+    return intent
+
+
 def expand(obj: Any, paths: list[str]) -> Any:
     """Replace ids by their objects along dotted ``expand[]`` paths (``data.`` for lists).
 

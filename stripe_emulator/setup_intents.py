@@ -167,24 +167,6 @@ def update(seti: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     return seti
 
 
-def _setup_error(
-    *, type: str, code: str, message: str, pm: dict[str, Any], decline_code: str | None = None
-) -> dict[str, Any]:
-    err: dict[str, Any] = {
-        "type": type,
-        "code": code,
-        "message": message,
-        "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
-        "payment_method": core.present(pm),
-    }
-    if decline_code:
-        err["decline_code"] = decline_code
-        err["advice_code"] = (
-            "try_again_later" if decline_code == "processing_error" else "do_not_try_again"
-        )
-    return err
-
-
 def _succeed(seti: dict[str, Any], pm: dict[str, Any]) -> None:
     if seti.get("customer") and pm.get("customer") != seti["customer"]:
         payments.attach_payment_method(pm, seti["customer"])
@@ -200,7 +182,7 @@ def _fail(seti: dict[str, Any], pm: dict[str, Any], decline: cards.Decline) -> c
     seti["status"] = "requires_payment_method"
     seti["payment_method"] = None
     seti["next_action"] = None
-    seti["last_setup_error"] = _setup_error(
+    seti["last_setup_error"] = payments._last_payment_error(
         type="card_error",
         code=decline.code,
         message=decline.message,
@@ -277,7 +259,7 @@ def authenticate(seti: dict[str, Any], result: str) -> dict[str, Any]:
             seti["status"] = "requires_payment_method"
             seti["payment_method"] = None
             seti["next_action"] = None
-            seti["last_setup_error"] = _setup_error(
+            seti["last_setup_error"] = payments._last_payment_error(
                 type="invalid_request_error",
                 code="setup_intent_authentication_failure",
                 message=AUTH_FAILED,
@@ -327,29 +309,6 @@ PAYMENT_METHOD = [
 FIELDS = [*PAYMENT_METHOD, "customer", "description", "metadata", "expand"]
 
 
-def _for_key(seti_id: str) -> dict[str, Any]:
-    """The SetupIntent; a publishable key must come with its ``client_secret`` (Stripe.js)."""
-    p = core.params()
-    kind = core.authenticate(allow_publishable=True)
-    seti = core.get_or_404(seti_id, "setup_intent", "intent")
-    if kind == "publishable":
-        secret = p.get("client_secret")
-        if not secret:
-            raise core.StripeError(
-                "This API call cannot be made with a publishable API key without the "
-                "SetupIntent's client_secret.",
-                status=401,
-            )
-        if secret != seti["client_secret"]:
-            raise core.StripeError(
-                "The client_secret provided does not match the client_secret associated with "
-                "the SetupIntent.",
-                code="setup_intent_invalid_parameter",
-                param="client_secret",
-            )
-    return seti
-
-
 @bp.post("/setup_intents")
 @strict.accepts(
     "SetupIntentCreateParams",
@@ -370,7 +329,7 @@ def create_route():
 @bp.get("/setup_intents/<seti_id>")
 @strict.accepts("SetupIntentRetrieveParams", ["client_secret", "expand"])
 def retrieve_route(seti_id: str):
-    return core.respond(_for_key(seti_id))
+    return core.respond(core.intent_for_key(seti_id, "setup_intent"))
 
 
 @bp.post("/setup_intents/<seti_id>")
@@ -390,7 +349,7 @@ def update_route(seti_id: str):
     extra=PublishableKeyParams,
 )
 def confirm_route(seti_id: str):
-    seti = _for_key(seti_id)
+    seti = core.intent_for_key(seti_id, "setup_intent")
     p = {k: v for k, v in core.params().items() if k not in ("client_secret", "expand")}
     return core.respond(confirm(seti, p))
 
@@ -407,7 +366,7 @@ def cancel_route(seti_id: str):
 @strict.accepts(AuthenticateParams, ["client_secret", "result", "expand"])
 def authenticate_route(seti_id: str):
     """Emulator-only: the 3-D Secure challenge page reports ``result=complete|fail``."""
-    seti = _for_key(seti_id)
+    seti = core.intent_for_key(seti_id, "setup_intent")
     result = core.params().get("result")
     if not result:
         raise core.missing("result")

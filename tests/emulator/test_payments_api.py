@@ -334,6 +334,25 @@ def test_publishable_key_cannot_create_or_list_intents(publishable_client):
         publishable_client.v1.customers.create()
 
 
+@pytest.mark.parametrize(
+    "kind, name", [("payment_intents", "PaymentIntent"), ("setup_intents", "SetupIntent")]
+)
+def test_publishable_key_reads_an_intent_only_with_its_client_secret(
+    stripe_client, publishable_client, kind, name
+):
+    create = {"payment_intents": {"amount": 500, "currency": "usd"}, "setup_intents": {}}
+    intent = getattr(stripe_client.v1, kind).create(create[kind])
+    service = getattr(publishable_client.v1, kind)
+    with pytest.raises(stripe.AuthenticationError) as missing:
+        service.retrieve(intent.id)
+    assert f"without the {name}'s client_secret" in str(missing.value)
+    with pytest.raises(stripe.InvalidRequestError) as wrong:
+        service.retrieve(intent.id, {"client_secret": intent.id + "_secret_nope"})
+    assert wrong.value.code == intent.object + "_invalid_parameter"
+    assert f"associated with the {name}." in str(wrong.value)
+    assert service.retrieve(intent.id, {"client_secret": intent.client_secret}).id == intent.id
+
+
 @pytest.mark.parametrize("key", ["sk_live_abc", "pk_live_abc", "rk_test_abc", "nonsense"])
 def test_live_and_unknown_keys_are_refused(emulator_url, key):
     with pytest.raises(stripe.AuthenticationError):
