@@ -150,36 +150,31 @@ def test_inactive_price_is_refused_and_cart_unchanged(app, client, filled, usd):
     assert session_cart(client) == filled
 
 
+def adding_is_refused(client, price: int, message: str, filled) -> None:
+    """Adding one of ``price`` says ``message`` and leaves the cart as it was."""
+    response = client.post(
+        "/cart/add", data={"price_id": price, "quantity": "1"}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert session_cart(client) == filled
+
+
 def test_inactive_product_is_refused_and_cart_unchanged(app, client, filled, usd):
     with app.app_context():
         db.session.get(Price, usd).product.active = False
         db.session.commit()
-    response = client.post(
-        "/cart/add", data={"price_id": usd, "quantity": "1"}, follow_redirects=True
-    )
-    assert response.status_code == 200
-    assert "Sorry, that product is not available." in response.get_data(as_text=True)
-    assert session_cart(client) == filled
+    adding_is_refused(client, usd, "Sorry, that product is not available.", filled)
 
 
 def test_price_in_another_currency_is_refused_and_cart_unchanged(app, client, filled):
     eur = price_id(app, "ethiopia-yirgacheffe-eur")
-    response = client.post(
-        "/cart/add", data={"price_id": eur, "quantity": "1"}, follow_redirects=True
-    )
-    assert response.status_code == 200
-    assert "Switch currency first" in response.get_data(as_text=True)
-    assert session_cart(client) == filled
+    adding_is_refused(client, eur, "Switch currency first", filled)
 
 
 def test_recurring_price_is_not_a_cart_item_and_cart_unchanged(app, client, filled):
     monthly = price_id(app, "coffee-club-monthly-usd")
-    response = client.post(
-        "/cart/add", data={"price_id": monthly, "quantity": "1"}, follow_redirects=True
-    )
-    assert response.status_code == 200
-    assert "Memberships are not cart items" in response.get_data(as_text=True)
-    assert session_cart(client) == filled
+    adding_is_refused(client, monthly, "Memberships are not cart items", filled)
 
 
 def test_switching_currency_moves_items_to_that_currency(app, client, usd):

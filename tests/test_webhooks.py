@@ -56,6 +56,37 @@ def event_count(app) -> int:
         return db.session.scalar(select(func.count(WebhookEvent.id)))
 
 
+def in_flight(app, event: dict, **fields) -> None:
+    """Store ``event`` as a worker does before processing it: no outcome yet."""
+    with app.app_context():
+        db.session.add(
+            WebhookEvent(
+                stripe_event_id=event["id"],
+                type=event["type"],
+                object_id=event["data"]["object"]["id"],
+                stripe_created=event["created"],
+                payload="{}",
+                outcome=None,
+                **fields,
+            )
+        )
+        db.session.commit()
+
+
+def stale_takeover_works(app, client, event: dict, public_id: str, stamp) -> None:
+    """While the stored attempt is recent another delivery leaves it alone ("duplicate");
+    once ``stamp`` (a WebhookEvent column) is older than STALE_AFTER it is taken over."""
+    assert post_event(client, event).json["outcome"] == "duplicate"
+    assert get_order(app, public_id).status == OrderStatus.PENDING
+    with app.app_context():
+        db.session.execute(
+            update(WebhookEvent).values({stamp: utcnow() - webhooks.STALE_AFTER - timedelta(1)})
+        )
+        db.session.commit()
+    assert post_event(client, event).json["outcome"] == "processed"
+    assert get_order(app, public_id).status == OrderStatus.PAID
+
+
 def succeeded_event(public_id: str, pi_id: str = "pi_test_1", amount: int = AMOUNT) -> dict:
     return make_event(
         "payment_intent.succeeded",
@@ -326,29 +357,9 @@ def test_crashed_attempt_is_taken_over_only_when_stale(app, client, monkeypatch)
     public_id = make_order(app, pi_id="pi_test_1")
     event = succeeded_event(public_id)
     # Simulate a worker that stored the event and then died before recording an outcome.
-    with app.app_context():
-        db.session.add(
-            WebhookEvent(
-                stripe_event_id=event["id"],
-                type=event["type"],
-                object_id="pi_test_1",
-                stripe_created=event["created"],
-                payload="{}",
-                outcome=None,
-                attempts=1,
-            )
-        )
-        db.session.commit()
+    in_flight(app, event, attempts=1)
     # Recently started: another delivery is presumably still working on it.
-    assert post_event(client, event).json["outcome"] == "duplicate"
-    assert get_order(app, public_id).status == OrderStatus.PENDING
-    with app.app_context():
-        db.session.execute(
-            update(WebhookEvent).values(received_at=utcnow() - webhooks.STALE_AFTER - timedelta(1))
-        )
-        db.session.commit()
-    assert post_event(client, event).json["outcome"] == "processed"
-    assert get_order(app, public_id).status == OrderStatus.PAID
+    stale_takeover_works(app, client, event, public_id, WebhookEvent.received_at)
 
 
 def test_amount_mismatch_is_retried_then_reaches_staff_and_is_never_fulfilled(app, client):
@@ -768,28 +779,8 @@ def test_a_retry_keeps_the_first_received_at_and_records_its_own_start(app, clie
 def test_a_running_retry_of_an_old_event_is_not_taken_over(app, client):
     public_id = make_order(app, pi_id="pi_test_1")
     event = succeeded_event(public_id)
-    with app.app_context():
-        # First delivered long ago; a retry started a moment ago and is still running.
-        db.session.add(
-            WebhookEvent(
-                stripe_event_id=event["id"],
-                type=event["type"],
-                object_id="pi_test_1",
-                stripe_created=event["created"],
-                payload="{}",
-                received_at=utcnow() - timedelta(days=1),
-                attempted_at=utcnow(),
-                outcome=None,
-                attempts=2,
-            )
-        )
-        db.session.commit()
-    assert post_event(client, event).json["outcome"] == "duplicate"
-    assert get_order(app, public_id).status == OrderStatus.PENDING
-    with app.app_context():
-        db.session.execute(
-            update(WebhookEvent).values(attempted_at=utcnow() - webhooks.STALE_AFTER - timedelta(1))
-        )
-        db.session.commit()
-    assert post_event(client, event).json["outcome"] == "processed"
-    assert get_order(app, public_id).status == OrderStatus.PAID
+    # First delivered long ago; a retry started a moment ago and is still running.
+    in_flight(
+        app, event, received_at=utcnow() - timedelta(days=1), attempted_at=utcnow(), attempts=2
+    )
+    stale_takeover_works(app, client, event, public_id, WebhookEvent.attempted_at)
