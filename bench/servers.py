@@ -31,7 +31,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     """Poll ``url`` until it answers (any HTTP status); fail if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
