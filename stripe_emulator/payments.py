@@ -575,14 +575,7 @@ def confirm_payment_intent(
             # Nobody is there to authenticate: the issuer declines (Stripe's behaviour).
             pi, error = _charge(pi, pm, decline="authentication_required")
         elif needs_3ds:
-            pi["status"] = "requires_action"
-            url = f"{base_url()}/3ds/{pi['id']}?client_secret={pi['client_secret']}"
-            pi["next_action"] = {
-                "type": "redirect_to_url",
-                "redirect_to_url": {"return_url": p.get("return_url") or None, "url": url},
-            }
-            core.save(pi)
-            core.record_event("payment_intent.requires_action", pi)
+            request_3ds(pi, p.get("return_url"))
         else:
             decline = profile.decline if profile.behaviour == cards.DECLINE else None
             settle_after = processing_seconds() if allow_processing else 0
@@ -590,6 +583,19 @@ def confirm_payment_intent(
     if error is not None and raise_on_decline:
         raise error
     return pi
+
+
+def request_3ds(intent: dict[str, Any], return_url: Any) -> None:
+    """The PaymentIntent or SetupIntent waits for the customer's 3-D Secure challenge (the
+    emulator's /3ds page): ``requires_action`` with its ``redirect_to_url``, and the event."""
+    intent["status"] = "requires_action"
+    url = f"{base_url()}/3ds/{intent['id']}?client_secret={intent['client_secret']}"
+    intent["next_action"] = {
+        "type": "redirect_to_url",
+        "redirect_to_url": {"return_url": return_url or None, "url": url},
+    }
+    core.save(intent)
+    core.record_event(f"{intent['object']}.requires_action", intent)
 
 
 def authenticate_payment_intent(

@@ -225,14 +225,7 @@ def confirm(seti: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
             cards.THREE_DS_ALWAYS,
             cards.THREE_DS_THEN_DECLINE,
         ):
-            seti["status"] = "requires_action"
-            url = f"{payments.base_url()}/3ds/{seti['id']}?client_secret={seti['client_secret']}"
-            seti["next_action"] = {
-                "type": "redirect_to_url",
-                "redirect_to_url": {"return_url": p.get("return_url") or None, "url": url},
-            }
-            core.save(seti)
-            core.record_event("setup_intent.requires_action", seti)
+            payments.request_3ds(seti, p.get("return_url"))
         elif (
             profile.behaviour == cards.DECLINE
             and profile.decline in SETUP_DECLINES
