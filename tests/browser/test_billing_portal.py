@@ -84,9 +84,12 @@ def test_failed_renewal_recovered_by_updating_the_card_in_the_portal(
     expect(page.get_by_test_id("amount-due")).to_contain_text("$9.00")
     expect(page.get_by_text("Next renewal")).to_have_count(0)
 
+    axe.install(page)
     open_portal(page, live_shop, "Update your card and pay now")
     expect(page.get_by_test_id("portal-owing")).to_contain_text("Your payment of $9.00 failed")
     page.get_by_role("button", name="Update payment method").click()
+    expect(page.get_by_label("Card number")).to_be_focused()
+    axe.check(page, "portal, payment problem, card form open")
     page.get_by_label("Card number").fill("4000 0025 0000 3155")
     page.get_by_label("Expiration").fill("12 / 34")
     page.get_by_label("CVC").fill("123")
@@ -99,6 +102,8 @@ def test_failed_renewal_recovered_by_updating_the_card_in_the_portal(
     expect(page.get_by_test_id("portal-owing")).to_have_count(0)
     expect(page.get_by_test_id("portal-card")).to_contain_text("3155")
     expect(page.get_by_test_id("portal-invoice").first).to_contain_text("Paid")
+    expect(page.locator("#portal-notice")).to_be_focused()
+    axe.check(page, "portal, card updated")
 
     return_to_shop(page, live_shop)
     # Our record changes when Stripe's webhooks arrive: wait for them, then look again.
