@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from . import catalog_cache
 from .extensions import db
-from .models import Price, Product
+from .models import Price, Product, assign_changed
 
 bp = Blueprint("catalog", __name__)
 
@@ -263,9 +263,7 @@ def seed_catalog(entries: list[dict[str, Any]]) -> dict[str, int]:
             product = Product(slug=entry["slug"], stock=entry.get("stock"), **fields)
             db.session.add(product)
             counts["products created"] += 1
-        elif any(getattr(product, k) != v for k, v in fields.items()):
-            for k, v in fields.items():
-                setattr(product, k, v)
+        elif assign_changed(product, fields):
             counts["products updated"] += 1
         # Stock is only set on creation: re-seeding must not undo sales.
         db.session.flush()
@@ -282,12 +280,11 @@ def seed_catalog(entries: list[dict[str, Any]]) -> dict[str, int]:
             if price is None:
                 db.session.add(Price(lookup_key=p["lookup_key"], **values))
                 counts["prices created"] += 1
-            elif any(getattr(price, k) != v for k, v in values.items()):
+            else:
                 if price.unit_amount != values["unit_amount"]:
                     price.stripe_price_id = None  # Stripe prices are immutable: sync anew
-                for k, v in values.items():
-                    setattr(price, k, v)
-                counts["prices updated"] += 1
+                if assign_changed(price, values):
+                    counts["prices updated"] += 1
     db.session.commit()
     return counts
 

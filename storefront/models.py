@@ -6,6 +6,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     DDL,
@@ -46,6 +47,15 @@ def order_id_for_number(text: str) -> int | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def assign_changed(row: Any, values: dict[str, Any]) -> bool:
+    """Give ``row`` these attribute ``values`` (the seed commands' updates); whether any
+    of them differed."""
+    changed = any(getattr(row, k) != v for k, v in values.items())
+    for k, v in values.items():
+        setattr(row, k, v)
+    return changed
 
 
 def new_public_id() -> str:

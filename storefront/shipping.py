@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from .config import parse_countries
 from .extensions import db
-from .models import Order, ShippingRate
+from .models import Order, ShippingRate, assign_changed
 
 # Why a rate costs nothing (shown next to it).
 FREE_FOR_MEMBERS = "Free for members"
@@ -168,9 +168,7 @@ def seed_shipping_rates(entries: list[Any]) -> dict[str, int]:
         if rate is None:
             db.session.add(ShippingRate(lookup_key=key, **values))
             counts["shipping rates created"] += 1
-        elif any(getattr(rate, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(rate, k, v)
+        elif assign_changed(rate, values):
             counts["shipping rates updated"] += 1
     db.session.commit()
     return counts

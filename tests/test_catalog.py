@@ -74,6 +74,32 @@ def test_seeding_twice_changes_nothing(app):
     assert set(counts.values()) == {0}
 
 
+def test_seeding_a_changed_catalog_updates_what_changed(app):
+    """A renamed product and a new amount are updated and counted; a price whose amount
+    changed loses its Stripe id (Stripe prices are immutable), the others keep theirs."""
+    entries = load_catalog_file()
+    entry = next(e for e in entries if e["slug"] == "colombia-huila")
+    entry["name"] = "Colombia Huila (new crop)"
+    changed = next(p for p in entry["prices"] if p["currency"] == "usd")
+    changed["unit_amount"] += 100
+    with app.app_context():
+        for price in db.session.scalars(select(Price)):
+            price.stripe_price_id = f"price_{price.id}"
+        db.session.commit()
+        counts = seed_catalog(entries)
+        product = db.session.scalar(select(Product).where(Product.slug == "colombia-huila"))
+        stripe_ids = {p.lookup_key: (p.stripe_price_id, p.id) for p in product.prices}
+        assert product.name == "Colombia Huila (new crop)"
+    assert counts == {
+        "products created": 0,
+        "products updated": 1,
+        "prices created": 0,
+        "prices updated": 1,
+    }
+    assert stripe_ids.pop(changed["lookup_key"])[0] is None
+    assert stripe_ids and all(sid == f"price_{pk}" for sid, pk in stripe_ids.values())
+
+
 def test_seed_command_prints_what_it_did(runner):
     result = runner.invoke(args=["catalog", "seed"])
     assert result.exit_code == 0
