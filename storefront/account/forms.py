@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask_wtf import FlaskForm
-from wtforms import EmailField
-from wtforms.validators import ValidationError
+from wtforms import EmailField, HiddenField
+from wtforms.validators import DataRequired, Regexp, ValidationError
 
 from .. import billing
 
@@ -32,3 +34,17 @@ class SignInForm(FlaskForm):
 class CardActionForm(FlaskForm):
     """Remove a saved card / use it for the membership (``payment_methods``): nothing to
     fill in, but a CSRF-checked POST."""
+
+
+class ManageBillingForm(FlaskForm):
+    """The button. ``form_key`` is new each time My account is shown: the portal session's
+    idempotency key, so a double press opens one session."""
+
+    form_key = HiddenField(
+        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$", message="Stale form.")]
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_submitted():  # a new key for the page; a POST must bring its own
+            self.form_key.data = secrets.token_urlsafe(18)

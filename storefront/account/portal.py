@@ -8,32 +8,15 @@ them back to My account. What they change there reaches us by webhook.
 from __future__ import annotations
 
 import logging
-import secrets
 
 from flask import flash, redirect, url_for
-from flask_wtf import FlaskForm
-from wtforms import HiddenField
-from wtforms.validators import DataRequired, Regexp
 
 from .. import billing_portal, payments
 from ..viewer import signed_in_email
 from . import bp, signed_in_customer
+from .forms import ManageBillingForm
 
 log = logging.getLogger(__name__)
-
-
-class ManageBillingForm(FlaskForm):
-    """The button. ``form_key`` is new each time My account is shown: the portal session's
-    idempotency key, so a double press opens one session."""
-
-    form_key = HiddenField(
-        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$", message="Stale form.")]
-    )
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if not self.is_submitted():  # a new key for the page; a POST must bring its own
-            self.form_key.data = secrets.token_urlsafe(18)
 
 
 @bp.post("/billing")

@@ -12,8 +12,7 @@ from ..models import Subscription
 from ..security import stripe_page
 from ..viewer import mask_email, signed_in_email
 from . import bp, sign_in_as, sign_out_everywhere, signed_in_customer
-from .forms import SignInForm
-from .portal import ManageBillingForm
+from .forms import ManageBillingForm, SignInForm
 from .tokens import consume_token, send_sign_in_link, usable_token
 
 log = logging.getLogger(__name__)
