@@ -6,6 +6,7 @@ failure recorded."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from sqlalchemy import event, select
@@ -34,8 +35,7 @@ class Commits:
     def _sql(self, _conn, _cursor, statement, *_args):
         if statement.startswith(("INSERT INTO webhook_event", "UPDATE webhook_event")):
             self.writes.append(statement.split()[0])
-            # sqlite3: isolation_level None = no implicit BEGIN, each statement commits.
-            self.autocommit.append(_cursor.connection.isolation_level is None)
+            self.autocommit.append(_autocommits(_cursor.connection))
 
     def __enter__(self):
         event.listen(self.engine, "commit", self._commit)
@@ -45,6 +45,13 @@ class Commits:
     def __exit__(self, *exc):
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "before_cursor_execute", self._sql)
+
+
+def _autocommits(dbapi_connection) -> bool:
+    """Does each statement commit on its own on this DB-API connection?"""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.isolation_level is None  # no implicit BEGIN
+    return bool(dbapi_connection.autocommit)  # psycopg
 
 
 def row(app, event_id: str) -> WebhookEvent:
