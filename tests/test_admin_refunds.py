@@ -75,6 +75,22 @@ def test_partial_refund_double_submitted_refunds_once(shop, staff):
     assert re.search(r'data-testid="remaining">\$31\.00<', page)
 
 
+def test_a_refund_post_without_its_form_key_refunds_nothing(shop, staff):
+    """The form's key is the refund's idempotency key: a POST must bring the one it was shown."""
+    public_id = paid_order(shop, quantity=1)
+    order = get_order(shop, public_id)
+    for data in ({}, {"form_key": "short"}):
+        resp = staff.post(
+            f"/admin/orders/{public_id}/refund",
+            data={**data, "amount": "5.00", "reason": "requested_by_customer"},
+        )
+        assert resp.status_code == 400
+        page = resp.get_data(as_text=True)
+        assert "The form was out of date" in page
+        assert len(form_value(page, "form_key")) >= 16  # a fresh key to send again with
+    assert stripe_refunds(shop, order.stripe_payment_intent_id) == []
+
+
 def test_more_than_remains_is_refused_clearly(shop, staff):
     public_id = paid_order(shop, quantity=1)  # $18.00
     order = get_order(shop, public_id)

@@ -78,8 +78,19 @@ class RefundForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.currency = currency
         self.minor_amount: int | None = None
-        if not self.form_key.data:
+        # A new key for the page; a POST must bring the one it was shown with (a POST
+        # without one would otherwise get a fresh key and defeat the double-submit check).
+        if not self.is_submitted():
             self.form_key.data = secrets.token_urlsafe(18)
+
+    def renew_key_if_stale(self) -> None:
+        """After a refused POST whose key was missing or malformed, show a fresh one."""
+        if self.form_key.errors:
+            self.form_key.data = secrets.token_urlsafe(18)
+            self.amount.errors = [
+                *self.amount.errors,
+                "The form was out of date: check it and send it again.",
+            ]
 
     def validate_amount(self, field) -> None:
         value = to_minor_units(field.data, self.currency)

@@ -269,6 +269,7 @@ def refund(public_id: str):
     form = RefundForm(currency=order.currency)
     if not form.validate():
         audit("refund", outcome="refused", order=order, detail=_errors(form))
+        form.renew_key_if_stale()
         return _order_page(order, form, 400)
     amount = form.minor_amount or 0
     money = format_money(amount, order.currency)
