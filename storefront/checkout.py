@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 from flask import (
@@ -40,7 +41,7 @@ from .cart import TOKEN_KEY, Cart, CartError, new_checkout_token
 from .extensions import db
 from .fulfilment import set_status
 from .links import external_url
-from .models import Order, OrderStatus
+from .models import Customer, Order, OrderStatus
 from .money import format_money
 from .orders import (
     check_stock,
@@ -204,6 +205,8 @@ def start():
         return redirect(url_for("cart.view"), code=303)
     if not order_matches_cart(order, cart):  # paid at Stripe already (page_order asked)
         return redirect(url_for("orders.show", public_id=order.public_id), code=303)
+    customer = _signed_in_customer()
+    saved_cards = _customer_session_secret(order, customer) if customer else None
     subtotal = order.subtotal
     rates = [
         {
@@ -227,32 +230,92 @@ def start():
         "amount": order.amount_total,
         "rates": rates,
         "countries": shipping.ship_to_countries(),
-        "address": _address_defaults(order),
+        "address": _address_defaults(order, customer),
         "declineMessages": payments.DECLINE_MESSAGES,
         "genericMessage": payments.GENERIC,
     }
+    if saved_cards:
+        # Signed in: the Payment Element shows their saved cards and offers to save one.
+        page_data["customerSessionClientSecret"] = saved_cards
     return render_template(
         "checkout/page.html",
         order=order,
         rates=rates,
         page_data=page_data,
+        email=order.email or (customer.email if customer else ""),
         stripe_js_url=current_app.config["STRIPE_JS_URL"],
     )
 
 
-def _address_defaults(order: Order) -> dict[str, Any] | None:
-    """What the Address Element starts with: the order's own address, if it has one."""
-    if not order.ship_line1:
+# --------------------------------------------------------------------------- returning customers
+
+
+def _signed_in_customer() -> Customer | None:
+    """The signed-in customer's record (made at sign-in), or None for a guest."""
+    from .account import signed_in_customer
+
+    return signed_in_customer()
+
+
+def _order_customer(order: Order, customer: Customer) -> str:
+    """The order's Stripe Customer: the signed-in customer's, created once (key from the
+    email) when they have none yet; the order is linked to them. Commits; calls Stripe
+    outside any transaction. Raises ``PaymentError`` when Stripe cannot be reached."""
+    if not customer.stripe_customer_id:
+        db.session.commit()  # no transaction open across the Stripe call
+        customer = billing.get_or_create_customer(customer.email)
+    if order.customer_id != customer.id:
+        order.customer_id = customer.id
+        db.session.commit()
+    assert customer.stripe_customer_id
+    return customer.stripe_customer_id
+
+
+# A page view reuses its Customer Session for this long (they live 30 minutes at Stripe),
+# so reloading the checkout does not make a new one each time.
+CUSTOMER_SESSION_REUSE_SECONDS = 10 * 60
+
+
+def _customer_session_secret(order: Order, customer: Customer) -> str | None:
+    """A Customer Session's client secret for the checkout's Payment Element (saved cards,
+    "Save this card"), or None when Stripe cannot be reached now: the page then takes a
+    new card only, and Pay makes the customer."""
+    try:
+        stripe_customer_id = _order_customer(order, customer)
+        window = int(time.time()) // CUSTOMER_SESSION_REUSE_SECONDS
+        key = payments.idempotency_key(
+            "customer-session", stripe_customer_id, order.public_id, window
+        )
+        return payments.create_customer_session(stripe_customer_id, key).client_secret
+    except payments.PaymentError as err:
+        db.session.rollback()
+        log.warning("order %s: no saved cards on the page (%s)", order.public_id, err.kind)
+        return None
+
+
+def _address_defaults(order: Order, customer: Customer | None = None) -> dict[str, Any] | None:
+    """What the Address Element starts with: the order's own address, else (signed in) the
+    one their last order went to, so a returning customer pays in one step."""
+    source: Order | None = order
+    if not order.ship_line1 and customer is not None:
+        source = db.session.scalar(
+            select(Order)
+            .where(Order.customer_id == customer.id, Order.ship_line1.is_not(None))
+            .where(Order.id != order.id)
+            .order_by(Order.id.desc())
+            .limit(1)
+        )
+    if source is None or not source.ship_line1:
         return None
     return {
-        "name": order.ship_name,
+        "name": source.ship_name,
         "address": {
-            "line1": order.ship_line1,
-            "line2": order.ship_line2,
-            "city": order.ship_city,
-            "state": order.ship_state,
-            "postal_code": order.ship_postal_code,
-            "country": order.ship_country,
+            "line1": source.ship_line1,
+            "line2": source.ship_line2,
+            "city": source.ship_city,
+            "state": source.ship_state,
+            "postal_code": source.ship_postal_code,
+            "country": source.ship_country,
         },
     }
 
@@ -427,6 +490,9 @@ def pay(public_id: str):
         hosted = _retire_hosted_checkout()
         if hosted is not None:  # paid (or being paid) on Stripe Checkout meanwhile
             return {"redirect": url_for("orders.show", public_id=hosted.public_id)}
+        customer = _signed_in_customer()
+        if customer is not None:
+            _order_customer(order, customer)  # the intent is theirs (saved cards)
         order, intent = _intent_for(order, cart, member)
     except payments.PaymentError as err:
         db.session.rollback()
@@ -476,6 +542,9 @@ def _intent_for(order: Order, cart: Cart, member: bool) -> tuple[Order, Any]:
             elif intent.status == "canceled":
                 order = _successor(order, cart, member, "its payment was canceled")
             else:
+                stripe_customer_id = payments.order_stripe_customer_id(order)
+                if stripe_customer_id and not intent.customer:
+                    fields["customer"] = stripe_customer_id  # made before saved cards
                 return order, payments.update_payment_intent(intent.id, **fields)
     # One call: the create carries the shipping and receipt email too (an update after
     # it was a second round trip to Stripe on every first Pay).

@@ -608,7 +608,7 @@ def payment_intent_params(order: Any, **details: Any) -> dict[str, Any]:
     where an update after every create would cost each first Pay a second Stripe call.
     Once the order holds its intent's id, later changes are updates.
     """
-    return {
+    params: dict[str, Any] = {
         "amount": order.amount_total,
         "currency": order.currency,
         "automatic_payment_methods": {"enabled": True},
@@ -616,6 +616,45 @@ def payment_intent_params(order: Any, **details: Any) -> dict[str, Any]:
         "description": f"Order {order.number}",
         **details,
     }
+    stripe_customer_id = order_stripe_customer_id(order)
+    if stripe_customer_id:
+        # A signed-in customer (fixed for the order: signing in or out starts a new one):
+        # their saved cards can pay it, and a card they save is attached to them.
+        params["customer"] = stripe_customer_id
+    return params
+
+
+def order_stripe_customer_id(order: Any) -> str | None:
+    customer = getattr(order, "customer", None)
+    return customer.stripe_customer_id if customer is not None else None
+
+
+# The Payment Element's saved-card features for a signed-in customer (Stripe's "save
+# payment details during payment" guide): their cards saved with consent
+# (allow_redisplay "always") are offered above a new-card form, and "Save this card for
+# next time" under a new card confirms with setup_future_usage=off_session (so a card
+# saved here can also renew the membership). Removing cards is My account's job.
+CUSTOMER_SESSION_FEATURES = {
+    "payment_method_redisplay": "enabled",
+    "payment_method_save": "enabled",
+    "payment_method_save_usage": "off_session",
+}
+
+
+def create_customer_session(stripe_customer_id: str, key: str) -> Any:
+    """A Customer Session letting the checkout page's Payment Element show and save this
+    customer's cards; its ``client_secret`` goes to Stripe.js only, for 30 minutes."""
+    return call(
+        "customer session create",
+        client().v1.customer_sessions.create,
+        params={
+            "customer": stripe_customer_id,
+            "components": {
+                "payment_element": {"enabled": True, "features": CUSTOMER_SESSION_FEATURES}
+            },
+        },
+        options={"idempotency_key": key},
+    )
 
 
 def create_payment_intent(order: Any, **details: Any) -> Any:

@@ -245,7 +245,8 @@ def test_a_member_pays_no_shipping_at_pay(stripe_app, monkeypatch):
     from storefront.models import Customer, Subscription
 
     with stripe_app.app_context():
-        customer = Customer(email="m@example.com", stripe_customer_id="cus_x")
+        stripe_id = payments.client().v1.customers.create(params={"email": "m@example.com"}).id
+        customer = Customer(email="m@example.com", stripe_customer_id=stripe_id)
         db.session.add(customer)
         db.session.flush()
         db.session.add(

@@ -30,11 +30,17 @@
   }
 
   var stripe = Stripe(data.publishableKey);
-  var elements = stripe.elements({
+  var elementsOptions = {
     mode: "payment",
     amount: selectedRate() ? selectedRate().total : data.amount,
     currency: data.currency,
-  });
+  };
+  // Signed in: a Customer Session lets the Payment Element show their saved cards and
+  // offer "Save this card for next time" (guests never get one).
+  if (data.customerSessionClientSecret) {
+    elementsOptions.customerSessionClientSecret = data.customerSessionClientSecret;
+  }
+  var elements = stripe.elements(elementsOptions);
   var addressOptions = { mode: "shipping", allowedCountries: data.countries };
   if (data.address) addressOptions.defaultValues = data.address;
   var addressElement = elements.create("address", addressOptions);

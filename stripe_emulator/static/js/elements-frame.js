@@ -17,6 +17,12 @@
   var options = F.state.options;
   var busy = false;
   var lastSent = null;
+  // A Customer Session (payment kind): its client secret, its Payment Element features, the
+  // saved cards it lets this element offer, and the choice made ("new" or a card's id).
+  var customerSession = null;
+  var features = null;
+  var saved = [];
+  var choice = "new";
 
   // Which field a split element holds.
   var SPLIT = { cardNumber: "number", cardExpiry: "expiry", cardCvc: "cvc" };
@@ -113,7 +119,9 @@
       if (err && !first) first = err;
     });
     var brand = C.info(fieldValue("number")).brand;
-    Array.prototype.forEach.call(document.querySelectorAll(".brand"), function (b) {
+    // The new card's badge (a saved card's badge keeps its own brand).
+    var badges = document.querySelectorAll(".brand:not(.saved-brand)");
+    Array.prototype.forEach.call(badges, function (b) {
       b.setAttribute("data-brand", brand);
       b.textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
     });
@@ -133,6 +141,19 @@
   }
 
   function changeEvent(all) {
+    if (usingSaved()) {
+      var pm = savedCard(choice);
+      return {
+        elementType: kind,
+        complete: true,
+        empty: false,
+        collapsed: false,
+        value: {
+          type: "card",
+          payment_method: { id: pm.id, type: "card", card: pm.card, billing_details: pm.billing_details },
+        },
+      };
+    }
     var s = render(all);
     var event = { elementType: kind, complete: s.complete, empty: s.empty };
     if (kind === "payment") {
@@ -246,6 +267,12 @@
     Object.keys(inputs).forEach(function (f) {
       if (inputs[f]) inputs[f].disabled = disabled;
     });
+    Array.prototype.forEach.call(
+      document.querySelectorAll("#saved-methods input, #saved-methods button, #save-card"),
+      function (el) {
+        el.disabled = disabled;
+      }
+    );
     applyCardStyle(options.style);
     var defaults = ((options.defaultValues || {}).billingDetails || {}).address || {};
     if (inputs.country && defaults.country && !countryDefaulted) {
@@ -267,8 +294,9 @@
     var mandate = document.getElementById("mandate");
     if (!mandate) return;
     var g = options.__group || {};
+    var saving = choice === "new" && saveBox && saveBox.checked && !saveOption.hidden;
     mandate.hidden = !(g.intentType === "setup" || g.mode === "subscription" ||
-      g.setupFutureUsage);
+      g.setupFutureUsage || saving);
   }
 
   function setBusy(value) {
@@ -287,10 +315,11 @@
     return bd;
   }
 
-  function createPaymentMethod(given) {
+  function createPaymentMethod(given, allowRedisplay) {
     var exp = C.parseExpiry(fieldValue("expiry"));
     var params = {
       type: "card",
+      allow_redisplay: allowRedisplay || undefined,
       card: {
         number: C.digits(fieldValue("number")),
         exp_month: exp.month,
@@ -305,6 +334,7 @@
 
   /* Show every error of this frame; answers the first (or null). */
   function validateOwn() {
+    if (usingSaved()) return null;
     var event = emitChange(true);
     if (event.error) return event.error;
     if (!event.complete) return C.error("incomplete_" + (SPLIT[kind] || "number"));
@@ -360,8 +390,15 @@
     var clientSecret = String(message.clientSecret || "");
     var id = clientSecret.split("_secret_")[0];
     var info = INTENT[message.intentType === "setup" ? "setup" : "payment"];
+    // A saved card pays as it is; a new one is created (allow_redisplay "always" when the
+    // customer ticked "Save this card").
+    var savedId = usingSaved() ? choice : null;
+    var saving = !savedId && savingNewCard();
     setBusy(true);
-    return createPaymentMethod(message.billingDetails)
+    var pending = savedId
+      ? Promise.resolve({ id: savedId })
+      : createPaymentMethod(message.billingDetails, saving ? "always" : null);
+    return pending
       .then(function (pm) {
         if (pm.error) return { error: pm.error };
         var params = { client_secret: clientSecret, payment_method: pm.id };
@@ -369,6 +406,8 @@
         Object.keys(cp).forEach(function (k) {
           params[k] = cp[k];
         });
+        var usage = saving && info === INTENT.payment ? saveUsage() : null;
+        if (usage) params.setup_future_usage = usage;
         return api("POST", info.path + encodeURIComponent(id) + "/confirm", params).then(
           function (intent) {
             if (intent.error) {
@@ -394,16 +433,207 @@
       );
   }
 
+  // ------------------------------------------------------------------ saved cards
+
+  var savedBox = document.getElementById("saved-methods");
+  var savedList = document.getElementById("saved-list");
+  var savedStatus = document.getElementById("saved-status");
+  var newCard = document.getElementById("new-card");
+  var choiceNew = document.getElementById("choice-new");
+  var saveOption = document.getElementById("save-option");
+  var saveBox = document.getElementById("save-card");
+  var BRAND_NAMES = {
+    visa: "Visa",
+    mastercard: "Mastercard",
+    amex: "American Express",
+    discover: "Discover",
+    diners: "Diners Club",
+    jcb: "JCB",
+    unionpay: "UnionPay",
+  };
+
+  function usingSaved() {
+    return choice !== "new" && !!savedCard(choice);
+  }
+
+  function savedCard(id) {
+    return saved.filter(function (pm) {
+      return pm.id === id;
+    })[0] || null;
+  }
+
+  function enabled(name) {
+    return !!features && features[name] === "enabled";
+  }
+
+  /* "Visa •••• 4242, expires 12/34" */
+  function cardLabel(pm) {
+    var card = pm.card || {};
+    var brand = BRAND_NAMES[card.brand] || "Card";
+    var month = ("0" + card.exp_month).slice(-2);
+    var year = String(card.exp_year).slice(-2);
+    return brand + " \u2022\u2022\u2022\u2022 " + card.last4 + ", expires " + month + "/" + year;
+  }
+
+  function savingNewCard() {
+    return choice === "new" && enabled("payment_method_save") && !!saveBox && saveBox.checked;
+  }
+
+  /* The setup_future_usage a ticked "Save this card" confirms a PaymentIntent with: the
+   * session's payment_method_save_usage, else the intent's own (a deferred group's
+   * setupFutureUsage), else off_session. */
+  function saveUsage() {
+    if (features.payment_method_save_usage) return features.payment_method_save_usage;
+    var g = options.__group || {};
+    return g.setupFutureUsage ? null : "off_session";
+  }
+
+  /* Fetch the Customer Session's features and cards; answers an error, or null. */
+  function loadSaved() {
+    if (!customerSession) return Promise.resolve(null);
+    return api("GET", "/v1/elements/sessions", { customer_session_client_secret: customerSession })
+      .then(
+        function (body) {
+          if (!body || body.error) {
+            return (body && body.error) || { type: "api_error", message: "Unexpected response." };
+          }
+          features = body.features;
+          var g = options.__group || {};
+          if (features.payment_method_save_usage && g.setupFutureUsage) {
+            return {
+              type: "invalid_request_error",
+              code: "integration_error",
+              message:
+                "IntegrationError: the Customer Session sets payment_method_save_usage and " +
+                "the Elements group sets setupFutureUsage; set only one of them.",
+            };
+          }
+          saved = body.payment_methods || [];
+          choice = saved.length ? saved[0].id : "new";
+          renderSaved();
+          return null;
+        },
+        function () {
+          return {
+            type: "api_connection_error",
+            message: "We could not connect to the payment service. Please check your connection.",
+          };
+        }
+      );
+  }
+
+  function renderSaved() {
+    if (!savedBox) return;
+    savedList.textContent = "";
+    saved.forEach(function (pm) {
+      var item = document.createElement("li");
+      item.className = "saved-option";
+      var radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "payment-choice";
+      radio.id = "choice-" + pm.id;
+      radio.value = pm.id;
+      var label = document.createElement("label");
+      label.htmlFor = radio.id;
+      var badge = document.createElement("span");
+      badge.className = "brand saved-brand";
+      badge.setAttribute("data-brand", (pm.card || {}).brand || "unknown");
+      badge.setAttribute("aria-hidden", "true");
+      var brand = (pm.card || {}).brand;
+      badge.textContent = brand === "mastercard" ? "MC" : brand || "";
+      var text = document.createElement("span");
+      text.textContent = cardLabel(pm);
+      label.appendChild(badge);
+      label.appendChild(text);
+      item.appendChild(radio);
+      item.appendChild(label);
+      if (enabled("payment_method_remove")) {
+        var remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "remove";
+        remove.textContent = "Remove";
+        remove.setAttribute("aria-label", "Remove " + cardLabel(pm));
+        remove.addEventListener("click", function () {
+          removeCard(pm);
+        });
+        item.appendChild(remove);
+      }
+      savedList.appendChild(item);
+    });
+    savedBox.hidden = !saved.length;
+    if (choice !== "new" && !savedCard(choice)) choice = saved.length ? saved[0].id : "new";
+    var checked = choice === "new" ? choiceNew : document.getElementById("choice-" + choice);
+    if (checked) checked.checked = true;
+    applyChoice();
+    applyOptions();
+  }
+
+  function applyChoice() {
+    if (newCard) newCard.hidden = usingSaved();
+    if (saveOption) saveOption.hidden = !(choice === "new" && enabled("payment_method_save"));
+    showMandate();
+    reportHeight();
+  }
+
+  function removeCard(pm) {
+    var label = cardLabel(pm);
+    setBusy(true);
+    api(
+      "POST",
+      "/v1/elements/payment_methods/" + encodeURIComponent(pm.id) + "/detach",
+      { customer_session_client_secret: customerSession }
+    ).then(function (res) {
+      setBusy(false);
+      if (res.error) {
+        savedStatus.textContent = "We could not remove " + label + ". Please try again.";
+        return;
+      }
+      saved = saved.filter(function (other) {
+        return other.id !== pm.id;
+      });
+      savedStatus.textContent = label + " removed.";
+      renderSaved();
+      var next = choice === "new" ? choiceNew : document.getElementById("choice-" + choice);
+      if (next && saved.length) next.focus();
+      else if (inputs.number) inputs.number.focus();
+      emitChange(false);
+    });
+  }
+
+  if (savedBox) {
+    savedBox.addEventListener("change", function (e) {
+      if (e.target.name !== "payment-choice") return;
+      choice = e.target.value;
+      applyChoice();
+      emitChange(false);
+    });
+  }
+  if (saveBox) {
+    saveBox.addEventListener("change", function () {
+      showMandate();
+      reportHeight();
+    });
+  }
+
   // ------------------------------------------------------------------ messages from the page
 
   F.start({
-    init: applyOptions,
+    // Ready once a Customer Session's saved cards are shown (a page enables Pay on
+    // "ready"); a session that cannot be read is the element's loaderror.
+    init: function (m) {
+      applyOptions();
+      if (kind === "payment" && typeof m.customerSessionClientSecret === "string") {
+        customerSession = m.customerSessionClientSecret;
+      }
+      return loadSaved();
+    },
     update: applyOptions,
     changed: function () {
       emitChange(false);
     },
     focus: function () {
-      inputs[OWN[0]].focus();
+      var radio = usingSaved() ? document.getElementById("choice-" + choice) : null;
+      (radio || inputs[OWN[0]]).focus();
     },
     clear: function () {
       ORDER.forEach(function (f) {

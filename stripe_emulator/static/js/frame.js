@@ -2,7 +2,9 @@
  * only), appearance variables, height reports, and focus/blur/escape events.
  *
  * A frame script calls StripeEmuFrame.start({init, update, focus, clear, requests}) and gets
- * messages from the page: "init" (key, options, appearance), "update", "focus", "blur",
+ * messages from the page: "init" (key, options, appearance; the frame is "ready" after
+ * init, or, when init answers a promise, once it resolves: null, or an error sent as
+ * "loaderror"), "update", "focus", "blur",
  * "clear", and requests ({type, reqId, ...}) answered with a "result". */
 (function () {
   "use strict";
@@ -90,6 +92,12 @@
   }
 
   function start(handlers) {
+    function ready() {
+      send({ type: "ready" });
+      if (handlers.changed) handlers.changed();
+      reportHeight();
+    }
+
     var hasFocus = false;
     document.addEventListener("focusin", function () {
       if (!hasFocus) {
@@ -131,10 +139,17 @@
           state.key = typeof m.key === "string" ? m.key : null;
           applyAppearance(m.appearance);
           mergeOptions(m.options);
-          if (handlers.init) handlers.init(m);
-          send({ type: "ready" });
-          if (handlers.changed) handlers.changed();
-          reportHeight();
+          var loading = handlers.init ? handlers.init(m) : null;
+          if (loading && typeof loading.then === "function") {
+            // The frame loads something first (a Customer Session's saved cards): ready
+            // after it, or the element's loaderror when it answers an error.
+            loading.then(function (error) {
+              if (error) send({ type: "loaderror", error: error });
+              else ready();
+            });
+          } else {
+            ready();
+          }
           break;
         case "update":
           if (m.appearance) applyAppearance(m.appearance);

@@ -4,7 +4,10 @@
  *
  * - Stripe(pk); stripe.elements({clientSecret}) or deferred intents
  *   stripe.elements({mode: "payment" | "setup" | "subscription", amount, currency,
- *   setupFutureUsage, captureMethod, paymentMethodCreation}); elements.update(),
+ *   setupFutureUsage, captureMethod, paymentMethodCreation}), either with
+ *   customerSessionClientSecret (a Customer Session: the Payment Element lists the
+ *   customer's saved cards, offers "Save this card for next time" and Remove, as the
+ *   session's features say); elements.update(),
  *   elements.submit(), elements.getElement(), elements.fetchUpdates().
  * - Elements: payment, card, cardNumber / cardExpiry / cardCvc, linkAuthentication, address,
  *   expressCheckout and paymentRequestButton (no wallet is ever available here: they mount,
@@ -516,23 +519,29 @@
 
   Element.prototype._init = function () {
     var group = this._group;
-    this._iframe.contentWindow.postMessage(
-      {
-        __stripeEmu: true,
-        type: "init",
-        key: group._stripe._key,
-        options: this._frameOptions(),
-        appearance: group._options.appearance || null,
-        locale: group._options.locale || group._stripe._options.locale || null,
-      },
-      API_ORIGIN
-    );
+    var message = {
+      __stripeEmu: true,
+      type: "init",
+      key: group._stripe._key,
+      options: this._frameOptions(),
+      appearance: group._options.appearance || null,
+      locale: group._options.locale || group._stripe._options.locale || null,
+    };
+    // Only the Payment Element's frame (the emulator's origin) reads the customer's
+    // saved cards with it; the other frames never see it.
+    if (this._type === "payment" && group._options.customerSessionClientSecret) {
+      message.customerSessionClientSecret = group._options.customerSessionClientSecret;
+    }
+    this._iframe.contentWindow.postMessage(message, API_ORIGIN);
   };
 
   Element.prototype._onMessage = function (data) {
     switch (data.type) {
       case "loaded":
         this._init();
+        break;
+      case "loaderror":
+        this._emit("loaderror", { elementType: this._type, error: data.error });
         break;
       case "ready":
         this._ready = true;
@@ -706,6 +715,14 @@
       throw IntegrationError(
         "Invalid value for elements(): mode should be one of the following strings: " +
           MODES.join(", ") + ". You specified: " + opts.mode + "."
+      );
+    }
+    var cuss = opts.customerSessionClientSecret;
+    if (cuss !== undefined && cuss !== null &&
+        !(typeof cuss === "string" && cuss.indexOf("cuss_secret_") === 0)) {
+      throw IntegrationError(
+        "Invalid value for elements(): customerSessionClientSecret should be a Customer " +
+          "Session client secret (cuss_secret_...). You specified: " + cuss + "."
       );
     }
     if (!creating || !opts.mode || opts.clientSecret) return;
