@@ -163,8 +163,14 @@ def session_params(order: Order, *, use_price_ids: bool = True) -> dict[str, Any
         params["shipping_options"] = options
     customer = order.customer
     if customer is not None and customer.stripe_customer_id:
-        # A returning customer: Checkout pre-fills their email and links the payment.
+        # A returning customer: Checkout pre-fills their email and links the payment, lists
+        # the cards they saved with consent (allow_redisplay "always", Stripe's default
+        # filter) and offers to save a new one for next time.
         params["customer"] = customer.stripe_customer_id
+        params["saved_payment_method_options"] = {
+            "payment_method_save": "enabled",
+            "allow_redisplay_filters": ["always"],
+        }
     elif order.email:
         params["customer_email"] = order.email
     return params
@@ -245,7 +251,19 @@ def checkout_url_for(order: Order) -> str | None:
         return None
     if order.status == OrderStatus.FAILED and set_status(order, OrderStatus.PENDING):
         db.session.commit()
+    _signed_in_customers_stripe_id(order)
     return _create_session(order, "first").url
+
+
+def _signed_in_customers_stripe_id(order: Order) -> None:
+    """A signed-in customer's order pays as their Stripe Customer (saved cards), made once
+    when they have none yet. Calls Stripe outside any transaction; commits."""
+    customer = order.customer
+    if customer is None or customer.stripe_customer_id:
+        return
+    db.session.commit()  # no transaction open across the Stripe call
+    billing.get_or_create_customer(customer.email)
+    db.session.refresh(order)
 
 
 # --------------------------------------------------------------------------- orders

@@ -463,8 +463,67 @@ SESSION_FIELDS = [
     "shipping_options.shipping_rate_data.delivery_estimate",
     "shipping_options.shipping_rate_data.metadata",
     "shipping_options.shipping_rate_data.tax_behavior",
+    "saved_payment_method_options.payment_method_save",
+    "saved_payment_method_options.allow_redisplay_filters",
     "expand",
 ]
+REDISPLAY_VALUES = ("always", "limited", "unspecified")
+
+
+def _saved_payment_method_options(p: dict[str, Any], customer_id: str | None) -> Any:
+    """``saved_payment_method_options`` as Stripe answers it: with a customer (or options
+    given) the redisplay filters (default ``["always"]``) and whether the page offers to
+    save a new card; saving needs the customer the card is saved to."""
+    given = p.get("saved_payment_method_options")
+    if given in (None, ""):
+        given = {}
+    if not isinstance(given, dict):
+        raise core.invalid("saved_payment_method_options")
+    if not customer_id and not given:
+        return None
+    filters = given.get("allow_redisplay_filters") or ["always"]
+    if isinstance(filters, str):
+        filters = [filters]
+    for value in filters:
+        if value not in REDISPLAY_VALUES:
+            raise core.invalid("saved_payment_method_options[allow_redisplay_filters]")
+    save = given.get("payment_method_save") or None
+    if save not in (None, "enabled", "disabled"):
+        raise core.invalid("saved_payment_method_options[payment_method_save]")
+    if save == "enabled" and not customer_id:
+        raise core.StripeError(
+            "saved_payment_method_options[payment_method_save] can only be enabled with a "
+            "`customer` (the emulator does not create one for it).",
+            param="saved_payment_method_options[payment_method_save]",
+        )
+    return {
+        "allow_redisplay_filters": list(dict.fromkeys(filters)),
+        "payment_method_remove": None,
+        "payment_method_save": save,
+    }
+
+
+def saved_cards(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The customer's saved cards the hosted page offers (allow_redisplay in the filters),
+    newest first."""
+    options = session.get("saved_payment_method_options") or {}
+    customer_id = session.get("customer")
+    if not customer_id or not options:
+        return []
+    filters = options.get("allow_redisplay_filters") or ["always"]
+    return core.all_of(
+        "payment_method",
+        lambda pm: (
+            pm.get("customer") == customer_id
+            and pm.get("type") == "card"
+            and (pm.get("allow_redisplay") or "unspecified") in filters
+        ),
+    )
+
+
+def _offers_save(session: dict[str, Any]) -> bool:
+    options = session.get("saved_payment_method_options") or {}
+    return session["mode"] == "payment" and options.get("payment_method_save") == "enabled"
 
 
 @bp.post("/checkout/sessions")
@@ -530,6 +589,7 @@ def create_session():
     subtotal = sum(i["amount_subtotal"] for i in items)
     address_collection = _shipping_address_collection(p)
     options = _shipping_options(p, mode, items[0]["currency"])
+    saved_options = _saved_payment_method_options(p, customer_id)
 
     cs_id = core.new_id("cs_test", SESSION_ID_LENGTH)
     session = core.base_object(
@@ -597,7 +657,7 @@ def create_session():
         payment_status="unpaid",
         phone_number_collection={"enabled": False},
         recovered_from=None,
-        saved_payment_method_options=None,
+        saved_payment_method_options=saved_options,
         setup_intent=None,
         shipping_address_collection=address_collection,
         shipping_cost=None,
@@ -698,6 +758,30 @@ def payment_page(cs_id: str):
     return jsonify(page)
 
 
+@bp.get("/payment_pages/<cs_id>/saved_payment_methods")
+@strict.accepts(None, public=True)
+def payment_page_saved_cards(cs_id: str):
+    """The returning customer's saved cards the page offers (brand, last 4 and expiry
+    only) and whether it offers to save a new one (emulator only; no key, like the page)."""
+    session = _session_or_404(cs_id)
+    cards = saved_cards(session) if session["status"] == "open" else []
+    return jsonify(
+        {
+            "saved_cards": [
+                {
+                    "id": pm["id"],
+                    "brand": pm["card"]["brand"],
+                    "last4": pm["card"]["last4"],
+                    "exp_month": pm["card"]["exp_month"],
+                    "exp_year": pm["card"]["exp_year"],
+                }
+                for pm in cards
+            ],
+            "offers_save": _offers_save(session),
+        }
+    )
+
+
 def _rate_or_id(rate_id: str) -> dict[str, Any] | str:
     """A shipping option's rate, expanded (as ``expand[]=shipping_options.shipping_rate``
     would) so the page can name it."""
@@ -715,13 +799,20 @@ def _form_details(session: dict[str, Any]) -> dict[str, Any]:
     if "@" not in email or len(email) > 512:
         raise core.invalid("email", "Your email address is invalid.")
     name = (p.get("billing_name") or "").strip() or None
+    saved = p.get("payment_method") or None
     card = p.get("card")
-    if not isinstance(card, dict) or not card.get("number"):
+    if saved:
+        card = None
+        if saved not in {pm["id"] for pm in saved_cards(session)}:
+            raise core.not_found(saved, "payment_method", "payment_method")
+    elif not isinstance(card, dict) or not card.get("number"):
         raise core.missing("card[number]")
     return {
         "email": email,
         "name": name,
         "card": card,
+        "saved_payment_method": saved,
+        "save": core.to_bool(p.get("save_payment_method")) and _offers_save(session),
         "shipping": _form_shipping(session, p),
         "shipping_rate": p.get("shipping_rate") or None,
     }
@@ -796,12 +887,22 @@ class PaymentPageConfirmParams(TypedDict):
     card: NotRequired[PaymentPageCard]
     shipping: NotRequired[PaymentPageShipping]
     shipping_rate: NotRequired[str]
+    payment_method: NotRequired[str]  # one of the customer's saved cards, instead of card
+    save_payment_method: NotRequired[bool]  # "Save this card" ticked (payment_method_save)
 
 
 @bp.post("/payment_pages/<cs_id>/confirm")
 @strict.accepts(
     PaymentPageConfirmParams,
-    ["email", "billing_name", "card", "shipping", "shipping_rate"],
+    [
+        "email",
+        "billing_name",
+        "card",
+        "shipping",
+        "shipping_rate",
+        "payment_method",
+        "save_payment_method",
+    ],
     public=True,
 )
 def confirm_payment_page(cs_id: str):
@@ -820,9 +921,16 @@ def confirm_payment_page(cs_id: str):
         details = _form_details(session)
         choose_shipping(session, details["shipping_rate"])
         core.save(session)
-        pm = payments.create_payment_method_from_card(
-            details["card"], {"email": details["email"], "name": details["name"]}
-        )
+        if details["saved_payment_method"]:
+            pm = core.get_or_404(details["saved_payment_method"], "payment_method")
+        else:
+            pm = payments.create_payment_method_from_card(
+                details["card"], {"email": details["email"], "name": details["name"]}
+            )
+            if details["save"]:
+                # Saved with the customer's consent: shown again next time.
+                pm["allow_redisplay"] = "always"
+                core.save(pm)
         if session["mode"] == "payment":
             pi = _payment_mode_intent(session, pm, details)
         else:
@@ -883,6 +991,9 @@ def _payment_mode_intent(
         params["description"] = pi_data["description"]
     if session.get("customer"):
         params["customer"] = session["customer"]
+        if details.get("save"):
+            # "Save this card" ticked: attached to the customer once paid.
+            params["setup_future_usage"] = "on_session"
     if details.get("shipping"):
         params["shipping"] = details["shipping"]  # Checkout puts the address on its payment
     return payments.create_payment_intent(params)

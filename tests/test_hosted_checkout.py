@@ -150,14 +150,21 @@ def sign_in(shop, email: str) -> None:
     accounts.sign_in(shop, email)
 
 
-def test_signed_in_without_a_customer_record_gets_customer_email(stripe_app, shop):
+def test_signed_in_without_a_stripe_customer_gets_one_made_once(stripe_app, shop):
+    """Saved cards need a Stripe Customer: a signed-in customer without one gets it (issue 14)."""
     sign_in(shop, "grace@example.com")
     add_to_cart(shop, stripe_app, BEANS)
     cs = retrieve(stripe_app, start(shop))
-    assert cs.customer_email == "grace@example.com"
-    assert cs.customer is None
     with stripe_app.app_context():
-        assert only_order(stripe_app).email == "grace@example.com"
+        order = only_order(stripe_app)
+        assert order.email == "grace@example.com"
+        stripe_customer_id = order.customer.stripe_customer_id
+        customers = payments.client().v1.customers.list(params={"limit": 100}).data
+    assert [c.id for c in customers] == [stripe_customer_id]
+    assert customers[0].email == "grace@example.com"
+    assert cs.customer == stripe_customer_id
+    assert cs.customer_email is None
+    assert cs.saved_payment_method_options.payment_method_save == "enabled"
 
 
 def test_signed_in_customer_is_passed_as_the_stripe_customer(stripe_app, shop):
@@ -169,6 +176,9 @@ def test_signed_in_customer_is_passed_as_the_stripe_customer(stripe_app, shop):
     cs = retrieve(stripe_app, start(shop))
     assert cs.customer == stripe_customer_id
     assert cs.customer_email is None
+    # Their cards saved with consent are offered, and a new one may be saved (issue 14).
+    assert cs.saved_payment_method_options.allow_redisplay_filters == ["always"]
+    assert cs.saved_payment_method_options.payment_method_save == "enabled"
     with stripe_app.app_context():
         order = only_order(stripe_app)
         assert order.customer.stripe_customer_id == stripe_customer_id
@@ -179,6 +189,7 @@ def test_signed_out_shopper_leaves_the_email_to_checkout(stripe_app, shop):
     add_to_cart(shop, stripe_app, BEANS)
     cs = retrieve(stripe_app, start(shop))
     assert cs.customer is None and cs.customer_email is None
+    assert cs.saved_payment_method_options is None  # a guest never sees saved cards
 
 
 def test_session_creation_is_idempotent_per_order(stripe_app, shop):

@@ -352,11 +352,75 @@
   var ERROR_BOX = { email: "email-error", number: "card-error", expiry: "card-error",
     cvc: "card-error", name: "name-error" };
 
+  // ------------------------------------------------------------------ saved cards
+
+  var choice = "new"; // "new" or a saved card's id
+  var offersSave = false;
+  var BRAND_NAMES = {
+    visa: "Visa",
+    mastercard: "Mastercard",
+    amex: "American Express",
+    discover: "Discover",
+    diners: "Diners Club",
+    jcb: "JCB",
+    unionpay: "UnionPay",
+  };
+
+  /* "Visa •••• 4242, expires 12/34" */
+  function cardLabel(card) {
+    var month = ("0" + card.exp_month).slice(-2);
+    return (BRAND_NAMES[card.brand] || "Card") + " \u2022\u2022\u2022\u2022 " + card.last4 +
+      ", expires " + month + "/" + String(card.exp_year).slice(-2);
+  }
+
+  function usingSaved() {
+    return choice !== "new";
+  }
+
+  function renderSaved(saved) {
+    var cards = saved.saved_cards || [];
+    var list = $("saved-card-list");
+    list.textContent = "";
+    cards.forEach(function (card) {
+      var row = document.createElement("div");
+      row.className = "saved-card";
+      var radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "paymentChoice";
+      radio.id = "saved-" + card.id;
+      radio.value = card.id;
+      var label = document.createElement("label");
+      label.htmlFor = radio.id;
+      label.textContent = cardLabel(card);
+      row.appendChild(radio);
+      row.appendChild(label);
+      list.appendChild(row);
+    });
+    $("saved-cards").hidden = !cards.length;
+    offersSave = !!saved.offers_save;
+    $("save-card-option").hidden = !offersSave;
+    choice = cards.length ? cards[0].id : "new";
+    var checked = cards.length ? $("saved-" + choice) : $("use-new-card");
+    checked.checked = true;
+    applyChoice();
+  }
+
+  function applyChoice() {
+    $("new-card-fields").hidden = usingSaved();
+  }
+
+  $("saved-cards").addEventListener("change", function (e) {
+    if (e.target.name !== "paymentChoice") return;
+    choice = e.target.value;
+    applyChoice();
+  });
+
   /* Show errors; `all` on submit. Answers the first field with an error (or null). */
   function validate(all) {
     var shown = {};
     var first = null;
-    ["email", "number", "expiry", "cvc", "name"].forEach(function (f) {
+    var checked = usingSaved() ? ["email"] : ["email", "number", "expiry", "cvc", "name"];
+    checked.forEach(function (f) {
       var r = CHECKS[f]();
       var err = r.error || ((all || touched[f]) && !r.complete ? r.incompleteError : null);
       fields[f].setAttribute("aria-invalid", err ? "true" : "false");
@@ -409,6 +473,12 @@
     Object.keys(fields).forEach(function (f) {
       if (!(f === "email" && session && fixedEmail())) fields[f].disabled = value;
     });
+    Array.prototype.forEach.call(
+      document.querySelectorAll("#saved-cards input, #saveCard"),
+      function (el) {
+        el.disabled = value;
+      }
+    );
   }
 
   function formError(message) {
@@ -445,17 +515,20 @@
     }
     if (validateShipping()) return;
     setBusy(true);
-    var exp = C.parseExpiry(fields.expiry.value);
-    var params = {
-      email: fields.email.value.trim(),
-      billing_name: fields.name.value.trim(),
-      card: {
+    var params = { email: fields.email.value.trim() };
+    if (usingSaved()) {
+      params.payment_method = choice;
+    } else {
+      var exp = C.parseExpiry(fields.expiry.value);
+      params.billing_name = fields.name.value.trim();
+      params.card = {
         number: C.digits(fields.number.value),
         exp_month: exp.month,
         exp_year: exp.year,
         cvc: C.digits(fields.cvc.value),
-      },
-    };
+      };
+      if (offersSave && $("saveCard").checked) params.save_payment_method = "true";
+    }
     var extra = shippingParams();
     Object.keys(extra).forEach(function (k) { params[k] = extra[k]; });
     call("POST", base + "/confirm", params).then(function (res) {
@@ -531,7 +604,11 @@
       }
       return;
     }
-    renderForm();
-    renderShipping();
+    // The form shows once the customer's saved cards are known (none for a guest).
+    return call("GET", base + "/saved_payment_methods").then(function (saved) {
+      renderForm();
+      renderShipping();
+      renderSaved(saved.status === 200 && saved.body ? saved.body : {});
+    });
   });
 })();
