@@ -572,7 +572,7 @@
     if (newCard) newCard.hidden = usingSaved();
     if (saveOption) saveOption.hidden = !(choice === "new" && enabled("payment_method_save"));
     showMandate();
-    reportHeight();
+    F.reportHeight();
   }
 
   function removeCard(pm) {
@@ -611,7 +611,7 @@
   if (saveBox) {
     saveBox.addEventListener("change", function () {
       showMandate();
-      reportHeight();
+      F.reportHeight();
     });
   }
 
