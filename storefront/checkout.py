@@ -572,6 +572,7 @@ def _successor(order: Order, cart: Cart, member: bool, reason: str) -> Order:
     new = order_for_token(cart, member=member)
     reprice(new, member=member, rate_code=order.shipping_rate_code)
     for name in (
+        "customer_id",  # a signed-in customer's next order is theirs too (saved cards)
         "email",
         "ship_name",
         "ship_line1",

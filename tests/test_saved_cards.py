@@ -120,3 +120,18 @@ def test_an_intent_made_without_the_customer_gets_it_at_pay(stripe_app, signed_i
     assert (
         stripe_intent(stripe_app, pi.id).customer == local_customer(stripe_app).stripe_customer_id
     )
+
+
+def test_a_successor_order_stays_the_customers(stripe_app, signed_in):
+    """An order whose intent was canceled at Stripe is followed by a new one at Pay: it is
+    the customer's too, so their saved cards can pay it."""
+    assert press_pay(signed_in).status_code == 200
+    order = only_order(stripe_app)
+    with stripe_app.app_context():
+        payments.client().v1.payment_intents.cancel(order.stripe_payment_intent_id)
+    assert press_pay(signed_in).status_code == 200
+    with stripe_app.app_context():
+        old, new = db.session.scalars(select(Order).order_by(Order.id)).all()
+        assert new.id != old.id and new.customer_id == old.customer_id is not None
+        pi = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
+        assert pi.customer == new.customer.stripe_customer_id
