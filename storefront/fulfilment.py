@@ -184,7 +184,7 @@ def _flag_short_order(order: Order, short: list[tuple[OrderItem, int]]) -> None:
     )
     notice = mail.staff_notice(
         "staff_notice",
-        f"Order {order.public_id[:8]} is paid but short of stock",
+        f"Order {order.number} is paid but short of stock",
         "\n".join(
             [
                 f"Order {order.public_id} was paid "
@@ -218,7 +218,7 @@ def notify_staff_of_payment(
     )
     message = mail.staff_notice(
         "staff_notice",
-        f"Refund {how_much} for order {order.public_id[:8]}: {what}",
+        f"Refund {how_much} for order {order.number}: {what}",
         "\n".join(
             [
                 f"Order {order.public_id} {what}.",

@@ -611,7 +611,7 @@ def _check_mismatch(order: Order, pi_id: str, amount: Any, currency: Any) -> Non
     )
     _staff_notice(
         "staff_amount_mismatch",
-        f"Order {order.public_id[:8]}: payment {pi_id} does not match the order",
+        f"Order {order.number}: payment {pi_id} does not match the order",
         f"Payment {pi_id} took {amount} {currency} (minor units) for order "
         f"{order.public_id}, whose total is {order.amount_total} {order.currency}. The order "
         "was NOT fulfilled. Check what the customer paid for in the Stripe Dashboard, then "

@@ -54,7 +54,7 @@ def test_a_0259_payment_appears_disputed_with_its_due_date_and_closes_lost(shop,
     dashboard = staff.get("/admin/").get_data(as_text=True)
     alerts = dashboard.split('data-testid="alerts"')[1].split("</section>")[0]
     assert f"order {public_id[:8]}" in alerts and f"evidence due {due}" in alerts
-    assert staff_notices(shop) == [f"Order {public_id[:8]} is disputed (fraudulent)"]
+    assert staff_notices(shop) == [f"Order {order.number} is disputed (fraudulent)"]
     listing = staff.get("/admin/orders?status=disputed").get_data(as_text=True)
     assert public_id[:8] in listing
 
@@ -67,7 +67,7 @@ def test_a_0259_payment_appears_disputed_with_its_due_date_and_closes_lost(shop,
     page = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert 'data-testid="dispute-outcome">lost<' in page
     assert get_order(shop, public_id).status == OrderStatus.PAID
-    assert staff_notices(shop)[-1] == f"Dispute on order {public_id[:8]} lost"
+    assert staff_notices(shop)[-1] == f"Dispute on order {order.number} lost"
     dashboard = staff.get("/admin/").get_data(as_text=True)
     assert 'data-testid="alerts"' not in dashboard  # nothing open any more
 
@@ -92,7 +92,8 @@ def test_an_early_fraud_warning_flags_the_order_and_suggests_a_refund(shop, staf
     assert "Refunding it before it ships avoids a dispute" in page
     dashboard = staff.get("/admin/").get_data(as_text=True)
     assert "Early fraud warning:" in dashboard and public_id[:8] in dashboard
-    assert staff_notices(shop) == [f"Early fraud warning on order {public_id[:8]}"]
+    number = get_order(shop, public_id).number
+    assert staff_notices(shop) == [f"Early fraud warning on order {number}"]
     # Refunded in full, the warning leaves the dashboard.
     form_key = form_value(page, "form_key")
     staff.post(
@@ -131,5 +132,6 @@ def test_a_refund_that_fails_later_is_shown_and_tells_staff(shop, staff, emulato
     page = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert "failed (expired or canceled card)" in page
     assert 'data-testid="remaining">$18.00<' in page  # the money did not go back
-    assert staff_notices(shop) == [f"Refund of $18.00 for order {public_id[:8]} failed"]
+    number = get_order(shop, public_id).number
+    assert staff_notices(shop) == [f"Refund of $18.00 for order {number} failed"]
     assert "Refund failed:" in staff.get("/admin/").get_data(as_text=True)

@@ -69,9 +69,9 @@ def on_refund(event: Any) -> str:
     if row.status == "failed":
         amount = format_money(row.amount, row.currency)
         staff_notice(
-            f"Refund of {amount} for order {order.public_id[:8]} failed",
+            f"Refund of {amount} for order {order.number} failed",
             f"Stripe could not send the refund {row.stripe_refund_id} of {amount} for order "
-            f"{order.public_id[:8]} back to the customer "
+            f"{order.number} back to the customer "
             f"({row.failure_reason or 'no reason given'}).\n\n"
             "The money is back in the shop's Stripe balance. Contact the customer and "
             "refund them another way.",
@@ -94,8 +94,8 @@ def on_dispute(event: Any) -> str:
     if field(event, "type") == "charge.dispute.created" or row.is_open:
         due = row.evidence_due_by.strftime("%d %b %Y") if row.evidence_due_by else "unknown"
         staff_notice(
-            f"Order {order.public_id[:8]} is disputed ({row.reason})",
-            f"The customer's bank disputes {amount} of order {order.public_id[:8]} "
+            f"Order {order.number} is disputed ({row.reason})",
+            f"The customer's bank disputes {amount} of order {order.number} "
             f"(reason: {row.reason}). Submit evidence in the Stripe Dashboard by {due} "
             f"(dispute {row.stripe_dispute_id}).",
             f"dispute-created:{row.stripe_dispute_id}",
@@ -103,9 +103,9 @@ def on_dispute(event: Any) -> str:
         )
     if row.status in DISPUTE_CLOSED:
         staff_notice(
-            f"Dispute on order {order.public_id[:8]} {row.status}",
+            f"Dispute on order {order.number} {row.status}",
             f"The dispute {row.stripe_dispute_id} of {amount} on order "
-            f"{order.public_id[:8]} is closed: {row.status}.",
+            f"{order.number} is closed: {row.status}.",
             f"dispute-closed:{row.stripe_dispute_id}",
             order,
         )
@@ -168,8 +168,8 @@ def on_early_fraud_warning(event: Any) -> str:
         except IntegrityError:
             db.session.rollback()
     staff_notice(
-        f"Early fraud warning on order {order.public_id[:8]}",
-        f"The card issuer reports the payment of order {order.public_id[:8]} as likely fraud "
+        f"Early fraud warning on order {order.number}",
+        f"The card issuer reports the payment of order {order.number} as likely fraud "
         f"({field(obj, 'fraud_type', default='misc')}). Refunding it now, before it ships, "
         "avoids a dispute and its fee.",
         f"early-fraud-warning:{stripe_id}",
