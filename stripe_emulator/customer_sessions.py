@@ -12,8 +12,10 @@ customerSessionClientSecret})``.  What the features do in the Payment Element st
 - ``payment_method_save``: a "Save this card for next time" checkbox under a new card; when
   ticked the card is created with ``allow_redisplay: "always"`` and a PaymentIntent is
   confirmed with ``setup_future_usage`` = ``payment_method_save_usage`` (when given;
-  otherwise the intent's own), so the card is attached to the intent's customer once paid
-  (``payment_method.attached``);
+  otherwise the intent's own, as a deferred group's ``setupFutureUsage`` says, else
+  ``off_session``), so the card is attached to the intent's customer once paid
+  (``payment_method.attached``); both ``payment_method_save_usage`` and ``setupFutureUsage``
+  is Stripe.js's IntegrationError, reported as the element's ``loaderror``;
 - ``payment_method_remove``: a Remove button next to each saved card (detaches it,
   ``payment_method.detached``).
 

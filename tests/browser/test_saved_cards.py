@@ -283,3 +283,24 @@ def test_a_guest_on_stripe_checkout_sees_no_saved_cards(page: Page, live_shop: L
     expect(page.get_by_role("group", name="Pay with")).to_be_hidden()
     expect(page.locator('input[name="paymentChoice"]:visible')).to_have_count(0)
     expect(page.get_by_label("Save this card for next time")).to_be_hidden()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_stripe_checkout_with_saved_cards_has_no_axe_violations(
+    page: Page, live_shop: LiveShop, width: int
+):
+    page.set_viewport_size({"width": width, "height": 900})
+    axe.install(page)
+    save_card_for(live_shop, "4242424242424242")
+    sign_in(page, live_shop)
+    add_to_cart(page, live_shop, "Colombia Huila")
+    open_hosted_page(page, live_shop)
+    expect(page.get_by_role("radio", name=saved_card_label("4242"))).to_be_checked()
+    found = {}
+    if result := axe.violations(page):
+        found["saved card chosen"] = result
+    page.get_by_role("radio", name="New card").check()
+    expect(page.get_by_label("Save this card for next time")).to_be_visible()
+    if result := axe.violations(page):
+        found["new card"] = result
+    assert not found, "axe violations:\n" + axe.describe(found)
