@@ -280,17 +280,25 @@ def _customer_session_secret(order: Order, customer: Customer) -> str | None:
     """A Customer Session's client secret for the checkout's Payment Element (saved cards,
     "Save this card"), or None when Stripe cannot be reached now: the page then takes a
     new card only, and Pay makes the customer."""
-    try:
-        stripe_customer_id = _order_customer(order, customer)
-        window = int(time.time()) // CUSTOMER_SESSION_REUSE_SECONDS
-        key = payments.idempotency_key(
-            "customer-session", stripe_customer_id, order.public_id, window
-        )
-        return payments.create_customer_session(stripe_customer_id, key).client_secret
-    except payments.PaymentError as err:
-        db.session.rollback()
-        log.warning("order %s: no saved cards on the page (%s)", order.public_id, err.kind)
-        return None
+    for _attempt in range(2):
+        try:
+            stripe_customer_id = _order_customer(order, customer)
+            window = int(time.time()) // CUSTOMER_SESSION_REUSE_SECONDS
+            key = payments.idempotency_key(
+                "customer-session", stripe_customer_id, order.public_id, window
+            )
+            return payments.create_customer_session(stripe_customer_id, key).client_secret
+        except payments.CustomerMissing:
+            # The stored id names no Customer at this Stripe account: forget it, so one is
+            # made here (else Pay would fail on it too). Once: then a new-card checkout.
+            db.session.rollback()
+            customer.stripe_customer_id = None
+            db.session.commit()
+        except payments.PaymentError as err:
+            db.session.rollback()
+            log.warning("order %s: no saved cards on the page (%s)", order.public_id, err.kind)
+            return None
+    return None
 
 
 def _address_defaults(order: Order, customer: Customer | None = None) -> dict[str, Any] | None:

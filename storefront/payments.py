@@ -641,20 +641,33 @@ CUSTOMER_SESSION_FEATURES = {
 }
 
 
+class CustomerMissing(PaymentError):
+    """Stripe has no Customer by the id we stored (the shop was pointed at another Stripe
+    account, or the emulator was reset): the caller makes a new one."""
+
+
 def create_customer_session(stripe_customer_id: str, key: str) -> Any:
     """A Customer Session letting the checkout page's Payment Element show and save this
-    customer's cards; its ``client_secret`` goes to Stripe.js only, for 30 minutes."""
-    return call(
-        "customer session create",
-        client().v1.customer_sessions.create,
-        params={
-            "customer": stripe_customer_id,
-            "components": {
-                "payment_element": {"enabled": True, "features": CUSTOMER_SESSION_FEATURES}
+    customer's cards; its ``client_secret`` goes to Stripe.js only, for 30 minutes.
+    Raises ``CustomerMissing`` when Stripe does not know the customer."""
+    try:
+        return call(
+            "customer session create",
+            client().v1.customer_sessions.create,
+            params={
+                "customer": stripe_customer_id,
+                "components": {
+                    "payment_element": {"enabled": True, "features": CUSTOMER_SESSION_FEATURES}
+                },
             },
-        },
-        options={"idempotency_key": key},
-    )
+            options={"idempotency_key": key},
+            raise_as_is=_missing,
+        )
+    except stripe.InvalidRequestError as err:  # only a missing customer gets here
+        log.warning(
+            "customer %s not found at Stripe request_id=%s", stripe_customer_id, err.request_id
+        )
+        raise CustomerMissing(GENERIC, kind="invalid") from err
 
 
 def create_payment_intent(order: Any, **details: Any) -> Any:

@@ -135,3 +135,19 @@ def test_a_successor_order_stays_the_customers(stripe_app, signed_in):
         assert new.id != old.id and new.customer_id == old.customer_id is not None
         pi = payments.client().v1.payment_intents.retrieve(new.stripe_payment_intent_id)
         assert pi.customer == new.customer.stripe_customer_id
+
+
+def test_a_stored_customer_stripe_no_longer_has_is_made_again(stripe_app, signed_in):
+    """E.g. the shop moved from the emulator to real test keys with the same database."""
+    with stripe_app.app_context():
+        row = db.session.scalar(select(Customer).where(Customer.email == EMAIL))
+        row.stripe_customer_id = "cus_from_another_account"
+        db.session.commit()
+    data = checkout_page_data(signed_in)
+    assert data["customerSessionClientSecret"].startswith("cuss_secret_")
+    [customer] = stripe_customers(stripe_app)
+    assert local_customer(stripe_app).stripe_customer_id == customer.id
+    response = press_pay(signed_in, page=data)
+    assert response.status_code == 200, response.get_json()
+    order = only_order(stripe_app)
+    assert stripe_intent(stripe_app, order.stripe_payment_intent_id).customer == customer.id
