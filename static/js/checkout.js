@@ -49,13 +49,18 @@
   var address = { complete: false, value: data.address };
   var returnUrl = data.returnUrl;
   var loaded = { address: false, payment: false };
+  var SLOW_LOAD = "The payment form is taking long to load. Please reload the page.";
 
   function onReady(which, placeholder) {
     return function () {
       loaded[which] = true;
       var loading = document.getElementById(placeholder);
       if (loading) loading.remove();
-      if (loaded.address && loaded.payment) button.disabled = false;
+      if (loaded.address && loaded.payment) {
+        button.disabled = false;
+        // Loaded after all: the "taking long" note below no longer holds.
+        if (paymentErrorText.textContent === SLOW_LOAD) paymentError.hidden = true;
+      }
     };
   }
   addressElement.on("ready", onReady("address", "address-loading"));
@@ -71,7 +76,7 @@
   });
   window.setTimeout(function () {
     if (!loaded.address || !loaded.payment) {
-      showError("The payment form is taking long to load. Please reload the page.");
+      showError(SLOW_LOAD);
     }
   }, 20000);
   addressElement.mount("#address-element");

@@ -38,3 +38,23 @@ def test_a_currency_picked_before_shop_js_runs_is_switched_to(page: Page, live_s
     page.reload()
     expect(page.get_by_label("Currency")).to_have_value("eur")
     expect(page.get_by_text("Currency switched.")).to_have_count(0)
+
+
+def test_the_slow_loading_note_goes_once_the_payment_form_is_ready(page: Page, live_shop: LiveShop):
+    """After 20 s without the card and address forms the checkout says they are taking long;
+    that note once stayed (and Pay too) after they arrived."""
+    from tests.browser.test_payment_element import add_to_cart, fill_card, pay
+
+    add_to_cart(page, live_shop, "Colombia Huila")
+    held = hold_script(page, live_shop.emulator.url, r"/static/js/frame\.js")
+    page.goto(live_shop.url + "/checkout/", wait_until="commit")
+    error = page.locator("#payment-error")
+    expect(error).to_contain_text("taking long to load", timeout=30_000)
+    for route in held:
+        route.continue_()
+    page.unroute_all()
+    expect(page.locator("#pay-button")).to_be_enabled()
+    expect(error).to_be_hidden()
+    fill_card(page, "4242 4242 4242 4242")
+    pay(page)
+    expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
