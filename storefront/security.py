@@ -67,6 +67,7 @@ STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 
 WEBHOOK_PATH = "/webhooks/stripe"
+WEBHOOK_ENDPOINT = "webhooks.stripe_webhook"
 
 
 def origin(url: str) -> str:
@@ -305,6 +306,14 @@ class ShopTalisman(Talisman):
             cached = self._policy_text[id(policy)] = (policy, super()._parse_policy(policy))
         return cached[1]
 
+    def _force_https(self):
+        # The shop sets force_https=False and no view turns it on (the TLS proxy redirects,
+        # README, Deploying), nor session_cookie_secure: Talisman would still read the
+        # request's scheme and X-Forwarded-Proto on every request before finding that out.
+        if not self.session_cookie_secure and not self._get_local_options()["force_https"]:
+            return None
+        return super()._force_https()
+
     def _set_referrer_policy_headers(self, headers) -> None:
         # The baseline, unless the view chose a stricter one (the sign-in link's page
         # answers no-referrer: its URL holds the token).
@@ -350,6 +359,8 @@ def init_app(app: Flask) -> None:
 def _refuse_nul_bytes() -> None:
     """NUL is in no URL or query of ours; PostgreSQL cannot even compare with it. (Form
     fields are each checked by their form, which says which field is wrong.)"""
+    if request.endpoint == WEBHOOK_ENDPOINT:
+        return  # reads neither: its only input is the signed body, checked in the view
     if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
         abort(404, "We could not find that page.")
     if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):

@@ -227,3 +227,27 @@ def test_staff_actions_are_limited_and_outsiders_spend_nothing(tmp_path):
     assert "Please wait" in refused.get_data(as_text=True)
     assert staff.get("/admin/orders.csv").status_code == 429  # one budget for staff actions
     assert staff.get("/admin/").status_code == 200  # pages stay open
+
+
+def test_webhook_deliveries_skip_the_limiters_per_request_work(tmp_path, monkeypatch):
+    # A signed server-to-server POST has no budget; Flask-Limiter's request filter stops
+    # it from resolving limits for every delivery (a fifth of an ignored event's calls).
+    from tests.webhook_helpers import make_event, post_event
+
+    app = limited_app(tmp_path)
+    manager = app.extensions["shop_limiter"].limit_manager
+    looked_up: list[str] = []
+    real = manager.has_hints
+    monkeypatch.setattr(manager, "has_hints", lambda ep: looked_up.append(ep) or real(ep))
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert looked_up == ["catalog.index"]  # the spy sees the limiter's work
+    for _ in range(3):
+        response = post_event(client, make_event("customer.updated", {"id": "cus_1"}))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["outcome"] == "ignored"
+    assert looked_up == ["catalog.index"]
+    # ... and the payment budgets are untouched.
+    assert ratelimits.limited_endpoints(app) >= set(ratelimits.PAYMENT_ENDPOINTS) & set(
+        app.view_functions
+    )

@@ -205,6 +205,44 @@ def test_a_nul_byte_in_the_path_or_query_is_not_a_5xx(client):
     assert client.get("/membership/welcome?session_id=cs_%00").status_code == 400
 
 
+def test_the_webhook_reads_only_its_signed_body_not_its_query(client):
+    # The NUL-in-query guard is for views that read the query; the webhook reads none of
+    # it, so the guard is skipped there (per-request work a delivery does not need).
+    payload = json.dumps(make_event("customer.updated", {"id": "cus_1"}))
+    response = client.post(
+        "/webhooks/stripe?x=%00",
+        data=payload,
+        headers={"Stripe-Signature": sign(payload)},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "ignored"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    # Without a valid signature it is still refused.
+    response = client.post(
+        "/webhooks/stripe?x=%00",
+        data=payload,
+        headers={"Stripe-Signature": sign(payload + " ")},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+
+
+def test_a_view_that_asks_for_https_is_still_redirected(app):
+    # The shop's Talisman skips the https check when nothing asks for it; a view that
+    # does (Talisman's per-view option) still gets the redirect.
+    @app.get("/_test/https-only")
+    def https_only():
+        return "ok"
+
+    https_only.talisman_view_options = {"force_https": True}
+    response = app.test_client().get("/_test/https-only")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("https://")
+    assert app.test_client().get("/").status_code == 200
+
+
 # --------------------------------------------------------------------------- headers
 
 
