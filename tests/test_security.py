@@ -129,7 +129,9 @@ def test_the_webhook_has_its_own_larger_limit(app, client):
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("offset", [-3600, -301, 301, 3600])
+# Just outside the 300 s tolerance. The future side has 10 s of slack, not 1: the header is
+# made before the request runs, and a busy machine took over a second between the two.
+@pytest.mark.parametrize("offset", [-3600, -301, 310, 3600])
 def test_webhook_timestamps_outside_the_tolerance_are_refused_before_reading(
     client, monkeypatch, offset
 ):
