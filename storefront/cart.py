@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from .extensions import db
 from .models import MAX_QUANTITY, Price, Product
@@ -104,7 +105,9 @@ class Cart:
         if not self.items:
             return []
         ids = [int(k) for k in self.items]
-        prices = db.session.scalars(select(Price).where(Price.id.in_(ids))).all()
+        # The lines' products in one more SELECT, not one lazy load per line.
+        query = select(Price).where(Price.id.in_(ids)).options(selectinload(Price.product))
+        prices = db.session.scalars(query).all()
         by_id = {p.id: p for p in prices}
         result = []
         for key, qty in self.items.items():

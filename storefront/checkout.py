@@ -474,23 +474,27 @@ def pay(public_id: str):
     # the address and the email. Committed before Stripe is called.
     try:
         if not refill_order(order, cart, member=member):
-            _lock(order)
+            # refill_order took the row lock and re-read the order and its items in this
+            # transaction already: a second lock here only repeated those statements.
             check_stock(order)
         if not is_open(order):
             db.session.rollback()
             return _json_error(EXPIRED, 409, reload=True)
         reprice(order, member=member, rate_code=form.shipping_rate.data)
         _fill(order, form)
+        # As committed just below (read now: the commit expires the order, and reading it
+        # after would be one more SELECT of the row this transaction wrote).
+        total = order.amount_total
         db.session.commit()
     except CartError as err:
         db.session.rollback()
         return _json_error(str(err), 409, reload=True)
-    if order.amount_total != form.total.data:
+    if total != form.total.data:
         log.info(
             "order %s: page showed %s, order is %s: 409",
-            order.public_id,
+            public_id,
             form.total.data,
-            order.amount_total,
+            total,
         )
         return _json_error(CHANGED, 409, reload=True)
 
@@ -521,8 +525,9 @@ def pay(public_id: str):
     if order.status == OrderStatus.FAILED:
         # Back on the checkout page after a decline: a new attempt.
         set_status(order, OrderStatus.PENDING)
+    return_url = _return_url(order)  # before the commit expires the order
     db.session.commit()
-    return {"clientSecret": intent.client_secret, "returnUrl": _return_url(order)}
+    return {"clientSecret": intent.client_secret, "returnUrl": return_url}
 
 
 def _return_url(order: Order) -> str:
