@@ -312,3 +312,18 @@ def test_countries_without_postal_codes_need_none(page: Page, merchant: str):
     ).json_value()[1]
     assert change["value"]["address"]["country"] == "HK"
     assert change["value"]["address"]["postal_code"] is None
+
+
+def test_frames_on_one_page_never_share_a_name(page: Page, merchant: str):
+    """Frame names were a random number plus a counter each: random draws one apart gave the
+    address and payment frames one name (CI saw it), and the page never became ready."""
+    # The draws that collided: 1000 + 4000 + 1 and 1000 + 3999 + 2.
+    page.add_init_script(
+        "(() => { const draws = [0.5, 0.4999]; let i = 0;"
+        " Math.random = () => draws[i++ % draws.length]; })()"
+    )
+    open_deferred(page, merchant)
+    names = page.locator('iframe[name^="__privateStripeFrame"]').evaluate_all(
+        "frames => frames.map(f => f.name)"
+    )
+    assert len(names) == 2 and len(set(names)) == 2, names

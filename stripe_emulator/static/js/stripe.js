@@ -35,6 +35,10 @@
     "We are unable to authenticate your payment method. Please choose a different " +
     "payment method and try again.";
   var frameCounter = 0;
+  // One random base per page, then a counter: names are unique within the page (a random
+  // number per frame plus the counter once gave two frames the same name, and their
+  // messages went to the wrong one).
+  var frameBase = 1000 + Math.floor(Math.random() * 8000);
   var groupCounter = 0;
   var requestCounter = 0;
   var framesById = {};
@@ -395,7 +399,7 @@
     this._type = type;
     this._options = options || {};
     this._handlers = {};
-    this._frameId = "__privateStripeFrame" + (1000 + Math.floor(Math.random() * 8000) + ++frameCounter);
+    this._frameId = "__privateStripeFrame" + (frameBase + ++frameCounter);
     this._iframe = null;
     this._container = null;
     this._mounted = false;
