@@ -211,7 +211,25 @@
     return parts.join("&");
   }
 
+  var BRAND_NAMES = {
+    visa: "Visa",
+    mastercard: "Mastercard",
+    amex: "American Express",
+    discover: "Discover",
+    diners: "Diners Club",
+    jcb: "JCB",
+    unionpay: "UnionPay",
+  };
+
+  /* A saved card as Stripe's pages name it: "Visa •••• 4242, expires 12/34". */
+  function savedCardLabel(card) {
+    var month = ("0" + card.exp_month).slice(-2);
+    return (BRAND_NAMES[card.brand] || "Card") + " \u2022\u2022\u2022\u2022 " + card.last4 +
+      ", expires " + month + "/" + String(card.exp_year).slice(-2);
+  }
+
   window.StripeEmuCard = {
+    savedCardLabel: savedCardLabel,
     digits: digits,
     info: info,
     luhn: luhn,

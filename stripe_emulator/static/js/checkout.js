@@ -356,23 +356,6 @@
 
   var choice = "new"; // "new" or a saved card's id
   var offersSave = false;
-  var BRAND_NAMES = {
-    visa: "Visa",
-    mastercard: "Mastercard",
-    amex: "American Express",
-    discover: "Discover",
-    diners: "Diners Club",
-    jcb: "JCB",
-    unionpay: "UnionPay",
-  };
-
-  /* "Visa •••• 4242, expires 12/34" */
-  function cardLabel(card) {
-    var month = ("0" + card.exp_month).slice(-2);
-    return (BRAND_NAMES[card.brand] || "Card") + " \u2022\u2022\u2022\u2022 " + card.last4 +
-      ", expires " + month + "/" + String(card.exp_year).slice(-2);
-  }
-
   function usingSaved() {
     return choice !== "new";
   }
@@ -391,7 +374,7 @@
       radio.value = card.id;
       var label = document.createElement("label");
       label.htmlFor = radio.id;
-      label.textContent = cardLabel(card);
+      label.textContent = C.savedCardLabel(card);
       row.appendChild(radio);
       row.appendChild(label);
       list.appendChild(row);

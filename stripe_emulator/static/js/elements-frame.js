@@ -442,15 +442,6 @@
   var choiceNew = document.getElementById("choice-new");
   var saveOption = document.getElementById("save-option");
   var saveBox = document.getElementById("save-card");
-  var BRAND_NAMES = {
-    visa: "Visa",
-    mastercard: "Mastercard",
-    amex: "American Express",
-    discover: "Discover",
-    diners: "Diners Club",
-    jcb: "JCB",
-    unionpay: "UnionPay",
-  };
 
   function usingSaved() {
     return choice !== "new" && !!savedCard(choice);
@@ -466,13 +457,8 @@
     return !!features && features[name] === "enabled";
   }
 
-  /* "Visa •••• 4242, expires 12/34" */
   function cardLabel(pm) {
-    var card = pm.card || {};
-    var brand = BRAND_NAMES[card.brand] || "Card";
-    var month = ("0" + card.exp_month).slice(-2);
-    var year = String(card.exp_year).slice(-2);
-    return brand + " \u2022\u2022\u2022\u2022 " + card.last4 + ", expires " + month + "/" + year;
+    return C.savedCardLabel(pm.card || {});
   }
 
   function savingNewCard() {
