@@ -139,7 +139,7 @@ def test_idempotency_key_is_stable_per_order(stripe_app, checkout_client):
     assert payments.payment_intent_key(other) == "storefront:order:another-order-id:payment_intent"
     with stripe_app.test_request_context():
         same = db.session.get(Order, order.id)
-        again = payments.create_payment_intent(same, **checkout._intent_details(same))
+        again = payments.create_payment_intent(same, **checkout.intent_details(same))
     # The same key replays the first answer: never a second intent for one order.
     assert again.id == order.stripe_payment_intent_id
 
@@ -513,7 +513,7 @@ def create_intent_answer_lost(app, order: Order) -> str:
         pressed.email = "ada@example.com"
         for name, value in ADDRESS.items():
             setattr(pressed, f"ship_{name}", value or None)
-        pi = payments.create_payment_intent(pressed, **checkout._intent_details(pressed))
+        pi = payments.create_payment_intent(pressed, **checkout.intent_details(pressed))
         db.session.rollback()  # the answer never came: the order is as it was
     return pi.id
 
