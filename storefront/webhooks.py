@@ -20,16 +20,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import stripe
 from flask import Blueprint, current_app, request
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import card_testing, payments
 from .extensions import csrf, db
 from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
+from .kept_insert import KeptInsert, keeps_connections
 from .models import Order, OrderStatus, OutboxMessage, WebhookEvent, utcnow
 from .payments import field
 
@@ -115,22 +115,44 @@ def _payload_text(event: Any) -> str:
 
 # Built once; each delivery only binds its values.
 _INSERT_EVENT = insert(WebhookEvent.__table__)
+# The columns ``_claim`` gives values for (all but the id).
+_EVENT_COLUMNS = (
+    "stripe_event_id",
+    "type",
+    "object_id",
+    "stripe_created",
+    "api_version",
+    "payload",
+    "received_at",
+    "attempted_at",
+    "outcome",
+    "processed_at",
+    "attempts",
+)
+# A delivery's INSERT, on a connection each process keeps in autocommit mode.
+_kept_insert_event = KeptInsert(
+    _INSERT_EVENT.returning(WebhookEvent.__table__.c.id), _EVENT_COLUMNS
+)
 
 
 def _insert_event(values: dict[str, Any]) -> int | None:
     """INSERT the event row, committed; its id, or None when the event id is stored already.
 
-    A delivery (the session has no transaction yet) INSERTs on a connection in autocommit
-    mode: the statement is its own transaction, so SQLite's write lock is held only while
-    the statement runs. In a session transaction the lock would be held from the INSERT
-    across SQLAlchemy's commit bookkeeping, and the other workers' deliveries would wait
-    in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between tries. A caller
-    with a transaction of its own (reconcile, a test) gets the INSERT in that transaction,
-    committed, as before: a second connection would wait on that caller's own lock.
+    A delivery (the session has no transaction yet) INSERTs in autocommit mode: the
+    statement is its own transaction, so SQLite's write lock is held only while the
+    statement runs (in a session transaction it would be held across SQLAlchemy's commit
+    bookkeeping, and the other workers' deliveries would wait in SQLite's busy handler,
+    which sleeps 1, 2, 5, 10 ms... between tries). It runs on a connection the process
+    keeps for it (``KeptInsert``), not one checked out of the pool and switched to
+    autocommit and back for one statement. A caller with a transaction of its own
+    (reconcile, a test) gets the INSERT in that transaction, committed, as before: a
+    second connection would wait on that caller's own lock.
     """
     # The request's session, only if something made one (asking would make one).
     session = db.session() if db.session.registry.has() else None
-    if session is not None and session.in_transaction():
+    engine = db.engine
+    if (session is not None and session.in_transaction()) or not keeps_connections(engine):
+        session = db.session()
         try:
             row_id = session.execute(_INSERT_EVENT, values).inserted_primary_key[0]
             session.commit()
@@ -138,25 +160,7 @@ def _insert_event(values: dict[str, Any]) -> int | None:
         except IntegrityError:
             session.rollback()
             return None
-    try:
-        with _autocommit_engine().connect() as conn:
-            return conn.execute(_INSERT_EVENT, values).inserted_primary_key[0]
-    except IntegrityError:
-        return None
-
-
-def _autocommit_engine() -> Engine:
-    """The app's engine (same pool) with each statement committed on its own."""
-    engine = db.engine
-    autocommit = _autocommit_engines.get(engine)
-    if autocommit is None:
-        autocommit = _autocommit_engines[engine] = engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
-    return autocommit
-
-
-_autocommit_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+    return _kept_insert_event(engine, values)
 
 
 @dataclass(frozen=True)

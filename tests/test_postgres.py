@@ -21,6 +21,7 @@ from tests import (
     test_cart,
     test_catalog_cache,
     test_fulfilment,
+    test_kept_insert,
     test_order_refill,
     test_outbox,
     test_webhook_transactions,
@@ -43,9 +44,16 @@ for _module in (
     test_outbox,
     test_catalog_cache,
     test_webhook_transactions,
+    test_kept_insert,
 ):
     for _name in dir(_module):
-        if _name.startswith("test_") or _name in ("webhook_log", "usd", "filled", "mail_app"):
+        if _name.startswith("test_") or _name in (
+            "webhook_log",
+            "usd",
+            "filled",
+            "mail_app",
+            "kept_engine",
+        ):
             globals()[_name] = getattr(_module, _name)
 
 
@@ -72,6 +80,12 @@ def app(tmp_path, pg_url):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def kept_url(pg_url: str) -> str:
+    """tests/test_kept_insert.py's database: this schema."""
+    return pg_url
 
 
 def test_the_app_really_runs_on_postgresql(app):

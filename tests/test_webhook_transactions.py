@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from sqlalchemy import event, select
 
-from storefront import webhooks
+from storefront import kept_insert, webhooks
 from storefront.extensions import db
 from storefront.models import WebhookEvent
 from tests.webhook_helpers import make_event, make_order, payment_intent, post_event, sign
@@ -20,7 +20,9 @@ from tests.webhook_helpers import make_event, make_order, payment_intent, post_e
 class Commits:
     """Counts the commits (and webhook_event writes) the app makes while the block runs;
     each write is noted with whether it ran in autocommit mode (its own transaction, so
-    SQLite's write lock is released when the statement ends, not at a later COMMIT)."""
+    SQLite's write lock is released when the statement ends, not at a later COMMIT).
+    Writes through SQLAlchemy are seen with its events, the delivery's INSERT on a kept
+    connection (``storefront.kept_insert``) where it runs its statement."""
 
     def __init__(self, app):
         with app.app_context():
@@ -32,19 +34,30 @@ class Commits:
     def _commit(self, _conn):
         self.commits += 1
 
-    def _sql(self, _conn, _cursor, statement, *_args):
+    def _sql(self, _conn, cursor, statement, *_args):
+        self._note(statement, cursor.connection)
+
+    def _note(self, statement, dbapi_connection):
         if statement.startswith(("INSERT INTO webhook_event", "UPDATE webhook_event")):
             self.writes.append(statement.split()[0])
-            self.autocommit.append(_autocommits(_cursor.connection))
+            self.autocommit.append(_autocommits(dbapi_connection))
 
     def __enter__(self):
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "before_cursor_execute", self._sql)
+        original = self._kept_execute = kept_insert._Kept._execute
+
+        def execute(kept, conn, params):
+            self._note(kept.sql, conn)
+            return original(kept, conn, params)
+
+        kept_insert._Kept._execute = execute
         return self
 
     def __exit__(self, *exc):
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "before_cursor_execute", self._sql)
+        kept_insert._Kept._execute = self._kept_execute
 
 
 def _autocommits(dbapi_connection) -> bool:
@@ -74,6 +87,28 @@ def test_an_event_no_handler_takes_is_stored_done_in_one_statement(app, client):
     stored = row(app, evt["id"])
     assert stored.outcome == "ignored" and stored.processed_at is not None
     assert stored.attempts == 1
+
+
+def test_deliveries_insert_on_one_kept_connection_closed_with_the_engine(app, client):
+    # Not a pool checkout (and autocommit switch) per delivery: one connection per process,
+    # in autocommit mode, closed when the app's engine is disposed.
+    events = [
+        make_event("customer.updated", {"id": f"cus_k{n}", "object": "customer"}) for n in range(2)
+    ]
+    with app.app_context():
+        engine = db.engine
+    kept = webhooks._kept_insert_event
+    assert post_event(client, events[0]).json["outcome"] == "ignored"
+    [conn] = kept.connections(engine)
+    assert _autocommits(conn)
+    assert post_event(client, events[1]).json["outcome"] == "ignored"
+    assert kept.connections(engine) == [conn]
+    first = row(app, events[0]["id"])
+    assert first.received_at is not None and first.received_at == first.processed_at
+    engine.dispose()
+    assert kept.connections(engine) == []
+    with pytest.raises(Exception, match="(?i)closed"):
+        conn.cursor().execute("SELECT 1")
 
 
 def test_a_handled_event_commits_its_changes_and_outcome_together(app, client):
