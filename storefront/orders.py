@@ -30,7 +30,7 @@ from flask import (
 from sqlalchemy import select, update
 
 from . import payments, shipping, viewer
-from .cart import Cart, CartError
+from .cart import Cart, CartError, Line
 from .extensions import db
 from .models import Order, OrderItem, OrderStatus, Product
 
@@ -52,17 +52,19 @@ def get_order_or_404(public_id: str) -> Order:
     return order
 
 
-def snapshot_items(cart: Cart) -> list[OrderItem]:
-    """Order items copying the cart's lines as they are in the database now.
+def snapshot_items(cart: Cart, lines: list[Line] | None = None) -> list[OrderItem]:
+    """Order items copying the cart's lines as they are in the database now (``lines``:
+    the caller's ``cart.lines()`` of this transaction, so they are not read again).
 
     Stock is checked here, so an order is never made (or refilled) for more than the shop
     has; the cart checked it when the items went in, but others may have bought since.
     """
-    lines = cart.lines()
+    if lines is None:
+        lines = cart.lines()
     if not lines:
         raise CartError("Your cart is empty.")
     for line in lines:
-        _check_stock(line.product, line.quantity)
+        _check_stock(line.product.name, line.product.stock, line.quantity)
     return [
         OrderItem(
             product_id=line.product.id,
@@ -76,21 +78,34 @@ def snapshot_items(cart: Cart) -> list[OrderItem]:
     ]
 
 
-def _check_stock(product: Product | None, quantity: int) -> None:
-    stock = product.stock if product is not None else None
+def _check_stock(name: str, stock: int | None, quantity: int) -> None:
+    """``CartError`` when ``quantity`` is more than ``stock`` (None: not counted)."""
     if stock is not None and quantity > stock:
         raise CartError(
-            f"Sorry, only {stock} of {product.name} left: please change the quantity in your cart."
+            f"Sorry, only {stock} of {name} left: please change the quantity in your cart."
             if stock
-            else f"Sorry, {product.name} is sold out: please remove it from your cart."
+            else f"Sorry, {name} is sold out: please remove it from your cart."
         )
 
 
 def check_stock(order: Order) -> None:
     """``CartError`` when the shop no longer has enough for one of the order's items
-    (others may have bought since the order was made): checked again when payment starts."""
+    (others may have bought since the order was made): checked again when payment starts.
+
+    One SELECT of the items' stock, as committed now (column rows, so never an older copy
+    of a product this session loaded earlier); items whose product is gone are not counted.
+    """
+    ids = {item.product_id for item in order.items if item.product_id is not None}
+    if not ids:
+        return
+    rows = db.session.execute(
+        select(Product.id, Product.name, Product.stock).where(Product.id.in_(ids))
+    )
+    stock = {row.id: row for row in rows}
     for item in order.items:
-        _check_stock(item.product, item.quantity)
+        row = stock.get(item.product_id)
+        if row is not None:
+            _check_stock(row.name, row.stock, item.quantity)
 
 
 def create_order_from_cart(
@@ -128,31 +143,38 @@ def reprice(order: Order, *, member: bool, rate_code: str | None = None) -> None
     )
 
 
-def refill_order(order: Order, cart: Cart, *, member: bool = False) -> bool:
+def refill_order(
+    order: Order, cart: Cart, *, member: bool = False, lines: list[Line] | None = None
+) -> bool:
     """Make an unpaid order hold what the cart holds now. The caller commits.
 
     Two tabs may refill one order at the same moment. So first take the order's row lock
     (a no-op UPDATE: a row lock on PostgreSQL, the write lock on SQLite), then look again
     at the order as committed: if the other request has refilled it already, there is
     nothing to do (returns False) rather than a second set of items or a stale delete.
+    ``lines``: the cart's lines the caller read in this transaction (else read here).
     """
     db.session.execute(
         update(Order).where(Order.id == order.id).values(amount_total=Order.amount_total)
     )
     db.session.refresh(order)
     db.session.expire(order, ["items"])
-    if order_matches_cart(order, cart):
+    if lines is None:
+        lines = cart.lines()
+    if order_matches_cart(order, cart, lines):
         return False
-    items = snapshot_items(cart)
+    items = snapshot_items(cart, lines)
     order.items = items
     order.currency = cart.currency
     reprice(order, member=member)
     return True
 
 
-def order_matches_cart(order: Order, cart: Cart) -> bool:
-    """True when the order's items, prices and total are what the cart holds now."""
-    lines = cart.lines()
+def order_matches_cart(order: Order, cart: Cart, lines: list[Line] | None = None) -> bool:
+    """True when the order's items, prices and total are what the cart holds now
+    (``lines``: the cart's lines already read in this transaction)."""
+    if lines is None:
+        lines = cart.lines()
     now = sorted((line.price.id, line.quantity, line.price.unit_amount) for line in lines)
     then = sorted((item.price_id, item.quantity, item.unit_amount) for item in order.items)
     return order.currency == cart.currency and now == then

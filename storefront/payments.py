@@ -682,6 +682,7 @@ def create_payment_intent(order: Any, **details: Any) -> Any:
     up to ``STRIPE_MAX_NETWORK_RETRIES`` times with its own backoff, and the retry gets
     the other request's answer. With retries off, the 409 is "try again" (unavailable).
     """
+    public_id = order.public_id  # read now: the call's commit expires the order
     try:
         pi = call(
             "payment intent create",
@@ -693,11 +694,11 @@ def create_payment_intent(order: Any, **details: Any) -> Any:
     except stripe.IdempotencyError as err:
         log.warning(
             "order %s: payment intent key already used with other parameters request_id=%s",
-            order.public_id,
+            public_id,
             err.request_id,
         )
         raise IntentUnusable(GENERIC, kind="invalid") from err
-    log.info("order %s: payment intent %s", order.public_id, pi.id)
+    log.info("order %s: payment intent %s", public_id, pi.id)
     return pi
 
 

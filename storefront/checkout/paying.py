@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from flask import request, url_for
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 
 from .. import payments, shipping
 from ..cart import Cart, CartError
@@ -39,8 +39,11 @@ EXPIRED = "This checkout has expired. Please review your order and pay again."
 
 def _lock(order: Order) -> None:
     """Take the order's row lock (a no-op UPDATE) and see it as committed now."""
+    # The id from the identity key: ``order.id`` would load the whole (expired) row once
+    # before the lock, only for the refresh below to load it again.
+    order_id = inspect(order).identity[0]
     db.session.execute(
-        update(Order).where(Order.id == order.id).values(amount_total=Order.amount_total)
+        update(Order).where(Order.id == order_id).values(amount_total=Order.amount_total)
     )
     db.session.refresh(order)
 
@@ -78,19 +81,25 @@ def pay(public_id: str):
         return _json_error("Choose a shipping rate.", 400, field="shipping_rate")
 
     # An order whose payment was made (or is under way) in another tab keeps its items.
+    # Only an order with an intent can be paid: one without skips reading the cart here.
+    lines = None
     try:
-        if not order_matches_cart(order, cart) and paid_at_stripe(order):
-            return {"redirect": url_for("orders.show", public_id=order.public_id)}
+        if order.stripe_payment_intent_id:
+            lines = cart.lines()
+            if not order_matches_cart(order, cart, lines):
+                if paid_at_stripe(order):
+                    return {"redirect": url_for("orders.show", public_id=order.public_id)}
+                lines = None  # paid_at_stripe committed: refill_order reads them afresh
     except payments.PaymentError as err:
         return _json_error(err.user_message, 503 if err.kind == "unavailable" else 400)
 
     # A short transaction: the order follows the cart (stock checked again), the rate,
     # the address and the email. Committed before Stripe is called.
     try:
-        if not refill_order(order, cart, member=member):
-            # refill_order took the row lock and re-read the order and its items in this
-            # transaction already: a second lock here only repeated those statements.
-            check_stock(order)
+        # refill_order takes the row lock and re-reads the order and its items as
+        # committed (the cart's lines are read once per Pay: here or just above).
+        refill_order(order, cart, member=member, lines=lines)
+        check_stock(order)  # after the lock, in one SELECT: others may have bought since
         if not is_open(order):
             db.session.rollback()
             return _json_error(EXPIRED, 409, reload=True)
