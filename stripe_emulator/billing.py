@@ -225,9 +225,7 @@ def create_subscription():
     customer_id = p.get("customer")
     if not customer_id:
         raise core.missing("customer")
-    customer = core.get(customer_id, "customer")
-    if customer is None:
-        raise core.not_found(customer_id, "customer", "customer")
+    customer = core.get_or_404(customer_id, "customer", "customer")
     raw_items = p.get("items")
     if not isinstance(raw_items, list) or not raw_items:
         raise core.missing("items")
@@ -237,11 +235,7 @@ def create_subscription():
         price_id = raw.get("price") if isinstance(raw, dict) else None
         if not price_id:
             raise core.missing(param)
-        price = core.get(price_id, "price")
-        if price is None:
-            raise core.StripeError(
-                f"No such price: '{price_id}'", code="resource_missing", param=param
-            )
+        price = core.get_or_missing(price_id, "price", param)
         if price.get("type") != "recurring":
             raise core.invalid(
                 param,
@@ -390,11 +384,7 @@ def _price_change(sub: dict[str, Any], raw: Any) -> tuple[dict[str, Any], dict[s
             "items[0][id]",
             f"The subscription item {item_id} does not belong to subscription {sub['id']}.",
         )
-    price = core.get(price_id, "price")
-    if price is None:
-        raise core.StripeError(
-            f"No such price: '{price_id}'", code="resource_missing", param="items[0][price]"
-        )
+    price = core.get_or_missing(price_id, "price", "items[0][price]")
     if price.get("type") != "recurring":
         raise core.invalid(
             "items[0][price]",

@@ -170,13 +170,7 @@ def _build_line_items(p: dict[str, Any], mode: str) -> list[dict[str, Any]]:
                 param, "You may only specify one of these parameters: price, price_data."
             )
         if raw.get("price"):
-            price = core.get(raw["price"], "price")
-            if price is None:
-                raise core.StripeError(
-                    f"No such price: '{raw['price']}'",
-                    code="resource_missing",
-                    param=f"{param}[price]",
-                )
+            price = core.get_or_missing(raw["price"], "price", f"{param}[price]")
             if not price.get("active", True):
                 raise core.invalid(
                     f"{param}[price]",
@@ -362,13 +356,9 @@ def _shipping_options(p: dict[str, Any], mode: str, currency: str) -> list[dict[
                 "You may only specify one of these parameters: shipping_rate, shipping_rate_data.",
             )
         if opt.get("shipping_rate"):
-            rate = core.get(opt["shipping_rate"], "shipping_rate")
-            if rate is None:
-                raise core.StripeError(
-                    f"No such shipping rate: '{opt['shipping_rate']}'",
-                    code="resource_missing",
-                    param=f"{param}[shipping_rate]",
-                )
+            rate = core.get_or_missing(
+                opt["shipping_rate"], "shipping_rate", f"{param}[shipping_rate]"
+            )
         elif opt.get("shipping_rate_data"):
             rate = create_shipping_rate(opt["shipping_rate_data"], f"{param}[shipping_rate_data]")
         else:
@@ -550,10 +540,8 @@ def create_session():
             "You may only specify one of these parameters: customer, customer_email.",
         )
     customer_id = p.get("customer") or None
-    if customer_id and core.get(customer_id, "customer") is None:
-        raise core.StripeError(
-            f"No such customer: '{customer_id}'", code="resource_missing", param="customer"
-        )
+    if customer_id:
+        core.get_or_missing(customer_id, "customer", "customer")
     customer_email = p.get("customer_email") or None
     if customer_email and "@" not in customer_email:
         raise core.invalid("customer_email", "Invalid email address: " + customer_email)

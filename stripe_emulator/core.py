@@ -86,14 +86,19 @@ class StripeError(Exception):
 
 
 # Stripe names most objects by their ``object`` value in 404s, but not all.
-_NOT_FOUND_NAMES = {"payment_method": "PaymentMethod", "setup_intent": "setupintent"}
+_NOT_FOUND_NAMES = {
+    "payment_method": "PaymentMethod",
+    "setup_intent": "setupintent",
+    "shipping_rate": "shipping rate",
+}
 
 
-def not_found(obj_id: str, type: str, param: str = "id") -> StripeError:
-    """Stripe's 404, e.g. ``No such customer: 'cus_x'`` (``type`` is the object's name)."""
+def not_found(obj_id: str, type: str, param: str = "id", *, status: int = 404) -> StripeError:
+    """Stripe's 404, e.g. ``No such customer: 'cus_x'`` (``type`` is the object's name);
+    ``status`` 400 where a request parameter, not the URL, names the missing object."""
     name = _NOT_FOUND_NAMES.get(type, type)
     return StripeError(
-        f"No such {name}: '{obj_id}'", status=404, code="resource_missing", param=param
+        f"No such {name}: '{obj_id}'", status=status, code="resource_missing", param=param
     )
 
 
@@ -221,9 +226,20 @@ def get(obj_id: str | None, type: str | None = None) -> dict[str, Any] | None:
 
 
 def get_or_404(obj_id: str, type: str, param: str = "id") -> dict[str, Any]:
+    """The stored object, else Stripe's 404 ``No such <type>: '<id>'`` naming ``param``."""
     obj = get(obj_id, type)
     if obj is None:
         raise not_found(obj_id, type, param)
+    return obj
+
+
+def get_or_missing(obj_id: str, type: str, param: str) -> dict[str, Any]:
+    """The object a request parameter names (``items[0][price]``, ``customer``), else
+    Stripe's 400 ``No such <type>: '<id>'`` (``resource_missing``) naming ``param``.
+    An id in the URL is ``get_or_404``'s."""
+    obj = get(obj_id, type)
+    if obj is None:
+        raise not_found(obj_id, type, param, status=400)
     return obj
 
 

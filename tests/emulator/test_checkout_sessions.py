@@ -26,6 +26,7 @@ def make_price(client: stripe.StripeClient, amount: int = 1500, **extra: Any) ->
 
 
 def payment_session(client: stripe.StripeClient, **extra: Any) -> stripe.checkout.Session:
+    """A payment-mode session; ``extra`` adds or replaces parameters (None leaves one out)."""
     price = make_price(client)
     params: dict[str, Any] = {
         "mode": "payment",
@@ -38,7 +39,7 @@ def payment_session(client: stripe.StripeClient, **extra: Any) -> stripe.checkou
         "payment_intent_data": {"metadata": {"order_id": "o1"}},
     }
     params.update(extra)
-    return client.v1.checkout.sessions.create(params)
+    return client.v1.checkout.sessions.create({k: v for k, v in params.items() if v is not None})
 
 
 def http(url: str, data: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -630,3 +631,60 @@ def test_subscription_mode_refuses_shipping_options(stripe_client):
             }
         )
     assert err.value.param == "shipping_options"
+
+
+# --------------------------------------------------------------------------- missing objects
+
+
+def _subscription(client: stripe.StripeClient, customer: str | None, price: str) -> Any:
+    customer = customer or client.v1.customers.create({"email": "ada@example.com"}).id
+    return client.v1.subscriptions.create({"customer": customer, "items": [{"price": price}]})
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "message", "param"),
+    [
+        (
+            lambda c: payment_session(c, line_items=[{"price": "price_missing", "quantity": 1}]),
+            400,
+            "No such price: 'price_missing'",
+            "line_items[0][price]",
+        ),
+        (
+            lambda c: payment_session(c, shipping_options=[{"shipping_rate": "shr_missing"}]),
+            400,
+            "No such shipping rate: 'shr_missing'",
+            "shipping_options[0][shipping_rate]",
+        ),
+        (
+            lambda c: payment_session(c, customer="cus_missing", customer_email=None),
+            400,
+            "No such customer: 'cus_missing'",
+            "customer",
+        ),
+        (
+            lambda c: _subscription(c, None, "price_missing"),
+            400,
+            "No such price: 'price_missing'",
+            "items[0][price]",
+        ),
+        (
+            lambda c: _subscription(c, "cus_missing", "price_missing"),
+            404,
+            "No such customer: 'cus_missing'",
+            "customer",
+        ),
+    ],
+)
+def test_a_parameter_naming_a_missing_object_is_resource_missing(
+    stripe_client, call, status, message, param
+):
+    with pytest.raises(stripe.InvalidRequestError) as excinfo:
+        call(stripe_client)
+    error = excinfo.value
+    assert (error.http_status, error.code, error.user_message, error.param) == (
+        status,
+        "resource_missing",
+        message,
+        param,
+    )
