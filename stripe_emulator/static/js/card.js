@@ -228,8 +228,37 @@
       ", expires " + month + "/" + String(card.exp_year).slice(-2);
   }
 
+  /* One form-encoded request of the emulator's own pages (hosted Checkout, the Customer
+   * Portal): answers {status, body}, body the JSON answer or {} when it is not JSON, and
+   * {status: 0, body: {error: offline}} when the request never reached the server.
+   * options.key: a Bearer key; params (if any) go in the body. */
+  function request(method, path, params, options) {
+    var init = { method: method, headers: {}, credentials: "omit" };
+    if (options.key) init.headers.Authorization = "Bearer " + options.key;
+    if (params) {
+      init.headers["Content-Type"] = "application/x-www-form-urlencoded";
+      init.body = formEncode(params);
+    }
+    return fetch(path, init).then(
+      function (resp) {
+        return resp
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (json) {
+            return { status: resp.status, body: json };
+          });
+      },
+      function () {
+        return { status: 0, body: { error: Object.assign({}, options.offline) } };
+      }
+    );
+  }
+
   window.StripeEmuCard = {
     savedCardLabel: savedCardLabel,
+    request: request,
     digits: digits,
     info: info,
     luhn: luhn,

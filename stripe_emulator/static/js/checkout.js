@@ -36,36 +36,13 @@
 
   // ------------------------------------------------------------------ API
 
+  var OFFLINE = {
+    type: "api_connection_error",
+    message: "We could not reach the payment service. Please try again.",
+  };
+
   function call(method, path, params, key) {
-    var init = { method: method, headers: {}, credentials: "omit" };
-    if (key) init.headers.Authorization = "Bearer " + key;
-    if (params) {
-      init.headers["Content-Type"] = "application/x-www-form-urlencoded";
-      init.body = C.formEncode(params);
-    }
-    return fetch(path, init).then(
-      function (resp) {
-        return resp
-          .json()
-          .catch(function () {
-            return {};
-          })
-          .then(function (json) {
-            return { status: resp.status, body: json };
-          });
-      },
-      function () {
-        return {
-          status: 0,
-          body: {
-            error: {
-              type: "api_connection_error",
-              message: "We could not reach the payment service. Please try again.",
-            },
-          },
-        };
-      }
-    );
+    return C.request(method, path, params, { key: key, offline: OFFLINE });
   }
 
   // ------------------------------------------------------------------ rendering

@@ -11,30 +11,10 @@
     return document.getElementById(id);
   };
 
+  var OFFLINE = { message: "We could not reach the server. Please try again." };
+
   function call(path, params) {
-    return fetch(base + path, {
-      method: "POST",
-      credentials: "omit",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: C.formEncode(params || {}),
-    }).then(
-      function (resp) {
-        return resp
-          .json()
-          .catch(function () {
-            return {};
-          })
-          .then(function (body) {
-            return { status: resp.status, body: body };
-          });
-      },
-      function () {
-        return {
-          status: 0,
-          body: { error: { message: "We could not reach the server. Please try again." } },
-        };
-      }
-    );
+    return C.request("POST", base + path, params || {}, { offline: OFFLINE });
   }
 
   /* Reload the page with the outcome's message (the server renders it). */
