@@ -198,7 +198,7 @@ def test_session_creation_is_idempotent_per_order(stripe_app, shop):
     with stripe_app.test_request_context("/"):
         order = only_order(stripe_app)
         # A retried request (same order, same attempt) gets the same session back.
-        again = hosted_checkout._create_session(order, "first")
+        again = hosted_checkout.create_session(order, "first")
     assert again.id == cs_id
 
 
