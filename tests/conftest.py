@@ -17,6 +17,48 @@ from storefront.shipping import seed_shipping_rates
 
 pytest_plugins = ["tests.live", "tests.smtp"]
 
+
+def _reuse_url_builders() -> None:
+    """Compile each URL rule's builder once per test process, not once per app.
+
+    Werkzeug compiles a small Python function per rule (``Rule._compile_builder``: an AST
+    made, walked and compiled) whenever a rule joins a map; the tests build a new shop or
+    emulator app for nearly every test, and that compiling was most of an app's creation
+    (~150 rules). The function is pure: it depends only on the rule's parsed parts
+    (``_trace``), its defaults and ``append_unknown``, and reads the converters through its
+    bound rule at call time, so one compiled function serves every equal rule. Skipped (the
+    stock behaviour) if a Werkzeug upgrade renames what this relies on.
+    """
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None or getattr(compile_builder, "reused", False):
+        return
+    compiled: dict = {}
+
+    def reused(self: Rule, append_unknown: bool = True):
+        defaults = self.defaults or {}
+        try:
+            # A default for a part of the rule is baked in through its converter.
+            baked = tuple(
+                (name, self._converters[name].to_url(defaults[name]))
+                for dynamic, name in self._trace
+                if dynamic and name in defaults
+            )
+            key = (self.rule, append_unknown, tuple(self._trace), tuple(defaults.items()), baked)
+            function = compiled.get(key)
+        except (AttributeError, KeyError, TypeError):  # unhashable defaults, other internals
+            return compile_builder(self, append_unknown)
+        if function is None:
+            function = compiled[key] = compile_builder(self, append_unknown)
+        return function
+
+    reused.reused = True
+    Rule._compile_builder = reused
+
+
+_reuse_url_builders()
+
 TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret",
