@@ -15,7 +15,7 @@ from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.shipping import seed_shipping_rates
 
-pytest_plugins = ["tests.live", "tests.smtp"]
+pytest_plugins = ["tests.live", "tests.postgres", "tests.smtp"]
 
 
 def _reuse_url_builders() -> None:

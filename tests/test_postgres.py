@@ -5,14 +5,15 @@ no 5xx for hostile input (PostgreSQL refuses NUL characters SQLite stores).
 SQLite runs one writer at a time, which hides races; PostgreSQL runs them for real. This
 module starts a throwaway server (tests/postgres.py) and runs the fulfilment, webhook and
 cart test modules again against it: their tests are collected here a second time with
-this module's ``app`` fixture, which gives each test a fresh PostgreSQL schema.
+this module's ``app`` fixture, which gives each test a database of its own (a copy of one
+created and seeded once per test process).
 """
 
 from __future__ import annotations
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from storefront import create_app
 from storefront.catalog import load_catalog_file, seed_catalog
@@ -27,8 +28,7 @@ from tests import (
     test_webhook_transactions,
     test_webhooks,
 )
-from tests.conftest import TEST_CONFIG, make_app
-from tests.postgres import postgres_server  # noqa: F401 - the fixture
+from tests.conftest import TEST_CONFIG
 from tests.test_card_testing import (
     test_declines_from_webhooks_trip_the_pause_with_a_log_line_and_a_staff_notice,  # noqa: F401
 )
@@ -57,25 +57,17 @@ for _module in (
             globals()[_name] = getattr(_module, _name)
 
 
-def fresh_schema(url: str) -> str:
-    """Empty the database's public schema; returns the URL."""
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+@pytest.fixture
+def pg_url(empty_postgres_url: str) -> str:
+    """An empty database of the test's own."""
+    return empty_postgres_url
 
 
 @pytest.fixture
-def pg_url(postgres_server: str) -> str:  # noqa: F811 - the imported fixture
-    return fresh_schema(postgres_server)
-
-
-@pytest.fixture
-def app(tmp_path, pg_url):
-    """A shop on a fresh, seeded PostgreSQL schema (overrides conftest's SQLite app)."""
-    app = make_app(tmp_path, DATABASE_URL=pg_url)
+def app(seeded_postgres_url: str):
+    """A shop on a created and seeded PostgreSQL database of its own, copied from one made
+    once per test process (overrides conftest's SQLite app)."""
+    app = create_app(dict(TEST_CONFIG, DATABASE_URL=seeded_postgres_url))
     yield app
     with app.app_context():
         db.session.remove()

@@ -21,16 +21,15 @@ from typing import Any
 import pytest
 import stripe
 from flask import Flask
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, text, update
 
-from storefront import payments
+from storefront import create_app, payments
 from storefront.catalog import sync_catalog
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, Price
 from tests.accounts import sign_in
-from tests.conftest import make_app
+from tests.conftest import TEST_CONFIG, make_app
 from tests.live import emulator_config
-from tests.postgres import postgres_server  # noqa: F401 - the fixture
 from tests.stripe_helpers import add_to_cart, checkout_page_data, pay_intent_secret, press_pay
 from tests.webhook_helpers import make_event, make_order, payment_intent, post_event
 
@@ -100,22 +99,15 @@ class Worker(threading.Thread):
         return self.result
 
 
-def fresh_schema(url: str) -> str:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shop_app(request, tmp_path, emulator) -> Iterator[Flask]:
-    """The shop against the emulator, on SQLite or on a fresh PostgreSQL schema."""
+    """The shop against the emulator, on SQLite or on a seeded PostgreSQL database."""
     overrides = emulator_config(emulator)
     if request.param == "postgresql":
-        overrides["DATABASE_URL"] = fresh_schema(request.getfixturevalue("postgres_server"))
-    app = make_app(tmp_path, **overrides)
+        overrides["DATABASE_URL"] = request.getfixturevalue("seeded_postgres_url")
+        app = create_app(dict(TEST_CONFIG, **overrides))
+    else:
+        app = make_app(tmp_path, **overrides)
     with app.app_context():
         sync_catalog(echo=lambda *_: None)
     yield app
