@@ -410,10 +410,19 @@ def test_fault_shuffle_delivers_a_batch_out_of_order(emulator_app, stripe_client
 def test_fault_shuffle_is_reproducible_with_a_seed(tmp_path, receiver):
     orders = []
     for run in range(2):
-        app = make_app(tmp_path / str(run), EMULATOR_WEBHOOK_FAULT="shuffle")
+        # A window no machine outlasts keeps the six events in one batch (a busy machine
+        # once took longer than the default 0.5 s between them, and split it differently in
+        # the two runs); the flush then sends the batch in its shuffled order.
+        app = make_app(
+            tmp_path / str(run),
+            EMULATOR_WEBHOOK_FAULT="shuffle",
+            EMULATOR_WEBHOOK_SHUFFLE_WINDOW=3600,
+        )
         try:
             post_endpoint(app, f"{receiver.url}/{run}")
             ids = [emit(app)["id"] for _ in range(6)]
+            flushed = app.test_client().post("/_emulator/flush_webhooks", headers=AUTH)
+            assert flushed.get_json() == {"pending": 0}
             receiver.wait_for(6, f"/{run}")
             orders.append([ids.index(i) for i in receiver.event_ids(f"/{run}")])
         finally:
