@@ -109,14 +109,20 @@ def check_stock(order: Order) -> None:
 
 
 def create_order_from_cart(
-    cart: Cart, email: str | None = None, *, member: bool = False, with_shipping: bool = True
+    cart: Cart,
+    email: str | None = None,
+    *,
+    member: bool = False,
+    with_shipping: bool = True,
+    lines: list[Line] | None = None,
 ) -> Order:
-    """A pending order snapshotting the cart's lines, shipped by the first rate (Standard)
-    until the customer picks another; amounts from the database only.
+    """A pending order snapshotting the cart's lines (``lines``: as the caller read them in
+    this transaction), shipped by the first rate (Standard) until the customer picks
+    another; amounts from the database only.
 
     The caller commits. Raises ``CartError`` for an empty cart or too little stock.
     """
-    items = snapshot_items(cart)
+    items = snapshot_items(cart, lines)
     order = Order(
         email=email,
         currency=cart.currency,

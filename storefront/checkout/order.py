@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import payments
-from ..cart import TOKEN_KEY, Cart, new_checkout_token
+from ..cart import TOKEN_KEY, Cart, Line, new_checkout_token
 from ..extensions import db
 from ..fulfilment import set_status
 from ..models import Order, OrderStatus
@@ -46,8 +46,9 @@ def is_open(order: Order) -> bool:
     return order.status in OPEN_STATUSES and order.stripe_checkout_session_id is None
 
 
-def order_for_token(cart: Cart, *, member: bool = False) -> Order:
-    """The open order holding this browser's checkout token, made from ``cart`` if none.
+def order_for_token(cart: Cart, *, member: bool = False, lines: list[Line] | None = None) -> Order:
+    """The open order holding this browser's checkout token, made from ``cart`` if none
+    (``lines``: the cart's lines, when the caller read them in this transaction).
 
     The unique token decides: of simultaneous requests, one INSERT wins and the others,
     refused by the database, load its order. Commits; remembers the order in the session.
@@ -56,7 +57,7 @@ def order_for_token(cart: Cart, *, member: bool = False) -> Order:
     for _ in range(MAX_TOKEN_STEPS):
         order = db.session.scalar(select(Order).where(Order.checkout_token == token))
         if order is None:
-            order = create_order_from_cart(cart, member=member)
+            order = create_order_from_cart(cart, member=member, lines=lines)
             order.checkout_token = token
             try:
                 db.session.commit()

@@ -12,7 +12,7 @@ from flask import current_app, flash, redirect, render_template, url_for
 from flask_wtf.csrf import generate_csrf
 
 from .. import payments, shipping
-from ..cart import Cart, CartError
+from ..cart import Cart, CartError, Line
 from ..extensions import db
 from ..links import external_url
 from ..models import Order
@@ -33,16 +33,19 @@ from .order import (
 log = logging.getLogger(__name__)
 
 
-def page_order(cart: Cart, member: bool) -> Order:
+def page_order(cart: Cart, member: bool, lines: list[Line]) -> Order:
     """The open order for this cart (made or refilled here: our database only; Stripe is
-    only asked, when the cart changed under an order with an intent). Commits."""
+    only asked, when the cart changed under an order with an intent). ``lines``: the
+    cart's lines the caller read in this transaction. Commits."""
     order = current_order()
     if order is None or not is_open(order):
-        return order_for_token(cart, member=member)
-    if not order_matches_cart(order, cart):
+        return order_for_token(cart, member=member, lines=lines)
+    if not order_matches_cart(order, cart, lines):
+        asked_stripe = order.stripe_payment_intent_id is not None
         if paid_at_stripe(order):
             return order  # the caller sends the customer to its page
-        refill_order(order, cart, member=member)
+        # Asking Stripe committed first (the lines expired with it): refill reads afresh.
+        refill_order(order, cart, member=member, lines=None if asked_stripe else lines)
         log.info("order %s: cart changed, amount now %s", order.public_id, order.amount_total)
     else:
         before = order.amount_total
@@ -70,12 +73,13 @@ def start():
         # The order page follows it to paid or failed, and empties the cart once paid.
         return redirect(url_for("orders.show", public_id=submitted.public_id), code=303)
     cart = Cart.load()
-    if not cart.lines():
+    lines = cart.lines()
+    if not lines:
         flash("Your cart is empty.", "error")
         return redirect(url_for("cart.view"), code=303)
     member = signed_in_member()
     try:
-        order = page_order(cart, member)
+        order = page_order(cart, member, lines)
     except CartError as err:
         db.session.rollback()
         flash(str(err), "error")
