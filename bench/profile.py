@@ -6,7 +6,7 @@
     python -m bench.profile webhook --cprofile      # cProfile (CPU time) instead
     python -m bench.profile webhook --no-profile    # only the figures
 
-Production settings (CSRF on, no debug, INFO logging to a discarded stream) on a fresh
+Production settings (CSRF on, no debug, INFO logging to a file in the temporary folder) on a fresh
 SQLite database in a temporary folder (removed at the end); no emulator is needed for
 these requests. Each request is the WSGI call gunicorn makes (``app(environ,
 start_response)`` on an environ built beforehand), so neither the test client's work nor
@@ -72,10 +72,14 @@ def make_shop(tmp: Path):
         upgrade()
         seed_catalog(load_catalog_file())
         seed_shipping_rates(load_shipping_rates())  # as `flask catalog seed`
-    # Production logs at INFO; keep the cost, drop the output.
+    # Production logs at INFO to a file (gunicorn's stderr): keep the cost, with the write
+    # of each line, not the output. Alembic's logging setup (in ``upgrade``) turned the
+    # root logger down to WARNING, which silenced the webhook's per-event INFO line here.
+    logging.getLogger().setLevel(app.config["LOG_LEVEL"])
+    log_file = (tmp / "shop.log").open("w")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(io.StringIO())
+            handler.setStream(log_file)
     return app
 
 
@@ -195,7 +199,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         stats = pstats.Stats(profiler)
         # Deterministic, unlike any time on a shared machine: Python calls per request.
         print(f"{args.target}: {stats.total_calls / n:.0f} function calls per request")
-        stats.sort_stats(args.sort).print_stats(40)
+        stats.sort_stats(args.sort).print_stats(int(os.environ.get("PROFILE_LINES", 40)))
         return 0
     from pyinstrument import Profiler
 

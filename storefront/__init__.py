@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
@@ -21,9 +23,30 @@ from .config import (
 from .extensions import csrf, db, migrate
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+class Shop(Flask):
+    """Flask, with ``ensure_sync``'s answer kept per function. Flask asks whether each
+    hook, the view and each teardown is a coroutine function (``inspect``) on every
+    request, a dozen times per webhook delivery; for a given function the answer never
+    changes. Kept weakly: a function made per request is not kept after it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = WeakKeyDictionary()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync[func]
+        except KeyError:
+            sync = super().ensure_sync(func)
+            self._sync[func] = sync
+            return sync
+        except TypeError:  # a callable that cannot be weakly referenced
+            return super().ensure_sync(func)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Shop:
     """Create and configure the shop."""
-    app = Flask(
+    app = Shop(
         __name__,
         instance_relative_config=True,
         template_folder="../templates",

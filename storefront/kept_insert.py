@@ -135,16 +135,10 @@ class _Kept:
         return row[0]
 
     def _params(self, values: Mapping[str, Any]) -> Any:
-        processors = self.processors
-        if self.positional:
-            return tuple(
-                processors[name](values[name]) if name in processors else values[name]
-                for name in self.names
-            )
         params = {name: values[name] for name in self.names}
-        for name, process in processors.items():
+        for name, process in self.processors.items():
             params[name] = process(params[name])
-        return params
+        return [params[name] for name in self.names] if self.positional else params
 
     def _take(self, *, new: bool = False) -> tuple[Any, bool]:
         if self.pid != os.getpid():

@@ -37,6 +37,7 @@ from flask import (
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_talisman import Talisman
+from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import LOOPBACK_HOSTS
@@ -269,13 +270,22 @@ def _request_class(hosts: list[str] | None) -> type[Request]:
     return ShopRequest
 
 
+def sends_cookies(request: Request) -> bool:
+    """Did the request come with a Cookie header at all? (Without one, e.g. every webhook
+    delivery, there is nothing to parse.)"""
+    return bool(request.environ.get("HTTP_COOKIE"))
+
+
 class ShopSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session. A request without the cookie (a first visit, every
     webhook) gets its new empty session at once: Flask builds the signing serializer
-    first, for nothing to verify. Saving a new session still signs it as Flask does."""
+    first, for nothing to verify; without any cookie, the header is not even parsed.
+    Saving a new session still signs it as Flask does."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and (
+            not sends_cookies(request) or not request.cookies.get(self.get_cookie_name(app))
+        ):
             return self.session_class()
         return super().open_session(app, request)
 
@@ -283,19 +293,24 @@ class ShopSessionInterface(SecureCookieSessionInterface):
 class ShopTalisman(Talisman):
     """Talisman with its per-request work done once: it looks up the view's options four
     times per request (eight ``setdefault`` each) and formats the CSP from its dict on
-    every response; the options are kept on the request and each policy's header text
-    per app (a policy is a module constant or a view's ``PagePolicy``, whose sources
-    come from settings fixed at start-up). A tenth of a webhook's CPU time before."""
+    every response; the options and the headers they give are kept per endpoint and each
+    policy's header text per app (a policy is a module constant or a view's
+    ``PagePolicy``, whose sources come from settings fixed at start-up). A tenth of a
+    webhook's CPU time before."""
 
     def __init__(self, app: Flask, **options: Any) -> None:
         self._policy_text: dict[int, tuple[Any, str]] = {}
+        self._view_headers: dict[str | None, list[tuple[str, str]]] = {}
+        self._view_options: dict[str | None, dict[str, Any]] = {}
         super().__init__(app, **options)
 
     def _get_local_options(self):
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        options = getattr(req, "_talisman_options", None)
+        # Talisman fills a view's options in with its defaults on first use (setdefault on
+        # the view's own dict): from then on they are fixed, so they are kept per endpoint.
+        endpoint = request.endpoint
+        options = self._view_options.get(endpoint)
         if options is None:
-            options = req._talisman_options = super()._get_local_options()
+            options = self._view_options[endpoint] = super()._get_local_options()
         return options
 
     def _parse_policy(self, policy):
@@ -314,10 +329,42 @@ class ShopTalisman(Talisman):
             return None
         return super()._force_https()
 
+    def _set_response_headers(self, response):
+        # Which headers a view gets (frame options, CSP, nosniff, feature policies) depends
+        # only on its options, fixed once the app runs: worked out once per endpoint, then
+        # copied onto each response. HSTS (the request's scheme) and the Referrer-Policy
+        # default (the view may have set its own) are decided per response, as Talisman does.
+        options = self._get_local_options()
+        if options["content_security_policy_nonce_in"]:
+            return super()._set_response_headers(response)  # a nonce per request
+        endpoint = request.endpoint
+        fixed = self._view_headers.get(endpoint)
+        if fixed is None:
+            scratch = Headers()
+            self._set_feature_policy_headers(scratch, options)
+            self._set_permissions_policy_headers(scratch, options)
+            self._set_document_policy_headers(scratch, options)
+            self._set_frame_options_headers(scratch, options)
+            self._set_content_security_policy_headers(scratch, options)
+            fixed = self._view_headers[endpoint] = list(scratch.items())
+        headers = response.headers
+        for name, value in fixed:
+            headers[name] = value
+        self._set_hsts_headers(headers)
+        self._set_referrer_policy_headers(headers)
+        return response
+
+    def _set_hsts_headers(self, headers) -> None:
+        # Talisman reads the request's scheme and X-Forwarded-Proto before it looks at
+        # whether HSTS is on at all (only with an https SHOP_BASE_URL).
+        if self.strict_transport_security:
+            super()._set_hsts_headers(headers)
+
     def _set_referrer_policy_headers(self, headers) -> None:
         # The baseline, unless the view chose a stricter one (the sign-in link's page
         # answers no-referrer: its URL holds the token).
-        headers.setdefault("Referrer-Policy", self.referrer_policy)
+        if "Referrer-Policy" not in headers:
+            headers["Referrer-Policy"] = self.referrer_policy
 
 
 def init_app(app: Flask) -> None:

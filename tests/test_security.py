@@ -266,6 +266,50 @@ def test_every_page_has_the_security_headers(client):
         assert "Strict-Transport-Security" not in response.headers  # plain http
 
 
+def test_each_endpoint_keeps_its_own_security_headers(tmp_path):
+    # The shop's Talisman works out a view's headers once per endpoint: a page with
+    # Stripe.js, a page that redirects to Stripe Checkout and the webhook, in turn and
+    # again, each get theirs (the webhook's JSON answer too: nosniff, the baseline CSP).
+    app = make_app(
+        tmp_path, STRIPE_API_BASE="http://127.0.0.1:9", STRIPE_JS_URL="http://127.0.0.1:9/v3/"
+    )
+    client = app.test_client()
+    for _ in range(2):
+        checkout = client.get("/checkout/").headers["Content-Security-Policy"]
+        assert "script-src 'self' http://127.0.0.1:9" in checkout
+        cart = client.get("/cart/").headers["Content-Security-Policy"]
+        assert "script-src" not in cart and "form-action 'self' http://127.0.0.1:9" in cart
+        payload = json.dumps(make_event("customer.updated", {"id": "cus_h", "object": "customer"}))
+        hook = client.post(
+            "/webhooks/stripe",
+            data=payload,
+            headers={"Stripe-Signature": sign(payload)},
+            content_type="application/json",
+        ).headers
+        assert hook["Content-Type"] == "application/json"
+        assert hook["X-Content-Type-Options"] == "nosniff"
+        assert hook["X-Frame-Options"] == "DENY"
+        assert hook["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        csp = hook["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "127.0.0.1:9" not in csp
+
+
+def test_flask_asks_once_per_function_whether_it_is_async(client, monkeypatch):
+    # Flask checks every hook and view with inspect on each request; the shop keeps the
+    # answer per function.
+    import flask.app
+
+    asked = []
+    real = flask.app.iscoroutinefunction
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", lambda f: asked.append(f) or real(f))
+    assert client.get("/").status_code == 200
+    assert asked  # the hooks and the view, the first time
+    first = len(asked)
+    assert client.get("/").status_code == 200
+    assert len(asked) == first
+
+
 def test_a_view_may_choose_a_stricter_referrer_policy(app):
     @app.get("/_test/secret-link")
     def secret_link():
@@ -361,6 +405,31 @@ def test_a_request_without_a_session_cookie_signs_and_verifies_nothing(app, clie
     assert client.get_cookie("session") is not None
     assert built
     assert 'aria-label="Cart, 2 items"' in client.get("/cart/").get_data(as_text=True)
+
+
+def test_a_request_without_any_cookie_parses_no_cookie_header(app, monkeypatch):
+    # Every webhook delivery: no Cookie header, so nothing to parse (werkzeug parses the
+    # empty header into a dict, twice per request before: the session and the sign-out
+    # check). A request with cookies still has them read, the session among them.
+    import werkzeug.sansio.request
+
+    parsed: list[str] = []
+    real = werkzeug.sansio.request.parse_cookie
+    monkeypatch.setattr(
+        werkzeug.sansio.request, "parse_cookie", lambda h, **kw: parsed.append(h) or real(h, **kw)
+    )
+    client = app.test_client()
+    body = json.dumps(make_event("customer.updated", {"id": "cus_c", "object": "customer"}))
+    response = client.post(
+        "/webhooks/stripe",
+        data=body,
+        headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
+    )
+    assert response.json["outcome"] == "ignored" and "Set-Cookie" not in response.headers
+    assert parsed == []
+    client.post("/cart/add", data={"price_id": "1", "quantity": "2"})
+    assert 'aria-label="Cart, 2 items"' in client.get("/cart/").get_data(as_text=True)
+    assert parsed and all("session=" in h for h in parsed)
 
 
 def test_session_cookie_is_httponly_and_samesite_lax(client):

@@ -31,6 +31,7 @@ from .. import billing
 from ..cart import TOKEN_KEY, new_checkout_token
 from ..extensions import db
 from ..models import Customer
+from ..security import sends_cookies
 from ..viewer import (
     GENERATION_KEY,
     PLACED_KEY,
@@ -88,6 +89,7 @@ def check_session_generation() -> None:
     """A session signed in before the customer's last sign-out no longer counts."""
     if (
         request.endpoint == "static"
+        or not sends_cookies(request)  # every webhook delivery: no header to parse
         or current_app.config["SESSION_COOKIE_NAME"] not in request.cookies
     ):
         return  # no cookie, nothing to check (and the session left untouched: no Vary)
