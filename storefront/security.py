@@ -240,17 +240,15 @@ def trusted_hosts(app: Flask) -> list[str] | None:
 
 
 def _request_class(hosts: list[str] | None) -> type[Request]:
+    # `stripe listen --forward-to localhost:5000/webhooks/stripe`: signed, so its Host
+    # header does not matter.
+    webhook_hosts = None if hosts is None else [*hosts, *LOOPBACK_HOSTS, "[::1]"]
+
     class ShopRequest(Request):
         # Read by Flask when it binds the URL map, before routing, so by path here.
         @property
         def trusted_hosts(self) -> list[str] | None:  # type: ignore[override]
-            if hosts is None:
-                return None
-            if self.path == WEBHOOK_PATH:
-                # `stripe listen --forward-to localhost:5000/webhooks/stripe`: signed, so
-                # its Host header does not matter.
-                return [*hosts, *LOOPBACK_HOSTS, "[::1]"]
-            return hosts
+            return webhook_hosts if self.path == WEBHOOK_PATH else hosts
 
         @trusted_hosts.setter
         def trusted_hosts(self, value: list[str] | None) -> None:

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import stripe
 from flask import Blueprint, current_app, request
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+
+# Imported by name: each ``stripe.X`` goes through the SDK's lazy module __getattr__.
+from stripe import SignatureVerificationError, StripeObject, WebhookSignature
 
 from . import card_testing, payments
 from .extensions import csrf, db
@@ -109,7 +111,7 @@ def _qualname(fn: Handler) -> str:
 
 def _payload_text(event: Any) -> str:
     # default=str: the SDK turns *_decimal fields into Decimal.
-    data = event.to_dict() if isinstance(event, stripe.StripeObject) else event
+    data = event.to_dict() if isinstance(event, StripeObject) else event
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
@@ -365,7 +367,8 @@ def _looks_like_event(event: Any) -> bool:
     """The fields we store, with types and lengths the columns accept."""
     event_id, event_type = field(event, "id"), field(event, "type")
     created = field(event, "created")
-    obj_id = field(event, "data", "object", "id")
+    obj = field(event, "data", "object")
+    obj_id = field(obj, "id")
     return (
         isinstance(event_id, str)
         and 0 < len(event_id) <= 255
@@ -374,7 +377,7 @@ def _looks_like_event(event: Any) -> bool:
         and isinstance(created, int)
         and not isinstance(created, bool)
         and 0 <= created < 2**62
-        and isinstance(field(event, "data", "object"), dict | stripe.StripeObject)
+        and isinstance(obj, dict | StripeObject)
         and (obj_id is None or (isinstance(obj_id, str) and len(obj_id) <= 255))
         and isinstance(field(event, "api_version", default=""), str)
     )
@@ -423,9 +426,9 @@ def stripe_webhook():
         # The SDK's verification; the event is then read as plain JSON: handlers read
         # it with ``field`` (as they read stored events), so it is not also converted
         # into StripeObjects, a fifth of the endpoint's own work.
-        stripe.WebhookSignature.verify_header(payload, sig_header, secret, tolerance)
+        WebhookSignature.verify_header(payload, sig_header, secret, tolerance)
         event = json.loads(payload)
-    except stripe.SignatureVerificationError as err:
+    except SignatureVerificationError as err:
         reason = "timestamp outside the tolerance" if "tolerance" in str(err) else None
         return _bad_request(reason or "invalid signature")
     except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
