@@ -256,8 +256,32 @@
     );
   }
 
+  /* The checks of the card fields (templates/_card_fields.html) as each page calls them:
+   * {number, expiry, cvc}, each answering {complete, empty, error, incompleteError}. */
+  function cardChecks(fields) {
+    return {
+      number: function () {
+        return checkNumber(fields.number.value);
+      },
+      expiry: function () {
+        return checkExpiry(fields.expiry.value);
+      },
+      cvc: function () {
+        return checkCvc(fields.cvc.value, fields.number.value);
+      },
+    };
+  }
+
+  /* A card brand badge: data-brand picks its picture; the text is for when there is none. */
+  function showBrand(badge, brand) {
+    badge.setAttribute("data-brand", brand);
+    badge.textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+  }
+
   window.StripeEmuCard = {
     savedCardLabel: savedCardLabel,
+    cardChecks: cardChecks,
+    showBrand: showBrand,
     request: request,
     digits: digits,
     info: info,

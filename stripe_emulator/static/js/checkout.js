@@ -306,25 +306,15 @@
 
   // ------------------------------------------------------------------ validation
 
-  var CHECKS = {
-    email: function () {
-      return C.checkEmail(fields.email.value);
-    },
-    number: function () {
-      return C.checkNumber(fields.number.value);
-    },
-    expiry: function () {
-      return C.checkExpiry(fields.expiry.value);
-    },
-    cvc: function () {
-      return C.checkCvc(fields.cvc.value, fields.number.value);
-    },
-    name: function () {
-      var v = fields.name.value.trim();
-      return v
-        ? { complete: true, empty: false }
-        : { complete: false, empty: true, incompleteError: C.error("incomplete_name") };
-    },
+  var CHECKS = C.cardChecks(fields);
+  CHECKS.email = function () {
+    return C.checkEmail(fields.email.value);
+  };
+  CHECKS.name = function () {
+    var v = fields.name.value.trim();
+    return v
+      ? { complete: true, empty: false }
+      : { complete: false, empty: true, incompleteError: C.error("incomplete_name") };
   };
   var ERROR_BOX = { email: "email-error", number: "card-error", expiry: "card-error",
     cvc: "card-error", name: "name-error" };
@@ -391,9 +381,7 @@
     ["email-error", "card-error", "name-error"].forEach(function (box) {
       $(box).textContent = shown[box] || "";
     });
-    var brand = C.info(fields.number.value).brand;
-    $("card-brand").setAttribute("data-brand", brand);
-    $("card-brand").textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+    C.showBrand($("card-brand"), C.info(fields.number.value).brand);
     return first;
   }
 

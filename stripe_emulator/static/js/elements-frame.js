@@ -122,8 +122,7 @@
     // The new card's badge (a saved card's badge keeps its own brand).
     var badges = document.querySelectorAll(".brand:not(.saved-brand)");
     Array.prototype.forEach.call(badges, function (b) {
-      b.setAttribute("data-brand", brand);
-      b.textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+      C.showBrand(b, brand);
     });
     var fields = ORDER.filter(function (f) {
       return res[f];

@@ -129,17 +129,7 @@
       showCard.focus();
     });
 
-    var checks = {
-      number: function () {
-        return C.checkNumber(fields.number.value);
-      },
-      expiry: function () {
-        return C.checkExpiry(fields.expiry.value);
-      },
-      cvc: function () {
-        return C.checkCvc(fields.cvc.value, fields.number.value);
-      },
-    };
+    var checks = C.cardChecks(fields);
 
     function validate(all) {
       var first = null;
@@ -154,9 +144,7 @@
         }
       });
       cardError.textContent = message;
-      var brand = C.info(fields.number.value).brand;
-      $("card-brand").setAttribute("data-brand", brand);
-      $("card-brand").textContent = brand === "unknown" ? "" : brand === "mastercard" ? "MC" : brand;
+      C.showBrand($("card-brand"), C.info(fields.number.value).brand);
       return first;
     }
 
