@@ -80,8 +80,10 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# One pytest-xdist worker per core: tests are independent (own databases, emulators and
-# servers on free ports), so they spread; `python -m pytest` alone runs them in one process.
+# pytest-xdist: tests are independent (own databases, emulators and servers on free ports),
+# so they spread over workers. `-n auto` means two per core here (tests/conftest.py: a worker
+# waits on Chromium and its servers about half the time); the slow tests start first and go
+# out one at a time. `python -m pytest` alone runs them in one process.
 test: $(VENV)/.dev-installed chromium postgres redis axe lint
 	$(BIN)/python -m pytest -n auto
 

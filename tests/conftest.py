@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -148,6 +149,51 @@ def isolated_settings(tmp_path, monkeypatch):
     for name in [*DEFAULTS, "FLASK_DEBUG"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+# Fixtures whose tests take seconds rather than milliseconds: Chromium, then PostgreSQL and
+# the every-route walk, then a shop or emulator served over HTTP.
+_SLOW_FIXTURES = (
+    ("page",),
+    ("postgres_server", "hostile_app"),
+    ("live_shop", "emulator", "emulator_url"),
+)
+
+
+def pytest_configure(config):
+    # pytest-xdist hands a worker its tests one at a time (not in chunks of a quarter of
+    # its share), so the slow tests put first below spread over every worker.
+    if getattr(config.option, "maxschedchunk", False) is None:
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests first: parallel workers then finish on short tests together,
+    instead of one still running a 10 s browser test collected last while the others
+    are done."""
+
+    def rank(item) -> int:
+        used = set(getattr(item, "fixturenames", ()))
+        for position, names in enumerate(_SLOW_FIXTURES):
+            if used.intersection(names):
+                return position
+        return len(_SLOW_FIXTURES)
+
+    items.sort(key=rank)  # stable: file order within each rank
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """``-n auto`` (``make test``) starts two workers per core: a worker spends about half
+    of its time waiting (on Chromium, on its shop and emulator threads, on PostgreSQL), so
+    one per core left the cores half idle. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 2 * cores
 
 
 def make_app(tmp_path, **overrides):
