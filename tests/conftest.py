@@ -182,7 +182,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=rank)  # stable: file order within each rank
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: runs with -p no:xdist too
 def pytest_xdist_auto_num_workers(config) -> int | None:
     """``-n auto`` (``make test``) starts two workers per core: a worker spends about half
     of its time waiting (on Chromium, on its shop and emulator threads, on PostgreSQL), so
