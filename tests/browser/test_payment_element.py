@@ -50,14 +50,22 @@ def fill_address(page: Page, *, name: str = "Ada Lovelace", line1: str = "1 Main
     frame.get_by_label("ZIP").fill("12207")
 
 
-def fill_card(page: Page, number: str, email: str = "ada@example.com") -> None:
-    page.get_by_label("Email for your receipt").fill(email)
-    fill_address(page)
+def fill_card_fields(page: Page, number: str, expiry: str = "12 / 34") -> None:
+    """Type a new card into the Payment Element."""
     frame = page.frame_locator(CARD_FRAME)
     frame.locator('input[name="number"]').fill(number)
-    frame.locator('input[name="expiry"]').fill("12 / 34")
+    frame.locator('input[name="expiry"]').fill(expiry)
     frame.locator('input[name="cvc"]').fill("123")
     frame.locator('input[name="postalCode"]').fill("12345")
+
+
+def fill_card(
+    page: Page, number: str, email: str = "ada@example.com", expiry: str = "12 / 34"
+) -> None:
+    """Everything a guest's checkout asks for: the receipt email, the address, a card."""
+    page.get_by_label("Email for your receipt").fill(email)
+    fill_address(page)
+    fill_card_fields(page, number, expiry)
 
 
 def pay(page: Page) -> None:

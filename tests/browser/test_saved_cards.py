@@ -24,6 +24,8 @@ from tests.browser.test_payment_element import (
     CHALLENGE_FRAME,
     add_to_cart,
     fill_address,
+    fill_card,
+    fill_card_fields,
     open_checkout,
     order_public_id,
     pay,
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.browser
 
 EMAIL = "ada@example.com"
 YEAR = datetime.date.today().year + 5
+EXPIRY = f"12 / {YEAR % 100}"
 
 
 def sign_in(page: Page, shop: LiveShop, email: str = EMAIL) -> None:
@@ -54,14 +57,6 @@ def sign_in(page: Page, shop: LiveShop, email: str = EMAIL) -> None:
     page.goto(wait_until(sign_in_link))
     page.get_by_role("button", name=re.compile("^Sign in as")).click()
     expect(page.get_by_text(email).first).to_be_visible()
-
-
-def fill_new_card(page: Page, number: str) -> None:
-    frame = page.frame_locator(CARD_FRAME)
-    frame.get_by_label("Card number").fill(number)
-    frame.get_by_label("Expiration date").fill(f"12 / {YEAR % 100}")
-    frame.get_by_label("Security code").fill("123")
-    frame.get_by_label("ZIP").fill("12345")
 
 
 def order_by_id(shop: LiveShop, public_id: str) -> Order:
@@ -97,7 +92,7 @@ def test_save_on_the_first_purchase_then_pay_the_second_with_one_click(
     expect(frame.get_by_role("group", name="Pay with")).to_be_hidden()
     expect(page.get_by_label("Email for your receipt")).to_have_value(EMAIL)
     fill_address(page)
-    fill_new_card(page, "4242 4242 4242 4242")
+    fill_card_fields(page, "4242 4242 4242 4242", EXPIRY)
     frame.get_by_label("Save this card for next time").check()
     expect(frame.get_by_text("to charge your card for future payments")).to_be_visible()
     pay(page)
@@ -158,9 +153,7 @@ def test_a_guest_sees_no_saved_cards_and_cannot_save(page: Page, live_shop: Live
     expect(frame.get_by_label("Save this card for next time")).to_be_hidden()
     expect(frame.get_by_role("group", name="Pay with")).to_be_hidden()
     expect(frame.get_by_role("radio")).to_have_count(0)
-    page.get_by_label("Email for your receipt").fill(EMAIL)
-    fill_address(page)
-    fill_new_card(page, "4242 4242 4242 4242")
+    fill_card(page, "4242 4242 4242 4242", email=EMAIL, expiry=EXPIRY)
     pay(page)
     expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
     order = order_by_id(live_shop, order_public_id(page))
@@ -245,7 +238,7 @@ def test_stripe_checkout_saves_a_card_and_offers_it_next_time(page: Page, live_s
     expect(page.get_by_role("group", name="Pay with")).to_be_hidden()
     fill_hosted_address(page)
     page.fill("#cardNumber", "4242 4242 4242 4242")
-    page.fill("#cardExpiry", f"12 / {YEAR % 100}")
+    page.fill("#cardExpiry", EXPIRY)
     page.fill("#cardCvc", "123")
     page.fill("#billingName", "Ada Lovelace")
     page.get_by_label("Save this card for next time").check()
