@@ -28,6 +28,13 @@ def failed_renewal(client: stripe.StripeClient, base: str) -> stripe.Subscriptio
     return renewed
 
 
+@pytest.fixture
+def past_due(stripe_client, emulator_url) -> tuple[stripe.Subscription, stripe.Invoice]:
+    """A member whose renewal was declined, and the open invoice it left."""
+    sub = failed_renewal(stripe_client, emulator_url)
+    return sub, latest_invoice(stripe_client, sub)
+
+
 def events_since(client: stripe.StripeClient, count: int) -> list[str]:
     return event_types(client)[count:]
 
@@ -36,10 +43,9 @@ def events_since(client: stripe.StripeClient, count: int) -> list[str]:
 
 
 def test_paying_the_open_invoice_with_a_new_card_makes_the_subscription_active(
-    stripe_client, emulator_url
+    stripe_client, past_due
 ):
-    sub = failed_renewal(stripe_client, emulator_url)
-    invoice = latest_invoice(stripe_client, sub)
+    sub, invoice = past_due
     assert invoice.status == "open"
     good = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": sub.customer})
     before = len(event_types(stripe_client))
@@ -69,18 +75,16 @@ def test_paying_the_open_invoice_with_a_new_card_makes_the_subscription_active(
     assert stripe_client.v1.payment_intents.retrieve(pi_id).payment_method == good.id
 
 
-def test_pay_without_a_card_uses_the_subscriptions_default(stripe_client, emulator_url):
-    sub = failed_renewal(stripe_client, emulator_url)
-    invoice = latest_invoice(stripe_client, sub)
+def test_pay_without_a_card_uses_the_subscriptions_default(stripe_client, past_due):
+    sub, invoice = past_due
     good = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": sub.customer})
     stripe_client.v1.subscriptions.update(sub.id, {"default_payment_method": good.id})
     assert stripe_client.v1.invoices.pay(invoice.id).status == "paid"
     assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
 
 
-def test_a_declined_pay_is_stripes_card_error_and_changes_nothing_else(stripe_client, emulator_url):
-    sub = failed_renewal(stripe_client, emulator_url)
-    invoice = latest_invoice(stripe_client, sub)
+def test_a_declined_pay_is_stripes_card_error_and_changes_nothing_else(stripe_client, past_due):
+    sub, invoice = past_due
     before = len(event_types(stripe_client))
     with pytest.raises(stripe.CardError) as excinfo:
         stripe_client.v1.invoices.pay(invoice.id)  # the failing default again
@@ -104,12 +108,12 @@ def test_pay_refuses_paid_invoices_other_customers_cards_and_unknown_params(
     first = latest_invoice(stripe_client, sub)
     with pytest.raises(stripe.InvalidRequestError, match="Invoice is already paid"):
         stripe_client.v1.invoices.pay(first.id)
-    past_due = failed_renewal(stripe_client, emulator_url)
+    declined = failed_renewal(stripe_client, emulator_url)
     other = stripe_client.v1.customers.create({"email": "other@example.com"})
     theirs = stripe_client.v1.payment_methods.attach("pm_card_visa", {"customer": other.id})
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
         stripe_client.v1.invoices.pay(
-            latest_invoice(stripe_client, past_due).id, {"payment_method": theirs.id}
+            latest_invoice(stripe_client, declined).id, {"payment_method": theirs.id}
         )
     assert excinfo.value.param == "payment_method"
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
