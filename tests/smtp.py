@@ -35,8 +35,10 @@ class Handler:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.server.peers.add(session.peer)
         if self.server.hold_until_clients:
-            # Hold every message until that many clients are sending at once (at most 30 s).
-            for _ in range(300):
+            # Hold every message until that many clients are sending at once (at most 90 s:
+            # on a loaded machine the second client's process can take tens of seconds to
+            # start; its test gives the clients a longer MAIL_TIMEOUT than this hold).
+            for _ in range(900):
                 if len(self.server.peers) >= self.server.hold_until_clients:
                     break
                 await asyncio.sleep(0.1)
