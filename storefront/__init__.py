@@ -104,6 +104,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Shop:
     payments.init_app(app)
     for module in (catalog, cart, checkout, orders, pages, webhooks):
         app.register_blueprint(module.bp)
+    webhooks.init_app(app)
     # Stripe Checkout, membership and accounts (they import ``billing``, whose webhook
     # handlers register themselves with ``webhooks.handles``).
     from . import account, admin, hosted_checkout, membership

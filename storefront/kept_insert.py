@@ -59,6 +59,16 @@ class KeptInsert:
             kept = self._kept(engine)
         return kept.run(values)
 
+    def prepare(self, engine: Engine) -> None:
+        """Set up ``engine``'s kept state now, from the thread that creates the app. Done on
+        a delivery's first use instead, the registration of the dispose listener could run
+        while another thread disposes the engine (SQLAlchemy: "deque mutated during
+        iteration")."""
+        self._kept(engine)
+
+    def prepared(self, engine: Engine) -> bool:
+        return engine in self._per_engine
+
     def connections(self, engine: Engine) -> list[Any]:
         """The idle kept DB-API connections of ``engine`` in this process (for tests)."""
         kept = self._per_engine.get(engine)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -136,6 +136,14 @@ _EVENT_COLUMNS = (
 _kept_insert_event = KeptInsert(
     _INSERT_EVENT.returning(WebhookEvent.__table__.c.id), _EVENT_COLUMNS
 )
+
+
+def init_app(app: Flask) -> None:
+    """Prepare the kept INSERT for the app's engine at start-up (see ``KeptInsert.prepare``)."""
+    with app.app_context():
+        engine = db.engine
+        if keeps_connections(engine):
+            _kept_insert_event.prepare(engine)
 
 
 def _insert_event(values: dict[str, Any]) -> int | None:

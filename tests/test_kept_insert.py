@@ -163,3 +163,14 @@ def test_in_memory_sqlite_is_never_kept():
     assert not keeps_connections(create_engine("sqlite://"))
     assert not keeps_connections(create_engine("sqlite:///:memory:"))
     assert keeps_connections(create_engine("sqlite:///shop.sqlite3"))
+
+
+def test_the_shop_prepares_its_engine_when_the_app_is_made(app):
+    """The dispose listener is registered by create_app, in the thread that makes the app:
+    registered on a delivery's first use (a server thread), it once raced with a test's
+    ``engine.dispose()`` ("deque mutated during iteration")."""
+    from storefront.extensions import db
+    from storefront.webhooks import _kept_insert_event
+
+    with app.app_context():
+        assert _kept_insert_event.prepared(db.engine)
