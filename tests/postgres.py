@@ -109,22 +109,22 @@ def create_database(server_url: str, template: str = "template0") -> str:
     its URL. Copying a small database's files takes a few milliseconds, where creating and
     seeding the shop's tables took a few hundred."""
     name = f"storefront_{os.getpid()}_{next(_names)}"
-    engine = _engine(server_url)
-    try:
-        with engine.connect() as conn:
-            # FILE_COPY: the template's files are copied, not replayed through the WAL.
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'))
-    finally:
-        engine.dispose()
+    # FILE_COPY: the template's files are copied, not replayed through the WAL.
+    _on_server(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(server_url: str, url: str) -> None:
     """Drop a database made by ``create_database`` (closing whatever is still connected)."""
+    _on_server(server_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+def _on_server(server_url: str, statement: str) -> None:
+    """Run one statement (outside a transaction, as CREATE/DROP DATABASE need) on the server."""
     engine = _engine(server_url)
     try:
         with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+            conn.execute(text(statement))
     finally:
         engine.dispose()
 

@@ -41,10 +41,12 @@ def make_event(event_type: str, obj: dict[str, Any], event_id: str | None = None
     }
 
 
-def post_event(client, event: dict | str, secret: str = TEST_SECRET, **headers):
+def post_event(
+    client, event: dict | str, secret: str = TEST_SECRET, path: str = "/webhooks/stripe", **headers
+):
     payload = event if isinstance(event, str) else json.dumps(event)
     return client.post(
-        "/webhooks/stripe",
+        path,
         data=payload,
         headers={"Stripe-Signature": sign(payload, secret), **headers},
         content_type="application/json",
