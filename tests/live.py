@@ -136,6 +136,7 @@ def deliver_webhooks(shop: LiveShop) -> None:
 def emulator(tmp_path) -> Iterator[Emulator]:
     """A fresh Stripe emulator on a free port, with quick webhook retries."""
     from stripe_emulator import create_app
+    from stripe_emulator.webhooks import stop_delivery
 
     app = create_app(
         {
@@ -147,6 +148,10 @@ def emulator(tmp_path) -> Iterator[Emulator]:
     server = Server(app)
     yield Emulator(url=server.url, app=app)
     server.stop()
+    # Its sender and sweeper threads too: a sweeper watching a Checkout Session due to
+    # expire in a day looks every second for as long as the process lives, and a worker
+    # runs hundreds of these tests.
+    stop_delivery(app)
 
 
 def emulator_config(emulator: Emulator) -> dict:
@@ -189,6 +194,7 @@ def _synced_template() -> Path:
     global _synced
     if _synced is None:
         from stripe_emulator import create_app as create_emulator
+        from stripe_emulator.webhooks import stop_delivery
         from tests.conftest import make_app
 
         folder = Path(tempfile.mkdtemp(prefix="storefront-test-synced-"))
@@ -205,6 +211,7 @@ def _synced_template() -> Path:
                 db.engine.dispose()
         finally:
             server.stop()
+            stop_delivery(emulator_app)
         _synced = folder
     return _synced
 
