@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,26 +132,31 @@ def deliver_webhooks(shop: LiveShop) -> None:
         assert json.load(response) == {"pending": 0}
 
 
-@pytest.fixture
-def emulator(tmp_path) -> Iterator[Emulator]:
-    """A fresh Stripe emulator on a free port, with quick webhook retries."""
+@contextmanager
+def served_emulator(db_path: Path, **config) -> Iterator[Emulator]:
+    """A new Stripe emulator on ``db_path``, served on a free port until the block ends;
+    then its sender and sweeper threads are stopped too (a sweeper watching a Checkout
+    Session due to expire in a day looks every second for as long as the process lives,
+    and a worker runs hundreds of these)."""
     from stripe_emulator import create_app
     from stripe_emulator.webhooks import stop_delivery
 
-    app = create_app(
-        {
-            "EMULATOR_DB": str(tmp_path / "stripe-emulator.sqlite3"),
-            "TESTING": True,
-            "EMULATOR_WEBHOOK_RETRY_DELAYS": [0.2, 0.5, 1, 2],
-        }
-    )
+    app = create_app({"EMULATOR_DB": str(db_path), "TESTING": True, **config})
     server = Server(app)
-    yield Emulator(url=server.url, app=app)
-    server.stop()
-    # Its sender and sweeper threads too: a sweeper watching a Checkout Session due to
-    # expire in a day looks every second for as long as the process lives, and a worker
-    # runs hundreds of these tests.
-    stop_delivery(app)
+    try:
+        yield Emulator(url=server.url, app=app)
+    finally:
+        server.stop()
+        stop_delivery(app)
+
+
+@pytest.fixture
+def emulator(tmp_path) -> Iterator[Emulator]:
+    """A fresh Stripe emulator on a free port, with quick webhook retries."""
+    with served_emulator(
+        tmp_path / "stripe-emulator.sqlite3", EMULATOR_WEBHOOK_RETRY_DELAYS=[0.2, 0.5, 1, 2]
+    ) as served:
+        yield served
 
 
 def emulator_config(emulator: Emulator) -> dict:
@@ -193,25 +198,16 @@ def _synced_template() -> Path:
     """A seeded shop database and an emulator database it is synced to, made once."""
     global _synced
     if _synced is None:
-        from stripe_emulator import create_app as create_emulator
-        from stripe_emulator.webhooks import stop_delivery
         from tests.conftest import make_app
 
         folder = Path(tempfile.mkdtemp(prefix="storefront-test-synced-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        emulator_app = create_emulator(
-            {"EMULATOR_DB": str(folder / "stripe-emulator.sqlite3"), "TESTING": True}
-        )
-        server = Server(emulator_app)
-        try:
-            app = make_app(folder, **emulator_config(Emulator(server.url, emulator_app)))
+        with served_emulator(folder / "stripe-emulator.sqlite3") as emulator:
+            app = make_app(folder, **emulator_config(emulator))
             with app.app_context():
                 sync_catalog(echo=lambda *_: None)
                 db.session.remove()
                 db.engine.dispose()
-        finally:
-            server.stop()
-            stop_delivery(emulator_app)
         _synced = folder
     return _synced
 
