@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -299,7 +300,7 @@ def test_two_dispatchers_at_once_send_each_message_once(mail_app, smtp_server):
         assert sorted(db.session.scalars(select(OutboxMessage.id))) == ids
 
 
-def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_server):
+def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_server, tmp_path):
     """Two `flask outbox send` processes, as two machines would run them: the server holds
     each message until both are connected, so both have claimed rows at the same time."""
     smtp_server.hold_until_clients = 2
@@ -313,16 +314,34 @@ def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_
         "MAIL_PORT": str(smtp_server.port),
         "MAIL_SECURITY": "none",
         "MAIL_FROM": "shop@fernwood.test",
-        # Longer than the server's hold (90 s), so a client never gives up on a held
-        # message while the other process is still starting on a loaded machine.
+        # Longer than a held message may wait for the other process on a loaded machine.
         "MAIL_TIMEOUT": "120",
     }
     command = [sys.executable, "-m", "flask", "--app", "storefront", "outbox", "send"]
-    procs = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    logs = [tmp_path / f"dispatcher-{n}.log" for n in range(2)]
+    procs = []
+    for log in logs:
+        with log.open("wb") as out:
+            procs.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
+    # One that exits (a crash, or nothing left to claim) would leave the other's messages
+    # held for good: end the hold then, and report both outputs rather than hang.
+    deadline = time.monotonic() + 240
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            smtp_server.release()
+        time.sleep(0.1)
+    smtp_server.release()
+    try:
+        for p in procs:
+            p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    outputs = [log.read_text() for log in logs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     sent = [re.search(r"outbox: (\d+) sent", out) for out in outputs]
     assert all(sent), outputs  # each dispatcher sent some
