@@ -43,6 +43,16 @@ class Shop(Flask):
         except TypeError:  # a callable that cannot be weakly referenced
             return super().ensure_sync(func)
 
+    def wsgi_app(self, environ: dict, start_response: Callable[..., Any]) -> Any:
+        """A path in ``extensions["wsgi_paths"]`` (the Stripe webhook) is answered by its
+        own WSGI app, without Flask's request pipeline; every other path by Flask."""
+        own = self.extensions.get("wsgi_paths")
+        if own:
+            endpoint = own.get(environ.get("PATH_INFO"))
+            if endpoint is not None:
+                return endpoint(environ, start_response)
+        return super().wsgi_app(environ, start_response)
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Shop:
     """Create and configure the shop."""
@@ -99,12 +109,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Shop:
 
     security.init_app(app)
 
-    from . import cart, catalog, checkout, cli, orders, pages, payments, webhooks
+    from . import cart, catalog, checkout, cli, orders, pages, payments, webhook_endpoint, webhooks
 
     payments.init_app(app)
-    for module in (catalog, cart, checkout, orders, pages, webhooks):
+    for module in (catalog, cart, checkout, orders, pages):
         app.register_blueprint(module.bp)
     webhooks.init_app(app)
+    webhook_endpoint.init_app(app)  # POST /webhooks/stripe, in front of Flask
     # Stripe Checkout, membership and accounts (they import ``billing``, whose webhook
     # handlers register themselves with ``webhooks.handles``).
     from . import account, admin, hosted_checkout, membership

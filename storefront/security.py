@@ -1,15 +1,16 @@
 """What the shop does for every request before the open internet reaches a view.
 
 - Request sizes: ``MAX_CONTENT_LENGTH`` and Flask's form limits app-wide; the webhook
-  endpoint raises its own limit (``WEBHOOK_MAX_CONTENT_LENGTH``) in its view. Werkzeug
-  answers 413 from the ``Content-Length`` header, before a byte of the body is read.
+  endpoint has its own limit (``WEBHOOK_MAX_CONTENT_LENGTH``, ``webhook_endpoint``).
+  Werkzeug answers 413 from the ``Content-Length`` header, before a byte is read.
 - Security headers (Flask-Talisman): a Content-Security-Policy baseline on every
   response, extended per page with exactly what Stripe needs (``stripe_page``),
   ``nosniff``, ``Referrer-Policy``, ``X-Frame-Options: DENY``, and HSTS when
   ``SHOP_BASE_URL`` is https. ``Cache-Control: no-store`` on pages with personal data.
 - Cookies: HttpOnly, SameSite=Lax, and Secure when ``SHOP_BASE_URL`` is https.
-- Trusted hosts from ``SHOP_BASE_URL`` (an unknown Host is a 400); the webhook also
-  accepts localhost, where the Stripe CLI forwards events to.
+- Trusted hosts from ``SHOP_BASE_URL`` (an unknown Host is a 400); the webhook (served
+  in front of Flask by ``webhook_endpoint``, with these headers) also accepts localhost,
+  where the Stripe CLI forwards events to.
 - ``PROXY_COUNT`` proxies in front: Werkzeug's ProxyFix takes the client address and
   scheme from their ``X-Forwarded-*`` headers (and from nobody else's).
 - Odd input never becomes a 5xx: JSON nested too deeply or holding NUL characters is
@@ -40,8 +41,6 @@ from flask_talisman import Talisman
 from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import LOOPBACK_HOSTS
-
 # Every page: nothing from elsewhere, no plugins, no <base> tricks, forms post only
 # here, and no framing (clickjacking the Cancel-membership form, for one).
 BASELINE_CSP: dict[str, str] = {
@@ -68,7 +67,6 @@ STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 
 WEBHOOK_PATH = "/webhooks/stripe"
-WEBHOOK_ENDPOINT = "webhooks.stripe_webhook"
 
 
 def origin(url: str) -> str:
@@ -240,15 +238,12 @@ def trusted_hosts(app: Flask) -> list[str] | None:
 
 
 def _request_class(hosts: list[str] | None) -> type[Request]:
-    # `stripe listen --forward-to localhost:5000/webhooks/stripe`: signed, so its Host
-    # header does not matter.
-    webhook_hosts = None if hosts is None else [*hosts, *LOOPBACK_HOSTS, "[::1]"]
-
     class ShopRequest(Request):
-        # Read by Flask when it binds the URL map, before routing, so by path here.
+        # Read by Flask when it binds the URL map. (The webhook, which also answers
+        # localhost, is served in front of Flask: ``webhook_endpoint``.)
         @property
         def trusted_hosts(self) -> list[str] | None:  # type: ignore[override]
-            return webhook_hosts if self.path == WEBHOOK_PATH else hosts
+            return hosts
 
         @trusted_hosts.setter
         def trusted_hosts(self, value: list[str] | None) -> None:
@@ -404,8 +399,6 @@ def init_app(app: Flask) -> None:
 def _refuse_nul_bytes() -> None:
     """NUL is in no URL or query of ours; PostgreSQL cannot even compare with it. (Form
     fields are each checked by their form, which says which field is wrong.)"""
-    if request.endpoint == WEBHOOK_ENDPOINT:
-        return  # reads neither: its only input is the signed body, checked in the view
     if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
         abort(404, "We could not find that page.")
     if any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)):

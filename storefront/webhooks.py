@@ -12,7 +12,6 @@ through ``fulfilment.set_status`` / ``fulfil_order``, which never move backwards
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -22,23 +21,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Flask
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 # Imported by name: each ``stripe.X`` goes through the SDK's lazy module __getattr__.
-from stripe import SignatureVerificationError, StripeObject, WebhookSignature
+from stripe import StripeObject
 
 from . import card_testing, payments
-from .extensions import csrf, db
+from .extensions import db
 from .fulfilment import fulfil_order, notify_staff_of_payment, set_status
 from .kept_insert import KeptInsert, keeps_connections
 from .models import Order, OrderStatus, OutboxMessage, WebhookEvent, utcnow
 from .payments import field
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 PROCESSED = "processed"
 IGNORED = "ignored"
@@ -367,106 +364,6 @@ def _metadata_order_id(event: Any) -> str | None:
 def last_error(event_id: str) -> str | None:
     row = db.session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id))
     return row.error if row else None
-
-
-# --------------------------------------------------------------------------- endpoint
-
-
-def _looks_like_event(event: Any) -> bool:
-    """The fields we store, with types and lengths the columns accept."""
-    event_id, event_type = field(event, "id"), field(event, "type")
-    created = field(event, "created")
-    obj = field(event, "data", "object")
-    obj_id = field(obj, "id")
-    return (
-        isinstance(event_id, str)
-        and 0 < len(event_id) <= 255
-        and isinstance(event_type, str)
-        and 0 < len(event_type) <= 100
-        and isinstance(created, int)
-        and not isinstance(created, bool)
-        and 0 <= created < 2**62
-        and isinstance(obj, dict | StripeObject)
-        and (obj_id is None or (isinstance(obj_id, str) and len(obj_id) <= 255))
-        and isinstance(field(event, "api_version", default=""), str)
-    )
-
-
-def signed_timestamp(sig_header: str) -> int | None:
-    """The ``t=`` of a Stripe-Signature header, if it has one and a ``v1=`` signature."""
-    timestamp, signed = None, False
-    for item in sig_header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
-            timestamp = int(value)
-        elif key == "v1" and value:
-            signed = True
-    return timestamp if signed else None
-
-
-def _bad_request(reason: str):
-    log.info("stripe webhook rejected: %s", reason)
-    return {"error": reason}, 400
-
-
-@bp.post("/stripe")
-@csrf.exempt
-def stripe_webhook():
-    """Verify and process one event; 400 for what a sender got wrong, 500 for our failures."""
-    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
-    if not secret:
-        log.error("stripe webhook received but STRIPE_WEBHOOK_SECRET is not set")
-        return {"error": "webhooks are not configured"}, 503
-    sig_header = request.headers.get("Stripe-Signature")
-    if not sig_header:
-        return _bad_request("missing Stripe-Signature header")
-    tolerance = current_app.config["WEBHOOK_TOLERANCE_SECONDS"]
-    # Cheap checks first: a stale, future or unsigned-looking delivery is refused before
-    # its body is read or hashed (the SDK checks only lateness, and only after the HMAC).
-    timestamp = signed_timestamp(sig_header)
-    if timestamp is None:
-        return _bad_request("invalid signature")
-    if abs(time.time() - timestamp) > tolerance:
-        return _bad_request("timestamp outside the tolerance")
-    # Events are far smaller than this; a larger body is a 413 from Content-Length alone.
-    request.max_content_length = current_app.config["WEBHOOK_MAX_CONTENT_LENGTH"]
-    try:
-        payload = request.get_data(cache=False).decode()
-        # The SDK's verification; the event is then read as plain JSON: handlers read
-        # it with ``field`` (as they read stored events), so it is not also converted
-        # into StripeObjects, a fifth of the endpoint's own work.
-        WebhookSignature.verify_header(payload, sig_header, secret, tolerance)
-        event = json.loads(payload)
-    except SignatureVerificationError as err:
-        reason = "timestamp outside the tolerance" if "tolerance" in str(err) else None
-        return _bad_request(reason or "invalid signature")
-    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return _bad_request("body is not JSON")
-    if not isinstance(event, dict) or not _looks_like_event(event):
-        return _bad_request("body is not a Stripe event")
-
-    # The body as sent is what is stored: no second serialization of the parsed event.
-    outcome = process_event(event, payload=payload)
-    if outcome == FAILED:
-        error = last_error(event["id"]) or ""
-        if error.startswith("permanent:"):
-            # Retrying cannot help; it is stored as failed for `flask stripe events --failed`.
-            return _received(outcome)
-        return {"error": "processing failed; please retry"}, 500
-    return _received(outcome)
-
-
-def _received(outcome: str) -> Response:
-    """200 ``{"outcome": ..., "received": true}``: the answer to a delivery, its JSON
-    written once per outcome (there are four) instead of for every event."""
-    return current_app.response_class(_received_body(outcome), mimetype="application/json")
-
-
-@functools.cache
-def _received_body(outcome: str) -> bytes:
-    return (
-        json.dumps({"outcome": outcome, "received": True}, separators=(",", ":")) + "\n"
-    ).encode()
 
 
 # --------------------------------------------------------------------------- payment handlers

@@ -488,6 +488,119 @@ def test_the_webhook_accepts_the_stripe_cli_on_localhost(public_app):
     assert client.get("/", base_url="http://localhost:5000").status_code == 400
 
 
+def webhook_rows(app) -> int:
+    from sqlalchemy import func, select
+
+    from storefront.extensions import db
+    from storefront.models import WebhookEvent
+
+    with app.app_context():
+        return db.session.scalar(select(func.count(WebhookEvent.id)))
+
+
+def test_the_webhook_refuses_an_unknown_host_before_reading_the_event(public_app):
+    # It is answered in front of Flask (storefront/webhook_endpoint.py), so it checks the
+    # Host itself, like every page.
+    response = post_event(
+        public_app.test_client(),
+        make_event("customer.updated", {"id": "cus_1"}),
+        base_url="https://evil.example",
+    )
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "Unknown host."}
+    assert webhook_rows(public_app) == 0
+
+
+def test_the_webhook_answers_with_the_headers_of_the_shops_pages(public_app):
+    client = public_app.test_client()
+    policy = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options")
+    policy += ("Referrer-Policy", "Permissions-Policy", "Strict-Transport-Security")
+    page = client.get("/", base_url="https://shop.example.com").headers
+    hook = post_event(
+        client,
+        make_event("customer.updated", {"id": "cus_1"}),
+        base_url="https://shop.example.com",
+    )
+    assert hook.status_code == 200
+    assert hook.headers["Content-Type"] == "application/json"
+    assert {name: hook.headers.get(name) for name in policy} == {
+        name: page.get(name) for name in policy
+    }
+    assert hook.headers["Strict-Transport-Security"]  # https: HSTS as on the pages
+    assert "Set-Cookie" not in hook.headers
+    # Over plain http (the Stripe CLI on localhost): no HSTS, the rest the same.
+    local = post_event(
+        client, make_event("customer.updated", {"id": "cus_1"}), base_url="http://localhost"
+    )
+    assert "Strict-Transport-Security" not in local.headers
+    assert local.headers["Content-Security-Policy"] == page["Content-Security-Policy"]
+
+
+def test_the_webhook_answers_other_methods_with_a_405(client):
+    for method in ("GET", "PUT", "DELETE", "HEAD"):
+        response = client.open("/webhooks/stripe", method=method)
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == "POST"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_chunked_webhook_body_over_the_limit_is_a_413(app):
+    # No Content-Length (chunked): read up to the limit, never past it.
+    payload = json.dumps(make_event("customer.updated", {"id": "c", "pad": "x" * 5000}))
+
+    def send():
+        return app.test_client().post(
+            "/webhooks/stripe",
+            data=payload,
+            headers={"Stripe-Signature": sign(payload), "Transfer-Encoding": "chunked"},
+            content_type="application/json",
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    app.config["WEBHOOK_MAX_CONTENT_LENGTH"] = len(payload) - 1
+    assert send().status_code == 413
+    assert webhook_rows(app) == 0
+    app.config["WEBHOOK_MAX_CONTENT_LENGTH"] = len(payload)  # exactly the limit: taken
+    assert send().status_code == 200
+    assert webhook_rows(app) == 1
+
+
+def test_an_unexpected_webhook_error_is_logged_and_answered_500(tmp_path, monkeypatch, caplog):
+    from storefront import webhook_endpoint
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(webhook_endpoint, "process_event", broken)
+    event = make_event("customer.updated", {"id": "cus_1"})
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    # Under test (and debug), as with Flask: the error propagates.
+    with pytest.raises(RuntimeError):
+        post_event(make_app(tmp_path / "a", PROPAGATE_EXCEPTIONS=None).test_client(), event)
+    app = make_app(tmp_path / "b", PROPAGATE_EXCEPTIONS=False)
+    with caplog.at_level("ERROR"):
+        response = post_event(app.test_client(), event)
+    assert response.status_code == 500  # Stripe retries it
+    assert response.get_json() == {"error": "Internal Server Error"}
+    assert "Exception on /webhooks/stripe [POST]" in caplog.text
+    assert "database went away" in caplog.text
+
+
+def test_the_webhook_behind_a_proxy_sees_the_forwarded_host_and_scheme(tmp_path):
+    app = make_app(tmp_path, PROXY_COUNT=1, SHOP_BASE_URL="https://shop.example.com")
+    forwarded = {"X-Forwarded-Host": "shop.example.com", "X-Forwarded-Proto": "https"}
+    response = post_event(
+        app.test_client(),
+        make_event("customer.updated", {"id": "cus_1"}),
+        base_url="http://10.0.0.5:8000",
+        **forwarded,
+    )
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"]
+    assert webhook_rows(app) == 1
+
+
 def remote_addr_seen(app, **headers) -> tuple[str, str]:
     seen = {}
 

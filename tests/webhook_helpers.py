@@ -42,7 +42,12 @@ def make_event(event_type: str, obj: dict[str, Any], event_id: str | None = None
 
 
 def post_event(
-    client, event: dict | str, secret: str = TEST_SECRET, path: str = "/webhooks/stripe", **headers
+    client,
+    event: dict | str,
+    secret: str = TEST_SECRET,
+    path: str = "/webhooks/stripe",
+    base_url: str = "http://localhost",
+    **headers,
 ):
     payload = event if isinstance(event, str) else json.dumps(event)
     return client.post(
@@ -50,6 +55,7 @@ def post_event(
         data=payload,
         headers={"Stripe-Signature": sign(payload, secret), **headers},
         content_type="application/json",
+        base_url=base_url,
     )
 
 
