@@ -122,6 +122,10 @@ def _db_path() -> str:
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
+    # No fsync per commit (WAL keeps the file consistent; a power cut may lose the last
+    # writes, which a local stand-in for Stripe can afford): 0.6 ms less per commit here,
+    # and creating a PaymentIntent commits three times.
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
     return conn
 
