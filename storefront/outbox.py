@@ -77,30 +77,37 @@ def _due(now: datetime):
 
 
 def claim(due_by: datetime, limit: int = BATCH) -> list[OutboxMessage]:
-    """Take up to ``limit`` messages due by ``due_by`` for this dispatcher; commits."""
-    ids = db.session.scalars(
-        select(OutboxMessage.id)
-        .where(_due(due_by))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
-    ).all()
-    if not ids:
-        db.session.rollback()
-        return []
+    """Take up to ``limit`` messages due by ``due_by`` for this dispatcher; commits.
+    An empty list means nothing is due."""
     token = secrets.token_hex(16)
-    db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), _due(due_by))  # still due: the guard
-        .values(
-            status=OutboxStatus.SENDING,
-            claimed_at=utcnow(),
-            claim_token=token,
-            attempts=OutboxMessage.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    while True:
+        ids = db.session.scalars(
+            select(OutboxMessage.id)
+            .where(_due(due_by))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return []
+        claimed = db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), _due(due_by))  # still due: the guard
+            .values(
+                status=OutboxStatus.SENDING,
+                claimed_at=utcnow(),
+                claim_token=token,
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if claimed:
+            break
+        # Another dispatcher claimed all of these between the SELECT and the UPDATE (on
+        # SQLite, which has no SKIP LOCKED): look again rather than stop as if none were
+        # due. Each round either claims rows or finds others did, so it ends.
     rows = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.claim_token == token).order_by(OutboxMessage.id)
     ).all()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from storefront import mail, outbox
 from storefront.extensions import db
@@ -298,6 +298,29 @@ def test_two_dispatchers_at_once_send_each_message_once(mail_app, smtp_server):
         statuses = set(db.session.scalars(select(OutboxMessage.status)))
         assert statuses == {OutboxStatus.SENT}
         assert sorted(db.session.scalars(select(OutboxMessage.id))) == ids
+
+
+def test_a_dispatcher_that_loses_its_claim_to_another_looks_again(mail_app, smtp_server):
+    """Another dispatcher claims the rows this one just selected, before its UPDATE (SQLite
+    has no SKIP LOCKED): it must look again, not stop as if nothing were due. (CI saw a
+    `flask outbox send` exit having sent nothing while 30 messages were still due.)"""
+    queue(mail_app, count=30)
+    armed, stolen = [True], []
+
+    def steal(conn, cursor, statement, parameters, context, executemany):
+        if armed and statement.lstrip().upper().startswith("UPDATE OUTBOX_MESSAGE"):
+            armed.clear()  # once: the other dispatcher's own UPDATE passes through here too
+            stolen.extend(run_in_app_threads(mail_app, lambda: outbox.claim(utcnow()))[0])
+
+    with mail_app.app_context():
+        event.listen(db.engine, "before_cursor_execute", steal)
+        try:
+            counts = outbox.send_due()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", steal)
+    assert stolen  # the race happened
+    assert counts["sent"] > 0
+    assert counts["sent"] + len(stolen) == 30 == len(smtp_server.received) + len(stolen)
 
 
 def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_server, tmp_path):
