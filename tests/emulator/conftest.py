@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import pytest
 import stripe
 from flask import Flask, render_template_string
 from markupsafe import escape
-from werkzeug.serving import make_server
 
 from stripe_emulator import create_app
 from stripe_emulator.webhooks import stop_delivery
+from tests.live import Server
 
 PK = "pk_test_emulator"
 
@@ -29,16 +28,11 @@ def emulator_app(tmp_path) -> Iterator[Flask]:
 @pytest.fixture
 def emulator_url(emulator_app: Flask) -> Iterator[str]:
     """The emulator served over HTTP on a free port; yields its base address."""
-    server = make_server("127.0.0.1", 0, emulator_app, threaded=True)
-    # A short poll interval keeps shutdown (once per test) fast.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    server = Server(emulator_app)
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server.url
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+        server.stop()
 
 
 def make_client(url: str, key: str = "sk_test_emulator") -> stripe.StripeClient:
@@ -74,8 +68,6 @@ def merchant(emulator_url: str) -> Iterator[str]:
     query string); ``/return`` is the ``return_url``.
     """
     from flask import request
-
-    from tests.live import Server
 
     app = Flask("merchant")
     client = make_client(emulator_url)
