@@ -24,6 +24,7 @@ context: see ``answer``), and ``webhooks.process_event`` does the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -44,6 +45,7 @@ from .webhooks import FAILED, last_error, process_event
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+# The webhook module's logger: one place to read (and filter) everything about deliveries.
 log = logging.getLogger("storefront.webhooks")
 
 _STATUS_LINES = {
@@ -58,15 +60,10 @@ def _json(status: int, body: dict[str, Any]) -> tuple[int, bytes]:
     return status, (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
 
-# A delivery's 200 answers, written once per outcome (there are four) instead of per event.
-_RECEIVED: dict[str, tuple[int, bytes]] = {}
-
-
+@functools.cache
 def _received(outcome: str) -> tuple[int, bytes]:
-    answer = _RECEIVED.get(outcome)
-    if answer is None:
-        answer = _RECEIVED[outcome] = _json(200, {"outcome": outcome, "received": True})
-    return answer
+    """A delivery's 200 answer, written once per outcome (there are four), not per event."""
+    return _json(200, {"outcome": outcome, "received": True})
 
 
 def looks_like_event(event: Any) -> bool:
