@@ -32,6 +32,12 @@ def test_processing_page_stops_asking_then_checks_again_and_announces(
     fill_card(page, "4242 4242 4242 4242")
     pay(page)
     expect(page.get_by_test_id("order-status")).to_contain_text("Processing", timeout=10_000)
+    # Its spinner turns, unless the visitor asked for less motion (as the tests' browser does).
+    spinner = page.get_by_test_id("order-status").locator(".spinner")
+    page.emulate_media(reduced_motion="no-preference")
+    assert spinner.evaluate("e => getComputedStyle(e).animationName") == "spin"
+    page.emulate_media(reduced_motion="reduce")
+    assert spinner.evaluate("e => getComputedStyle(e).animationName") == "none"
     # The order page's own load event can come after its content shows: wait for it, so
     # only a later reload is counted.
     page.wait_for_load_state("load")
