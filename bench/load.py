@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,13 +56,22 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local q = {}
+  for i, p in ipairs({QUANTILES}) do
+    q[i] = string.format("[%s, %d]", p, latency:percentile(p))
+  end
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
-    .. '"socket_errors": %d, "timeouts": %d, "bad_status": %d}\n',
+    .. '"socket_errors": %d, "timeouts": %d, "bad_status": %d, "quantiles_us": [%s]}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write, e.timeout, e.status))
+    e.connect + e.read + e.write, e.timeout, e.status, table.concat(q, ", ")))
 end
 """
+
+# The latency percentiles each run reports besides p50 and p99, so runs can be combined
+# into one distribution (``combined_percentile``).
+QUANTILES = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0)
+WRK_SCRIPT = WRK_SCRIPT.replace("{QUANTILES}", "{" + ", ".join(f"{q}" for q in QUANTILES) + "}")
 
 
 @dataclass
@@ -74,6 +83,8 @@ class Result:
     p99_ms: float
     errors: int
     loadgen: str
+    # (percentile, ms) pairs at ``QUANTILES``: the run's latency distribution.
+    quantiles: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -143,6 +154,7 @@ def _wrk(name, url, seconds, connections, threads, bodies) -> Result:
         p99_ms=data["p99_us"] / 1000,
         errors=data["socket_errors"] + data["timeouts"] + data["bad_status"],
         loadgen="wrk",
+        quantiles=[(p, us / 1000) for p, us in data["quantiles_us"]],
     )
 
 
@@ -202,4 +214,50 @@ def _python(name, url, seconds, connections, bodies) -> Result:
         p99_ms=everything[int(len(everything) * 0.99)] if everything else 0.0,
         errors=sum(errors),
         loadgen="python",
+        quantiles=[
+            (q, everything[min(len(everything) - 1, int(len(everything) * q / 100))])
+            for q in QUANTILES
+        ]
+        if everything
+        else [],
     )
+
+
+def combined_percentile(runs: list[Result], percentile: float) -> float:
+    """The latency at ``percentile`` of all the runs' requests together, from each run's
+    percentiles (``quantiles``): the mixture of their distributions, each weighted by its
+    requests, read between known points linearly. A burst of slow requests in one short
+    run then counts for its share of the requests, as it would in one long run."""
+    runs = [r for r in runs if r.requests and r.quantiles]
+    if not runs:
+        return 0.0
+    total = sum(r.requests for r in runs)
+
+    def below(ms: float) -> float:  # the share of all requests at most ``ms``
+        share = 0.0
+        for r in runs:
+            share += r.requests * _fraction_at_most(r.quantiles, ms)
+        return share / total
+
+    candidates = sorted({ms for r in runs for _, ms in r.quantiles})
+    target = percentile / 100
+    low = candidates[0]
+    for ms in candidates:
+        if below(ms) >= target:
+            # Between the last point below the target and this one, linearly.
+            before = below(low)
+            if ms == low or below(ms) == before:
+                return ms
+            return low + (ms - low) * (target - before) / (below(ms) - before)
+        low = ms
+    return candidates[-1]
+
+
+def _fraction_at_most(quantiles: list[tuple[float, float]], ms: float) -> float:
+    """A run's share of requests at most ``ms``, from its (percentile, ms) points."""
+    if ms < quantiles[0][1]:
+        return 0.0
+    for (p0, v0), (p1, v1) in zip(quantiles, quantiles[1:], strict=False):
+        if ms < v1:
+            return (p0 + (p1 - p0) * ((ms - v0) / (v1 - v0) if v1 > v0 else 1.0)) / 100
+    return 1.0

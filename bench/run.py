@@ -157,17 +157,17 @@ def in_turns(sides: list[Side], args) -> list[load.Result]:
 
 
 def combined(runs: list[load.Result]) -> load.Result:
-    """A side's runs as one: requests, time and errors added up; p50 the request-weighted
-    mean of the runs' p50s; p99 the highest run's p99 (at least the whole's p99)."""
-    requests = sum(r.requests for r in runs)
+    """A side's runs as one: requests, time and errors added up; p50 and p99 those of all
+    its requests together (``load.combined_percentile``)."""
     return load.Result(
         name=runs[0].name,
-        requests=requests,
+        requests=sum(r.requests for r in runs),
         seconds=sum(r.seconds for r in runs),
-        p50_ms=sum(r.p50_ms * r.requests for r in runs) / requests if requests else 0.0,
-        p99_ms=max(r.p99_ms for r in runs),
+        p50_ms=round(load.combined_percentile(runs, 50), 2),
+        p99_ms=round(load.combined_percentile(runs, 99), 2),
         errors=sum(r.errors for r in runs),
         loadgen=runs[0].loadgen,
+        quantiles=[],
     )
 
 
