@@ -178,16 +178,22 @@ def save_card_for(shop: LiveShop, number: str, email: str = EMAIL) -> str:
         return pm.id
 
 
+def signed_in_with_saved_cards(page: Page, shop: LiveShop, width: int, *numbers: str) -> None:
+    """At ``width``, with axe in every page: the customer saved ``numbers`` earlier, is
+    signed in and has a cart (the axe tests' common start)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    axe.install(page)
+    for number in numbers:
+        save_card_for(shop, number)
+    sign_in(page, shop)
+    add_to_cart(page, shop, "Colombia Huila")
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_checkout_with_saved_cards_has_no_axe_violations(
     page: Page, live_shop: LiveShop, width: int
 ):
-    page.set_viewport_size({"width": width, "height": 900})
-    axe.install(page)
-    save_card_for(live_shop, "4242424242424242")
-    save_card_for(live_shop, "5555555555554444")
-    sign_in(page, live_shop)
-    add_to_cart(page, live_shop, "Colombia Huila")
+    signed_in_with_saved_cards(page, live_shop, width, "4242424242424242", "5555555555554444")
     open_checkout(page, live_shop)
     frame = page.frame_locator(CARD_FRAME)
     expect(frame.get_by_role("radio", name=re.compile("^Mastercard •••• 4444"))).to_be_checked()
@@ -282,11 +288,7 @@ def test_a_guest_on_stripe_checkout_sees_no_saved_cards(page: Page, live_shop: L
 def test_stripe_checkout_with_saved_cards_has_no_axe_violations(
     page: Page, live_shop: LiveShop, width: int
 ):
-    page.set_viewport_size({"width": width, "height": 900})
-    axe.install(page)
-    save_card_for(live_shop, "4242424242424242")
-    sign_in(page, live_shop)
-    add_to_cart(page, live_shop, "Colombia Huila")
+    signed_in_with_saved_cards(page, live_shop, width, "4242424242424242")
     open_hosted_page(page, live_shop)
     expect(page.get_by_role("radio", name=saved_card_label("4242"))).to_be_checked()
     found = {}
