@@ -354,16 +354,12 @@ def test_two_dispatcher_processes_at_once_send_each_message_once(mail_app, smtp_
             smtp_server.release()
         time.sleep(0.1)
     smtp_server.release()
-    try:
-        for p in procs:
+    for p in procs:
+        try:
             p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
     outputs = [log.read_text() for log in logs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     sent = [re.search(r"outbox: (\d+) sent", out) for out in outputs]

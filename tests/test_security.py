@@ -9,7 +9,7 @@ import pytest
 
 from storefront import create_app
 from tests.conftest import make_app
-from tests.webhook_helpers import TEST_SECRET, make_event, post_event, sign
+from tests.webhook_helpers import TEST_SECRET, event_count, make_event, post_event, sign
 
 
 def from_ip(ip: str) -> dict:
@@ -488,16 +488,6 @@ def test_the_webhook_accepts_the_stripe_cli_on_localhost(public_app):
     assert client.get("/", base_url="http://localhost:5000").status_code == 400
 
 
-def webhook_rows(app) -> int:
-    from sqlalchemy import func, select
-
-    from storefront.extensions import db
-    from storefront.models import WebhookEvent
-
-    with app.app_context():
-        return db.session.scalar(select(func.count(WebhookEvent.id)))
-
-
 def test_the_webhook_refuses_an_unknown_host_before_reading_the_event(public_app):
     # It is answered in front of Flask (storefront/webhook_endpoint.py), so it checks the
     # Host itself, like every page.
@@ -508,7 +498,7 @@ def test_the_webhook_refuses_an_unknown_host_before_reading_the_event(public_app
     )
     assert response.status_code == 400
     assert response.get_json() == {"error": "Unknown host."}
-    assert webhook_rows(public_app) == 0
+    assert event_count(public_app) == 0
 
 
 def test_the_webhook_answers_with_the_headers_of_the_shops_pages(public_app):
@@ -559,10 +549,10 @@ def test_a_chunked_webhook_body_over_the_limit_is_a_413(app):
 
     app.config["WEBHOOK_MAX_CONTENT_LENGTH"] = len(payload) - 1
     assert send().status_code == 413
-    assert webhook_rows(app) == 0
+    assert event_count(app) == 0
     app.config["WEBHOOK_MAX_CONTENT_LENGTH"] = len(payload)  # exactly the limit: taken
     assert send().status_code == 200
-    assert webhook_rows(app) == 1
+    assert event_count(app) == 1
 
 
 def test_an_unexpected_webhook_error_is_logged_and_answered_500(tmp_path, monkeypatch, caplog):
@@ -598,7 +588,7 @@ def test_the_webhook_behind_a_proxy_sees_the_forwarded_host_and_scheme(tmp_path)
     )
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"]
-    assert webhook_rows(app) == 1
+    assert event_count(app) == 1
 
 
 def remote_addr_seen(app, **headers) -> tuple[str, str]:

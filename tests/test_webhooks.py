@@ -19,6 +19,7 @@ from storefront.models import Order, OrderStatus, OutboxMessage, WebhookEvent, u
 from tests.live import Server
 from tests.webhook_helpers import (
     charge,
+    event_count,
     get_order,
     make_event,
     make_order,
@@ -49,11 +50,6 @@ def stored(app, event_id: str) -> WebhookEvent | None:
         if row is not None:
             db.session.expunge(row)
         return row
-
-
-def event_count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count(WebhookEvent.id)))
 
 
 def in_flight(app, event: dict, **fields) -> None:

@@ -13,7 +13,15 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from storefront.extensions import db
-from storefront.models import Order, OrderItem, OrderStatus, OutboxMessage, Price, Product
+from storefront.models import (
+    Order,
+    OrderItem,
+    OrderStatus,
+    OutboxMessage,
+    Price,
+    Product,
+    WebhookEvent,
+)
 
 TEST_SECRET = "whsec_test_secret"  # tests/conftest.py TEST_CONFIG
 
@@ -148,3 +156,9 @@ def charge(pi_id: str, *, amount: int, refunded: int, currency: str = "usd") -> 
         "payment_intent": pi_id,
         "metadata": {},
     }
+
+
+def event_count(app: Flask) -> int:
+    """How many webhook events the shop has stored."""
+    with app.app_context():
+        return db.session.scalar(select(func.count(WebhookEvent.id)))
