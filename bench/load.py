@@ -206,20 +206,21 @@ def _python(name, url, seconds, connections, bodies) -> Result:
         t.join()
     elapsed = time.monotonic() - started
     everything = sorted(x for per in latencies for x in per)
+
+    def at(percentile: float) -> float:
+        if not everything:
+            return 0.0
+        return everything[min(len(everything) - 1, int(len(everything) * percentile / 100))]
+
     return Result(
         name=name,
         requests=len(everything) + sum(errors),
         seconds=elapsed,
         p50_ms=statistics.median(everything) if everything else 0.0,
-        p99_ms=everything[int(len(everything) * 0.99)] if everything else 0.0,
+        p99_ms=at(99),
         errors=sum(errors),
         loadgen="python",
-        quantiles=[
-            (q, everything[min(len(everything) - 1, int(len(everything) * q / 100))])
-            for q in QUANTILES
-        ]
-        if everything
-        else [],
+        quantiles=[(q, at(q)) for q in QUANTILES] if everything else [],
     )
 
 
@@ -241,15 +242,15 @@ def combined_percentile(runs: list[Result], percentile: float) -> float:
 
     candidates = sorted({ms for r in runs for _, ms in r.quantiles})
     target = percentile / 100
-    low = candidates[0]
+    low, low_share = candidates[0], below(candidates[0])
     for ms in candidates:
-        if below(ms) >= target:
+        share = below(ms)
+        if share >= target:
             # Between the last point below the target and this one, linearly.
-            before = below(low)
-            if ms == low or below(ms) == before:
+            if share == low_share:
                 return ms
-            return low + (ms - low) * (target - before) / (below(ms) - before)
-        low = ms
+            return low + (ms - low) * (target - low_share) / (share - low_share)
+        low, low_share = ms, share
     return candidates[-1]
 
 

@@ -167,7 +167,6 @@ def combined(runs: list[load.Result]) -> load.Result:
         p99_ms=round(load.combined_percentile(runs, 99), 2),
         errors=sum(r.errors for r in runs),
         loadgen=runs[0].loadgen,
-        quantiles=[],
     )
 
 
