@@ -30,7 +30,8 @@ class Receiver:
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
-    response_delay: float = 0.0
+    # While set and not released, each answer waits for ``hold.set()`` (at most 30 s).
+    hold: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -66,8 +67,8 @@ def start_receiver() -> Receiver:
                     Delivery(self.path, dict(self.headers.items()), body, time.time())
                 )
                 status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
-            if receiver.response_delay:
-                time.sleep(receiver.response_delay)
+            if receiver.hold is not None:
+                receiver.hold.wait(timeout=30)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
