@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage
 from tests.live import LiveShop, wait_in_page, wait_until
+
+pytestmark = pytest.mark.browser
 
 EMAIL = "ada@example.com"
 

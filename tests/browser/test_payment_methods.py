@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
@@ -12,6 +13,8 @@ from storefront.extensions import db
 from storefront.models import Customer, OutboxMessage
 from tests.browser import axe
 from tests.live import LiveShop
+
+pytestmark = pytest.mark.browser
 
 EMAIL = "ada@example.com"
 
