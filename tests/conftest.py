@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
@@ -165,6 +166,19 @@ def pytest_configure(config):
     # its share), so the slow tests put first below spread over every worker.
     if getattr(config.option, "maxschedchunk", False) is None:
         config.option.maxschedchunk = 1
+    # Python's cyclic garbage collector ran ~2,500 times over 300 tests and each full
+    # collection walks every live object (~200,000 here: modules, apps, SQLAlchemy's
+    # caches): 16% of a test process's CPU. Collecting after every 10,000 new objects
+    # rather than 700 leaves it a tenth of that (measured: 4.0 -> 1.6 CPU-s of GC, process
+    # 24 -> 21 CPU-s). Reference counting still frees nearly everything at once.
+    gc.set_threshold(10_000, 10, 10)
+
+
+def pytest_collection_finish(session):
+    """What importing and collecting made lives for the whole run: ``gc.freeze`` keeps
+    those objects out of every later collection."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config, items):
