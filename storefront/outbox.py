@@ -24,6 +24,7 @@ bodies (sign-in links are credentials) or the SMTP password.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import signal
@@ -170,6 +171,13 @@ def _permanent(err: BaseException) -> bool:
     return False
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: making one reads the system's CA certificates
+    (~10 ms), and a plain connection to a local relay needs none."""
+    return ssl.create_default_context()
+
+
 class SMTPTransport:
     """One SMTP connection, opened on first use and closed by ``close``."""
 
@@ -179,14 +187,16 @@ class SMTPTransport:
     def _connect(self) -> smtplib.SMTP:
         config = current_app.config
         host, port, timeout = config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_TIMEOUT"]
-        context = ssl.create_default_context()
-        if config["MAIL_SECURITY"] == "tls":
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        security = config["MAIL_SECURITY"]
+        if security == "tls":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, timeout=timeout, context=_tls_context()
+            )
         else:
             conn = smtplib.SMTP(host, port, timeout=timeout)
         try:
-            if config["MAIL_SECURITY"] == "starttls":
-                conn.starttls(context=context)
+            if security == "starttls":
+                conn.starttls(context=_tls_context())
             if config.get("MAIL_USERNAME"):
                 conn.login(str(config["MAIL_USERNAME"]), str(config.get("MAIL_PASSWORD") or ""))
         except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -267,6 +268,49 @@ def test_the_smtp_password_is_never_logged_or_stored(app, caplog):
         assert "token-0" not in shop_log(caplog)  # bodies (sign-in links) stay out too
     finally:
         server.stop()
+
+
+class RecordedSMTP:
+    """Stands in for ``smtplib.SMTP``/``SMTP_SSL``: records how the shop connects."""
+
+    def __init__(self, host, port, timeout=None, context=None) -> None:
+        self.address, self.context, self.starttls_context = (host, port), context, None
+        self.implicit_tls = False
+
+    def starttls(self, context=None) -> None:
+        self.starttls_context = context
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("security", ["none", "starttls", "tls"])
+def test_mail_security_picks_plain_starttls_or_tls_and_tls_verifies_the_server(
+    app, monkeypatch, security
+):
+    made: list[RecordedSMTP] = []
+
+    def plain(*args, **kwargs):
+        made.append(RecordedSMTP(*args, **kwargs))
+        return made[-1]
+
+    def implicit(*args, **kwargs):
+        plain(*args, **kwargs).implicit_tls = True
+        return made[-1]
+
+    monkeypatch.setattr(outbox.smtplib, "SMTP", plain)
+    monkeypatch.setattr(outbox.smtplib, "SMTP_SSL", implicit)
+    app.config.update(MAIL_SERVER="mail.example", MAIL_PORT=587, MAIL_SECURITY=security)
+    with app.app_context():
+        outbox.SMTPTransport()._connect()
+    [conn] = made
+    assert conn.address == ("mail.example", 587)
+    assert conn.implicit_tls == (security == "tls")
+    context = conn.context if security == "tls" else conn.starttls_context
+    if security == "none":
+        assert context is None
+    else:
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_a_message_left_sending_by_a_dead_dispatcher_is_sent_again_as_the_same_message(
