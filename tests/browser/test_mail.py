@@ -1,5 +1,6 @@
-"""An order paid in the browser is confirmed by exactly one e-mail, really sent over SMTP
-(an aiosmtpd server started by the test) by the outbox dispatcher."""
+"""An order paid with 4242 in the browser shows Paid after the webhook and is confirmed by
+exactly one e-mail, really sent over SMTP (an aiosmtpd server started by the test) by the
+outbox dispatcher."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class Dispatcher:
         self.thread.join(timeout=10)
 
 
-def test_a_paid_order_gets_exactly_one_confirmation_with_items_and_total(
+def test_pay_with_4242_shows_paid_after_the_webhook_and_sends_exactly_one_confirmation(
     page: Page, live_shop: LiveShop, smtp_server: SMTPServer
 ):
     live_shop.app.config.update(smtp_server.config(), MAIL_FROM="orders@fernwood.test")
@@ -56,9 +57,11 @@ def test_a_paid_order_gets_exactly_one_confirmation_with_items_and_total(
     try:
         add_to_cart(page, live_shop, "Ethiopia Yirgacheffe", "Stoneware mug")
         open_checkout(page, live_shop)
+        expect(page.get_by_test_id("order-summary")).to_contain_text("Ethiopia Yirgacheffe")
         fill_card(page, "4242 4242 4242 4242", email="grace@example.com")
         pay(page)
         expect(page.get_by_test_id("order-status")).to_have_text("Paid", timeout=20_000)
+        expect(page.get_by_text("A receipt is on its way to")).to_be_visible()
         total = page.get_by_test_id("order-total").inner_text()
         public_id = order_public_id(page)
         wait_until(lambda: smtp_server.received, timeout=20)
@@ -70,6 +73,10 @@ def test_a_paid_order_gets_exactly_one_confirmation_with_items_and_total(
         wait_until(lambda: dispatcher.rounds >= after + 3, timeout=30)
     finally:
         dispatcher.stop()
+    # The waiting state swaps only the page's main content in, so the header's count is
+    # read on the next page.
+    page.goto(live_shop.url + "/cart/")
+    expect(page.get_by_test_id("cart-count")).to_have_text("0")
 
     [message] = smtp_server.received
     assert smtp_server.envelopes == [("orders@fernwood.test", ["grace@example.com"])]
