@@ -320,7 +320,7 @@ def test_slow_endpoint_does_not_hold_up_another(emulator_app, stripe_client, rec
         emit(emulator_app)
         emit(emulator_app)
         # Both reach the other endpoint while the slow one still has not answered the first
-        # (a wall-clock bound here failed on a busy machine, not on the emulator).
+        # (an order, rather than a wall-clock bound that a busy machine could miss).
         receiver.wait_for(2, timeout=10)
         slow.wait_for(1)
     finally:

@@ -30,7 +30,7 @@ class Receiver:
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
-    # While set and not released, each answer waits for ``hold.set()`` (at most 30 s).
+    # When given, each answer waits until the test sets it (at most 30 s).
     hold: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
