@@ -273,9 +273,9 @@ def test_the_smtp_password_is_never_logged_or_stored(app, caplog):
 class RecordedSMTP:
     """Stands in for ``smtplib.SMTP``/``SMTP_SSL``: records how the shop connects."""
 
-    def __init__(self, host, port, timeout=None, context=None) -> None:
+    def __init__(self, host, port, timeout=None, context=None, *, implicit_tls=False) -> None:
         self.address, self.context, self.starttls_context = (host, port), context, None
-        self.implicit_tls = False
+        self.implicit_tls = implicit_tls
 
     def starttls(self, context=None) -> None:
         self.starttls_context = context
@@ -290,16 +290,15 @@ def test_mail_security_picks_plain_starttls_or_tls_and_tls_verifies_the_server(
 ):
     made: list[RecordedSMTP] = []
 
-    def plain(*args, **kwargs):
-        made.append(RecordedSMTP(*args, **kwargs))
-        return made[-1]
+    def connecting(implicit_tls: bool):
+        def connect(*args, **kwargs) -> RecordedSMTP:
+            made.append(RecordedSMTP(*args, implicit_tls=implicit_tls, **kwargs))
+            return made[-1]
 
-    def implicit(*args, **kwargs):
-        plain(*args, **kwargs).implicit_tls = True
-        return made[-1]
+        return connect
 
-    monkeypatch.setattr(outbox.smtplib, "SMTP", plain)
-    monkeypatch.setattr(outbox.smtplib, "SMTP_SSL", implicit)
+    monkeypatch.setattr(outbox.smtplib, "SMTP", connecting(implicit_tls=False))
+    monkeypatch.setattr(outbox.smtplib, "SMTP_SSL", connecting(implicit_tls=True))
     app.config.update(MAIL_SERVER="mail.example", MAIL_PORT=587, MAIL_SECURITY=security)
     with app.app_context():
         outbox.SMTPTransport()._connect()
