@@ -6,6 +6,7 @@ import atexit
 import gc
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -260,6 +261,16 @@ def app(tmp_path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def refusing_port():
+    """A loopback port that refuses connections for the whole test: bound but never
+    listening, so it stays ours. A port found free and then closed (or a server stopped)
+    can be taken by another worker's server before the test connects to it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture

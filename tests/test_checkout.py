@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import threading
 from unittest.mock import ANY
 
@@ -314,20 +313,14 @@ def test_client_secret_is_never_logged_nor_in_a_url(stripe_app, checkout_client,
     assert secret not in order_page
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_stripe_unreachable_gives_a_clear_message_not_500(tmp_path):
+def test_stripe_unreachable_gives_a_clear_message_not_500(tmp_path, refusing_port):
     from tests.conftest import make_app
 
     app = make_app(
         tmp_path,
         STRIPE_SECRET_KEY="sk_test_x",
         STRIPE_PUBLISHABLE_KEY="pk_test_x",
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
+        STRIPE_API_BASE=f"http://127.0.0.1:{refusing_port}",
     )
     client = app.test_client()
     add(client, app)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import urllib.parse
 import urllib.request
 
@@ -247,15 +246,11 @@ def test_cart_change_during_3d_secure_cancels_that_attempt_and_starts_a_new_orde
     assert ">Canceled<" in canceled_page
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_order_page_during_a_stripe_outage_shows_the_order_not_a_500(stripe_app, shopper):
+def test_order_page_during_a_stripe_outage_shows_the_order_not_a_500(
+    stripe_app, shopper, refusing_port
+):
     [order] = all_orders(stripe_app)
-    stripe_app.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{free_port()}"
+    stripe_app.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{refusing_port}"
     stripe_app.extensions["stripe_client"] = None
     response = shopper.get(f"/orders/{order.public_id}")
     assert response.status_code == 200

@@ -144,10 +144,8 @@ def test_the_next_attempt_waits_with_exponential_backoff(mail_app, smtp_server):
         assert outbox.backoff(30) == outbox.MAX_BACKOFF
 
 
-def test_an_unreachable_server_is_a_temporary_failure(mail_app, smtp_server):
-    port = smtp_server.port
-    smtp_server.stop()
-    mail_app.config["MAIL_PORT"] = port
+def test_an_unreachable_server_is_a_temporary_failure(mail_app, refusing_port):
+    mail_app.config["MAIL_PORT"] = refusing_port
     [mid] = queue(mail_app)
     assert send(mail_app) == {"queued": 1}
     assert "ConnectionRefusedError" in row(mail_app, mid).last_error

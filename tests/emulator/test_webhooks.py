@@ -263,13 +263,10 @@ def test_failed_delivery_is_retried_until_the_receiver_accepts(
     assert stripe_client.v1.events.list({"delivery_success": True}).data[0].id == event["id"]
 
 
-def test_unreachable_endpoint_is_retried_then_given_up(emulator_app, emulator_url, stripe_client):
-    # A port that was free a moment ago: connection refused.
-    dead = start_receiver()
-    url = dead.url
-    dead.server.shutdown()
-    dead.server.server_close()
-    endpoint_for(stripe_client, url)
+def test_unreachable_endpoint_is_retried_then_given_up(
+    emulator_app, emulator_url, stripe_client, refusing_port
+):
+    endpoint_for(stripe_client, f"http://127.0.0.1:{refusing_port}")
     event = emit(emulator_app)
 
     log = wait_until(
