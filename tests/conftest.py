@@ -63,6 +63,54 @@ def _reuse_url_builders() -> None:
 _reuse_url_builders()
 
 
+def _reuse_parsed_rules() -> None:
+    """Parse each URL rule's string once per test process, not once per app.
+
+    ``Rule._parse_rule`` splits a rule into its parts and regular expressions and picks the
+    converters; for the emulator's ~100 rules that was ~15 ms of every emulator app the
+    tests make. The result depends only on the string and the map's converter classes;
+    converters are still made per rule (they hold their map), and the rule's trace and
+    arguments are filled as the original does. Skipped if a Werkzeug upgrade renames it.
+    """
+    from werkzeug.routing.rules import Rule
+
+    parse = getattr(Rule, "_parse_rule", None)
+    if parse is None or getattr(parse, "reused", False):
+        return
+    parsed: dict = {}
+
+    def reused(self: Rule, rule: str):
+        key = (rule, tuple(self.map.converters.items()))
+        entry = parsed.get(key)
+        if entry is None:
+            trace_start, made = len(self._trace), []
+            get_converter = self.get_converter
+
+            def recording(variable, converter, args, kwargs):
+                made.append((variable, converter, args, dict(kwargs)))
+                return get_converter(variable, converter, args, kwargs)
+
+            self.get_converter = recording
+            try:
+                parts = list(parse(self, rule))
+            finally:
+                del self.get_converter
+            parsed[key] = (tuple(parts), tuple(self._trace[trace_start:]), tuple(made))
+            return parts
+        parts, trace, made = entry
+        self._trace.extend(trace)
+        for variable, converter, args, kwargs in made:
+            self._converters[variable] = self.get_converter(variable, converter, args, kwargs)
+            self.arguments.add(variable)
+        return list(parts)
+
+    reused.reused = True
+    Rule._parse_rule = reused
+
+
+_reuse_parsed_rules()
+
+
 def _share_compiled_templates() -> None:
     """Compile each Jinja template once per test process, not once per app.
 
