@@ -43,9 +43,9 @@ def closes_its_body(app: Callable) -> Callable:
     """``app`` whose response bodies are closed however the connection ends.
 
     Werkzeug's development server closes a body only if nothing fails first: when the
-    browser drops the connection in the middle of a file (a page closed at the end of a
-    test while a stylesheet is on its way), reading what is left of the request raises
-    too, the body is never closed, and the open file is a ResourceWarning at teardown.
+    browser resets the connection while a file is being sent (a page closed at the end of
+    a test while a stylesheet is on its way), reading what is left of the request raises,
+    the body is never closed, and the open file is a ResourceWarning at teardown.
     The generator's ``finally`` runs when the server closes it or, failing that, when it
     is released; the body is closed once either way.
     """
