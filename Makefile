@@ -91,7 +91,7 @@ format: $(VENV)/.dev-installed
 # Bytecode is compiled first and cached (in the git-ignored __pycache__ folders) even where
 # PYTHONDONTWRITEBYTECODE is set: otherwise every worker, and every server process a test
 # starts, compiled the shop and the emulator from source and pytest rewrote the asserts of
-# every test module again; starting the four workers took 27 CPU-s instead of 11-14.
+# every test module again; starting the four workers took 27 CPU-s instead of 11-16.
 test: $(VENV)/.dev-installed chromium postgres redis axe lint
 	$(BIN)/python -m compileall -q -j 0 storefront stripe_emulator tests
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto
