@@ -92,8 +92,22 @@ format: $(VENV)/.dev-installed
 # PYTHONDONTWRITEBYTECODE is set: otherwise every worker, and every server process a test
 # starts, compiled the shop and the emulator from source and pytest rewrote the asserts of
 # every test module again; starting the four workers took 27 CPU-s instead of 11-16.
+# The tests' throwaway files (each test's SQLite files, the PostgreSQL servers' data folders
+# and their per-test databases, Chromium's profiles) go to a folder in /dev/shm, in memory,
+# when it has room and TMPDIR is not set: on the disk, creating, copying and deleting them
+# cost the kernel, the PostgreSQL servers and the tests ~15% more CPU (bench/NOTES.md).
+TEST_TMPDIR := /dev/shm/shop-tests-$(shell id -u)
+TEST_TMPDIR_MIN_KB := 2000000
 test: $(VENV)/.dev-installed chromium postgres redis axe lint
 	$(BIN)/python -m compileall -q -j 0 storefront stripe_emulator tests
+	@if [ -z "$$TMPDIR" ] && [ -d /dev/shm ] && [ -w /dev/shm ] \
+		&& [ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -ge $(TEST_TMPDIR_MIN_KB) ] \
+		&& mkdir -p $(TEST_TMPDIR); then \
+		echo "make test: temporary files in $(TEST_TMPDIR) (memory)"; \
+		export TMPDIR=$(TEST_TMPDIR); \
+	else \
+		echo "make test: temporary files in $${TMPDIR:-/tmp} (TMPDIR set, or /dev/shm missing or under 2 GB free)"; \
+	fi; \
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto
 
 # The benchmarks drive the servers with wrk: Debian's package where apt is available (else
