@@ -7,12 +7,14 @@ import re
 import pytest
 
 from stripe_emulator import create_app
+from stripe_emulator.webhooks import stop_delivery
 
 FRAMES = ["payment", "card", "cardNumber", "cardExpiry", "cardCvc", "linkAuthentication", "address"]
 
 
 @pytest.fixture
 def client(tmp_path):
+    """A test client of a new emulator; its sweeper thread (started with the app) stops after."""
     app = create_app(
         {
             "EMULATOR_DB": str(tmp_path / "em.sqlite3"),
@@ -20,7 +22,8 @@ def client(tmp_path):
             "EMULATOR_BUSINESS_NAME": "Fernwood Coffee Co.",
         }
     )
-    return app.test_client()
+    yield app.test_client()
+    stop_delivery(app)
 
 
 def test_hosted_page_shows_the_accounts_business_name(client):
