@@ -298,7 +298,10 @@ def browser():
     # over 5 s in a stress run with other browser tests on the same 2 cores.
     expect.set_options(timeout=15_000)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        # More flags, to try one (``python -m bench.side_by_side --b
+        # STOREFRONT_TEST_CHROMIUM_ARGS=--some-flag``).
+        extra = os.environ.get("STOREFRONT_TEST_CHROMIUM_ARGS", "").split()
+        browser = p.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, *extra])
         yield browser
         browser.close()
 
