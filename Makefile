@@ -95,7 +95,8 @@ format: $(VENV)/.dev-installed
 # The tests' throwaway files (each test's SQLite files, the PostgreSQL servers' data folders
 # and their per-test databases, Chromium's profiles) go to a folder in /dev/shm, in memory,
 # when it has room and TMPDIR is not set: on the disk, creating, copying and deleting them
-# cost the kernel, the PostgreSQL servers and the tests ~15% more CPU (bench/NOTES.md).
+# made a sample of PostgreSQL and browser tests take a fifth more CPU, others a few percent
+# (bench/NOTES.md).
 TEST_TMPDIR := /dev/shm/shop-tests-$(shell id -u)
 TEST_TMPDIR_MIN_KB := 2000000
 test: $(VENV)/.dev-installed chromium postgres redis axe lint
