@@ -99,6 +99,16 @@ class LiveShop:
     app: Flask
     emulator: Emulator
 
+    def with_default_stripe_retries(self) -> None:
+        """The SDK's network retries at the shop's default (the tests turn them off), for
+        requests that reach Stripe at the same moment: Stripe answers 409 to a create whose
+        idempotency key another request is still using, and the retries wait for that
+        one's answer."""
+        from storefront.config import DEFAULTS
+
+        self.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
+        self.app.extensions["stripe_client"] = None  # rebuilt with that setting
+
     def order_status(self, public_id: str) -> str | None:
         from storefront.models import Order
 

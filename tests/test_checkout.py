@@ -15,7 +15,6 @@ import stripe
 from sqlalchemy import func, select
 
 from storefront import checkout, payments
-from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.models import Order, OrderStatus, OutboxMessage, Price
 from tests.stripe_helpers import ADDRESS, checkout_page_data, pay_intent_secret, press_pay
@@ -440,11 +439,7 @@ def live_cart(live_shop, lookup_key="ethiopia-yirgacheffe-usd") -> requests.Sess
 
 
 def test_simultaneous_pays_of_one_cart_make_one_order_and_one_intent(live_shop):
-    # Stripe answers 409 to a create whose key another request is still using; the SDK's
-    # network retries (the shop's default; the tests otherwise turn them off) wait for
-    # that request's answer.
-    live_shop.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
-    live_shop.app.extensions["stripe_client"] = None  # rebuilt with that setting
+    live_shop.with_default_stripe_retries()  # the two Pays reach Stripe at the same moment
     browser = live_cart(live_shop)  # a double click / two tabs: the same cookie
     page = browser.get(live_shop.url + "/checkout/").text
     data = json.loads(re.search(r'id="checkout-data">(.*?)</script>', page, re.S).group(1))

@@ -13,7 +13,6 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from storefront import payments
-from storefront.config import DEFAULTS
 from storefront.extensions import db
 from storefront.models import OrderStatus, OutboxMessage
 from tests.admin_helpers import pay_at_emulator
@@ -58,12 +57,9 @@ def test_staff_refund_part_of_an_order_once_even_when_submitted_twice(
     page: Page, live_shop: LiveShop
 ):
     live_shop.app.config["STAFF_EMAILS"] = STAFF
-    # The two presses can reach Stripe together, and Stripe answers 409 to a create whose
-    # idempotency key the other is still using; the SDK's network retries (the shop's
-    # default; the tests otherwise turn them off) wait for that one's answer. Without them a
-    # run on Dec 2 showed "nothing was refunded" for the refund just made.
-    live_shop.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
-    live_shop.app.extensions["stripe_client"] = None  # rebuilt with that setting
+    # The two presses can reach Stripe at the same moment; without the retries a run on
+    # Dec 2 showed "nothing was refunded" for the refund just made.
+    live_shop.with_default_stripe_retries()
     public_id = paid_order(live_shop)
     sign_in_as_staff(page, live_shop)
 
