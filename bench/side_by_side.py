@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+TICK = os.sysconf("SC_CLK_TCK")
 MARK = "STOREFRONT_SIDE_BY_SIDE"
 
 
@@ -46,10 +46,17 @@ def _processes() -> dict[str, tuple[str, str, float]]:
 
 
 def _side_of(pid: str, processes: dict, known: dict) -> str | None:
-    """ "A", "B" or None: the mark in the environment of the process or an ancestor."""
+    """ "A", "B" or None: the mark in the environment of the process or an ancestor.
+
+    ``known`` is kept for the whole run, keyed by (pid, start time): each process's
+    environment is read once, not at every sample."""
     chain = []
-    while pid not in known and pid in processes and pid not in ("0", "1"):
-        chain.append(pid)
+    while pid in processes and pid not in ("0", "1"):
+        key = (pid, processes[pid][1])
+        if key in known:
+            side = known[key]
+            break
+        chain.append(key)
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = f.read()
@@ -57,12 +64,13 @@ def _side_of(pid: str, processes: dict, known: dict) -> str | None:
             environ = b""
         at = environ.find(MARK.encode() + b"=")
         if at >= 0:
-            known[pid] = environ[at + len(MARK) + 1 : at + len(MARK) + 2].decode()
+            side = environ[at + len(MARK) + 1 : at + len(MARK) + 2].decode()
             break
         pid = processes[pid][0]
-    side = known.get(pid)
-    for p in chain:
-        known[p] = side
+    else:
+        side = None
+    for key in chain:
+        known[key] = side
     return side
 
 
@@ -82,8 +90,9 @@ def run_pair(pytest_args: list[str], env_a: dict, env_b: dict) -> dict[str, dict
         )
     cpu: dict[tuple[str, str], tuple[str, float]] = {}
     ended: dict[str, float] = {}
+    known: dict[tuple[str, str], str | None] = {}
     while len(ended) < 2:
-        processes, known = _processes(), {}
+        processes = _processes()
         for pid, (_parent, start, seconds) in processes.items():
             side = _side_of(pid, processes, known)
             if side:
