@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +63,12 @@ class Line:
         return self.price.unit_amount * self.quantity
 
 
+@lru_cache(maxsize=8)
+def _currency_list(setting: str) -> tuple[str, ...]:
+    """``SHOP_CURRENCIES`` as codes, parsed once per setting (every page asks, twice)."""
+    return tuple(c.strip().lower() for c in setting.split(","))
+
+
 @dataclass
 class Cart:
     currency: str
@@ -71,7 +78,7 @@ class Cart:
 
     @staticmethod
     def currencies() -> list[str]:
-        return [c.strip().lower() for c in current_app.config["SHOP_CURRENCIES"].split(",")]
+        return list(_currency_list(current_app.config["SHOP_CURRENCIES"]))
 
     @classmethod
     def load(cls) -> Cart:

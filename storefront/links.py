@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, has_request_context, request, url_for
+from flask.globals import _cv_request
 
 from . import assets
 
@@ -43,6 +44,18 @@ def template_url_for(endpoint: str, **values: Any) -> str:
     apps with ``url_defaults`` callbacks go to ``url_for`` every time. Static files get
     their content hash as ``v`` (``assets``), so they may be cached for good.
     """
+    # The usual case first, a link already kept: one dict lookup, reaching the app and
+    # the request through the request context itself rather than two proxies (a page
+    # makes twenty links, and the proxies cost as much as the lookup).
+    ctx = _cv_request.get(None)
+    if ctx is not None:
+        try:
+            key = (ctx.request.script_root, endpoint, *sorted(values.items()))
+            url = ctx.app.extensions["template_urls"].get(key)
+        except (KeyError, TypeError):  # nothing kept yet; an unhashable value
+            url = None
+        if url is not None and not (endpoint == "static" and ctx.app.debug):
+            return url
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if (
         endpoint.startswith(".")

@@ -90,3 +90,15 @@ def test_in_debug_a_template_links_a_changed_file_by_its_new_hash(tmp_path, app)
         second = render_template_string(link)
     assert first.startswith("/static/a.css?v=") and second.startswith("/static/a.css?v=")
     assert first != second
+
+
+def test_kept_links_follow_the_mount_point(client):
+    # A link kept for one mount point (SCRIPT_NAME, e.g. behind a proxy's path prefix) is
+    # not handed to a page served under another.
+    mounted = client.get("/", base_url="http://localhost/shop/").get_data(as_text=True)
+    plain = client.get("/").get_data(as_text=True)
+    mounted_again = client.get("/", base_url="http://localhost/shop/").get_data(as_text=True)
+    for page, prefix in ((mounted, "/shop"), (plain, ""), (mounted_again, "/shop")):
+        assert f'href="{prefix}/cart/"' in page
+        assert f'href="{prefix}/static/css/shop.css?v={digest("css/shop.css")}"' in page
+    assert 'href="/shop/cart/"' not in plain
