@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -186,6 +187,52 @@ def test_deeply_nested_json_is_a_400(client, path):
     assert "error" in response.get_json()
     response = client.post(path, data="[" * 100_000, content_type="application/json")
     assert response.status_code == 413
+
+
+def _recurse(depth: int) -> int:
+    return 0 if depth == 0 else 1 + _recurse(depth - 1)
+
+
+def test_nested_json_is_refused_before_it_uses_up_the_stack(client):
+    # A garbage collection can start at any allocation, and run finalizers and callbacks
+    # right there. Were the parser a thousand levels deep in a "[[[[..." body at that
+    # moment, they would find no stack left ("Exception ignored in ...": a RecursionError
+    # in a finalizer, which once failed the hostile-input walk). Here a collection starts
+    # at every allocation, and each needs a little stack.
+    starved: list[str] = []
+
+    def needs_stack(phase: str, info: dict) -> None:
+        try:
+            _recurse(50)
+        except RecursionError:
+            starved.append(phase)
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(needs_stack)
+    gc.set_threshold(1, 1_000, 1_000)
+    try:
+        response = client.post("/cart/add", data="[" * 10_000, content_type="application/json")
+        nested_objects = client.post(
+            "/cart/add", data='{"a":' * 3_000, content_type="application/json"
+        )
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(needs_stack)
+    assert response.status_code == 400
+    assert nested_objects.status_code == 400
+    assert starved == []
+
+
+def test_json_depth_is_read_without_parsing():
+    from storefront.security import nested_deeper_than
+
+    assert not nested_deeper_than('{"a": [1, {"b": [2]}]}', 4)
+    assert nested_deeper_than('{"a": [1, {"b": [2]}]}', 3)
+    # Brackets inside strings are text, escaped quotes included.
+    assert not nested_deeper_than('["[[[[", "\\"[{[{", {"k": "]]]"}]', 2)
+    assert nested_deeper_than("[" * 40 + "]" * 40, 32)
+    assert not nested_deeper_than("[" * 32 + "]" * 32, 32)
+    assert not nested_deeper_than("[]" * 1_000, 1)  # many, side by side
 
 
 def test_deeply_nested_json_to_the_checkout_pay_is_a_400(client):
