@@ -758,13 +758,28 @@ class RefundRefused(PaymentError):
     """Stripe refused the refund for a reason staff can act on (e.g. more than remains)."""
 
 
+class RefundInProgress(PaymentError):
+    """Another request with this refund's key is still running at Stripe (the form sent
+    twice at once): that request makes the refund; this one does not know its answer."""
+
+
 def _refund_refusal(err: stripe.StripeError) -> bool:
-    return isinstance(err, stripe.InvalidRequestError) and err.code in (
-        "amount_too_large",
-        "charge_already_refunded",
-        "charge_disputed",
-        "charge_not_refundable",
-    )
+    return (
+        isinstance(err, stripe.InvalidRequestError)
+        and err.code
+        in (
+            "amount_too_large",
+            "charge_already_refunded",
+            "charge_disputed",
+            "charge_not_refundable",
+        )
+    ) or _key_in_use(err)
+
+
+def _key_in_use(err: stripe.StripeError) -> bool:
+    # A 409 reaches the SDK's v1 error mapping as a plain APIError; the code is in the body.
+    error = getattr(err, "error", None)
+    return err.http_status == 409 and getattr(error, "code", None) == "idempotency_key_in_use"
 
 
 def create_refund(
@@ -774,7 +789,8 @@ def create_refund(
 
     The key comes from the refund form (one per form shown), so a double submit replays
     Stripe's first answer instead of refunding twice. Raises ``RefundRefused`` with
-    Stripe's own words when Stripe says no (already refunded, more than remains).
+    Stripe's own words when Stripe says no (already refunded, more than remains), and
+    ``RefundInProgress`` while the first submit's request is still running.
     """
     params: dict[str, Any] = {
         "payment_intent": payment_intent_id,
@@ -791,6 +807,18 @@ def create_refund(
             options={"idempotency_key": key},
             raise_as_is=_refund_refusal,
         )
+    except stripe.APIError as err:  # only the key in use (_refund_refusal), after retries
+        log.info(
+            "refund of %s already in progress (same key) request_id=%s",
+            payment_intent_id,
+            err.request_id,
+        )
+        raise RefundInProgress(
+            "This refund is already being made: the form was sent twice at once. Reload the "
+            "order in a moment to see it; it is made once.",
+            kind="unavailable",
+            code="idempotency_key_in_use",
+        ) from err
     except stripe.InvalidRequestError as err:
         log.info(
             "refund of %s refused: code=%s request_id=%s",

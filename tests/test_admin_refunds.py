@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from sqlalchemy import select
 
+import stripe_emulator.payments
 from storefront import payments
 from storefront.admin.models import AuditEntry, Refund
 from storefront.extensions import db
@@ -73,6 +75,78 @@ def test_partial_refund_double_submitted_refunds_once(shop, staff):
         ]
     page = staff.get(f"/admin/orders/{public_id}").get_data(as_text=True)
     assert re.search(r'data-testid="remaining">\$31\.00<', page)
+
+
+def twin(shop, staff):
+    """A second browser of the same staff member (the same session cookie)."""
+    other = shop.test_client()
+    other.set_cookie("session", staff.get_cookie("session").value)
+    return other
+
+
+def test_a_refund_sent_twice_at_once_says_it_is_being_made(shop, staff, monkeypatch):
+    # The second submit reaches Stripe while the first is still being made there: Stripe
+    # answers 409 "idempotency_key_in_use" (after the SDK's retries, none in the tests).
+    # The page must not say that nothing was refunded: the first submit refunds.
+    public_id = paid_order(shop, quantity=1)
+    order = get_order(shop, public_id)
+    data = {**refund_form(staff, public_id), "amount": "4.00", "reason": "duplicate"}
+    entered, release = threading.Event(), threading.Event()
+    original = stripe_emulator.payments.create_refund
+
+    def held_back(params):
+        entered.set()
+        release.wait(10)
+        return original(params)
+
+    monkeypatch.setattr(stripe_emulator.payments, "create_refund", held_back)
+    first: dict = {}
+    thread = threading.Thread(
+        target=lambda: first.update(
+            response=staff.post(f"/admin/orders/{public_id}/refund", data=data)
+        )
+    )
+    thread.start()
+    try:
+        assert entered.wait(10)
+        second = twin(shop, staff).post(f"/admin/orders/{public_id}/refund", data=data)
+    finally:
+        release.set()
+        thread.join(10)
+    assert second.status_code == 409
+    page = second.get_data(as_text=True)
+    assert "This refund is already being made" in page
+    assert "nothing was refunded" not in page
+    assert form_value(page, "form_key") == data["form_key"]  # sending it again is safe
+    assert first["response"].status_code == 303
+    refunds = stripe_refunds(shop, order.stripe_payment_intent_id)
+    assert [r.amount for r in refunds] == [400]
+    again = staff.post(f"/admin/orders/{public_id}/refund", data=data)
+    assert again.status_code == 303
+    assert "nothing was refunded twice" in staff.get(again.location).get_data(as_text=True)
+    assert len(stripe_refunds(shop, order.stripe_payment_intent_id)) == 1
+
+
+def test_a_refund_stripe_did_not_answer_can_be_sent_again(shop, staff, refusing_port):
+    public_id = paid_order(shop, quantity=1)
+    order = get_order(shop, public_id)
+    data = {**refund_form(staff, public_id), "amount": "3.00", "reason": "duplicate"}
+    api_base = shop.config["STRIPE_API_BASE"]
+    shop.config["STRIPE_API_BASE"] = f"http://127.0.0.1:{refusing_port}"
+    shop.extensions["stripe_client"] = None  # built again with the unreachable address
+    try:
+        resp = staff.post(f"/admin/orders/{public_id}/refund", data=data)
+    finally:
+        shop.config["STRIPE_API_BASE"] = api_base
+        shop.extensions["stripe_client"] = None
+    assert resp.status_code == 502
+    page = resp.get_data(as_text=True)
+    assert "we cannot tell whether the refund was made" in page
+    assert "nothing was refunded" not in page
+    assert form_value(page, "form_key") == data["form_key"]
+    again = staff.post(f"/admin/orders/{public_id}/refund", data=data)
+    assert again.status_code == 303
+    assert [r.amount for r in stripe_refunds(shop, order.stripe_payment_intent_id)] == [300]
 
 
 def test_a_refund_post_without_its_form_key_refunds_nothing(shop, staff):

@@ -287,14 +287,21 @@ def refund(public_id: str):
         audit("refund", outcome="refused", order=order, detail=f"{money}: {err}")
         return _order_page(order, form, 400)
     except payments.PaymentError as err:
-        message = (
-            err.user_message
-            if isinstance(err, payments.RefundRefused)
-            else "Stripe could not make the refund right now; nothing was refunded. Try again."
-        )
+        if isinstance(err, payments.RefundRefused | payments.RefundInProgress):
+            message, status = err.user_message, 409 if err.kind == "unavailable" else 400
+        elif err.kind == "unavailable":
+            # No answer (a timeout, Stripe's 5xx): the refund may have been made. The page
+            # keeps this form's key, so sending it again cannot refund twice.
+            message, status = (
+                "Stripe did not answer, so we cannot tell whether the refund was made. "
+                "Send this form again: it refunds at most once.",
+                502,
+            )
+        else:  # Stripe said no: nothing was done
+            message, status = "Stripe refused the refund; nothing was refunded.", 400
         form.amount.errors = [*form.amount.errors, message]
         audit("refund", outcome="error", order=order, detail=f"{money}: {err.kind} {err.code}")
-        return _order_page(order, form, 502 if err.kind == "unavailable" else 400)
+        return _order_page(order, form, status)
     detail = f"{money} ({form.reason.data})" + (", restock" if form.restock.data else "")
     if created:
         audit("refund", order=order, target=row.stripe_refund_id, detail=detail)

@@ -57,8 +57,9 @@ def test_staff_refund_part_of_an_order_once_even_when_submitted_twice(
     page: Page, live_shop: LiveShop
 ):
     live_shop.app.config["STAFF_EMAILS"] = STAFF
-    # The two presses can reach Stripe at the same moment; without the retries a run on
-    # Dec 2 showed "nothing was refunded" for the refund just made.
+    # The two presses can reach Stripe at the same moment: with the SDK's retries the
+    # second gets the first one's answer; without them its page says the refund is
+    # already being made (test_admin_refunds.py), not the status this test waits for.
     live_shop.with_default_stripe_retries()
     public_id = paid_order(live_shop)
     sign_in_as_staff(page, live_shop)
