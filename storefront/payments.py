@@ -39,14 +39,15 @@ class PaymentError(Exception):
 
 @dataclass(frozen=True)
 class StripeSettings:
+    """What the ``StripeClient`` is built from: a change to any of them builds a new one."""
+
     secret_key: str
-    publishable_key: str | None
     api_base: str | None
     max_network_retries: int
 
 
 def init_app(app: Flask) -> None:
-    """Build the client lazily on first use (config may be changed by tests first)."""
+    """Build the client lazily on first use, from the settings of that moment."""
     app.extensions["stripe_client"] = None
 
 
@@ -60,16 +61,24 @@ HTTP_TIMEOUT_SECONDS = 10
 
 
 def client() -> stripe.StripeClient:
-    """The app's ``StripeClient``; ``STRIPE_API_BASE`` points it at the emulator."""
-    existing = current_app.extensions.get("stripe_client")
-    if existing is not None:
-        return existing
+    """The app's ``StripeClient``; ``STRIPE_API_BASE`` points it at the emulator.
+
+    One per app, kept with the settings it was built from and built again when they
+    change (a key rotated in the config, the tests pointing the shop elsewhere)."""
     cfg = current_app.config
     if not cfg.get("STRIPE_SECRET_KEY"):
         raise PaymentError(NOT_CONFIGURED, kind="not_configured")
+    settings = StripeSettings(
+        secret_key=cfg["STRIPE_SECRET_KEY"],
+        api_base=cfg.get("STRIPE_API_BASE") or None,
+        max_network_retries=int(cfg.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
+    )
+    existing = current_app.extensions.get("stripe_client")
+    if existing is not None and existing[0] == settings:
+        return existing[1]
     kwargs: dict[str, Any] = {}
-    if cfg.get("STRIPE_API_BASE"):
-        base = cfg["STRIPE_API_BASE"].rstrip("/")
+    if settings.api_base:
+        base = settings.api_base.rstrip("/")
         kwargs["base_addresses"] = {
             "api": base,
             "files": base,
@@ -77,12 +86,12 @@ def client() -> stripe.StripeClient:
             "meter_events": base,
         }
     new = stripe.StripeClient(
-        cfg["STRIPE_SECRET_KEY"],
-        max_network_retries=int(cfg.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
+        settings.secret_key,
+        max_network_retries=settings.max_network_retries,
         http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
         **kwargs,
     )
-    current_app.extensions["stripe_client"] = new
+    current_app.extensions["stripe_client"] = (settings, new)
     return new
 
 

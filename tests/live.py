@@ -107,7 +107,6 @@ class LiveShop:
         from storefront.config import DEFAULTS
 
         self.app.config["STRIPE_MAX_NETWORK_RETRIES"] = DEFAULTS["STRIPE_MAX_NETWORK_RETRIES"]
-        self.app.extensions["stripe_client"] = None  # rebuilt with that setting
 
     def order_status(self, public_id: str) -> str | None:
         from storefront.models import Order

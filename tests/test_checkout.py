@@ -340,7 +340,6 @@ def test_stripe_errors_give_a_clear_message_not_500(stripe_app, checkout_client,
 def test_invalid_api_key_gives_a_generic_message(stripe_app, checkout_client):
     page = checkout_page_data(checkout_client)
     stripe_app.config["STRIPE_SECRET_KEY"] = "sk_live_not_allowed"
-    stripe_app.extensions["stripe_client"] = None
     response = press_pay(checkout_client, page=page)
     assert response.status_code == 400
     assert response.get_json()["error"] == payments.GENERIC

@@ -18,6 +18,23 @@ def test_client_has_a_short_http_timeout(tmp_path):
     assert 0 < payments.HTTP_TIMEOUT_SECONDS <= 15
 
 
+def test_one_client_per_app_built_again_when_its_settings_change(tmp_path):
+    app = make_app(tmp_path, STRIPE_SECRET_KEY="sk_test_x", STRIPE_API_BASE="http://127.0.0.1:9")
+    with app.app_context():
+        first = payments.client()
+        assert payments.client() is first
+        app.config["STRIPE_MAX_NETWORK_RETRIES"] = 3
+        retried = payments.client()
+        assert retried is not first and retried._requestor._options.max_network_retries == 3
+        app.config["STRIPE_API_BASE"] = "http://127.0.0.1:10"
+        moved = payments.client()
+        assert moved is not retried and moved._requestor.base_addresses["api"].endswith(":10")
+        app.config["STRIPE_SECRET_KEY"] = "sk_test_y"
+        rotated = payments.client()
+        assert rotated is not moved and rotated._requestor.api_key == "sk_test_y"
+        assert payments.client() is rotated
+
+
 def test_stripe_that_never_answers_gives_up_after_the_timeout(tmp_path, monkeypatch):
     # A server that accepts the connection and then says nothing.
     listener = socket.socket()
