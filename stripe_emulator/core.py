@@ -272,6 +272,11 @@ def base_object(prefix: str, object_name: str, **fields: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- requests
 
 
+# Stripe's deepest parameters (``line_items[0][price_data][recurring][interval]``) are five
+# names long; a name of hundreds is an attack on the parser, not a request.
+MAX_PARAM_DEPTH = 16
+
+
 def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Turn Stripe's form encoding (``a[b][0][c]=v``, ``expand[]=x``) into nested data.
 
@@ -283,6 +288,12 @@ def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         parts = [key.split("[", 1)[0]]
         if "[" in key:
             parts += [p.rstrip("]") for p in key.split("[", 1)[1].split("[")]
+        if len(parts) > MAX_PARAM_DEPTH:
+            # Refused before anything recurses over it (``_listify``, the strict checks).
+            raise StripeError(
+                f"Invalid parameter: {parts[0]} is nested more than {MAX_PARAM_DEPTH} levels deep.",
+                param=parts[0],
+            )
         node: Any = root
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

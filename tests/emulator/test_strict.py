@@ -318,3 +318,19 @@ def test_numbered_top_level_names_are_unknown_parameters(emulator_app: Flask, bo
     assert resp.status_code == 400
     assert resp.json["error"]["code"] == "parameter_unknown"
     assert resp.json["error"]["param"] == "0"
+
+
+@pytest.mark.parametrize(
+    "name", ["metadata" + "[0]" * 3_000, "expand" + "[]" * 3_000, "email" + "[a]" * 3_000]
+)
+def test_a_parameter_nested_absurdly_deep_is_a_400_not_a_crash(emulator_app, name):
+    resp = emulator_app.test_client().post("/v1/customers", data={name: "x"}, headers=SECRET)
+    assert resp.status_code == 400
+    error = resp.json["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == name.split("[")[0]
+    assert "nested more than" in error["message"]
+    # Stripe's deepest parameters still go through.
+    client = emulator_app.test_client()
+    ok = client.post("/v1/customers", data={"metadata[a]": "1"}, headers=SECRET)
+    assert ok.status_code == 200
