@@ -339,13 +339,15 @@ def test_flush_sends_held_back_deliveries_now(emulator_app, emulator_url, stripe
 
 def test_pending_deliveries_resume_after_a_restart(tmp_path, receiver):
     first = make_app(tmp_path)
-    endpoint = post_endpoint(
-        first,
-        receiver.url,
-        **{"metadata[emulator_fault]": "late", "metadata[emulator_delay_ms]": "300"},
-    )
-    event = emit(first)
-    webhooks.stop_delivery(first)  # the emulator goes down before the event left
+    try:
+        endpoint = post_endpoint(
+            first,
+            receiver.url,
+            **{"metadata[emulator_fault]": "late", "metadata[emulator_delay_ms]": "300"},
+        )
+        event = emit(first)
+    finally:
+        webhooks.stop_delivery(first)  # the emulator goes down before the event left
     assert receiver.received() == []
 
     second = make_app(tmp_path)
