@@ -65,10 +65,12 @@ def test_hosted_checkout_collects_the_address_and_the_rate_and_the_order_stores_
     page.get_by_role("button", name="Pay on Stripe's secure page").click()
     page.wait_for_url(re.compile(re.escape(live_shop.emulator.url) + r"/c/pay/cs_"))
     expect(page.locator("#total")).to_have_text("$22.50")  # Standard preselected
-    # Only the shop's countries are offered.
-    assert "BR" not in page.locator("#shippingCountry option").evaluate_all(
-        "options => options.map(o => o.value)"
-    )
+    # Only the shop's countries are offered. The page lists every country and takes out
+    # the others once it has the session and the customer's saved cards (after the total
+    # above is shown): wait for that, as a customer sees the address form only then.
+    expect(page.locator("#shipping-section")).to_be_visible()
+    expect(page.locator('#shippingCountry option[value="BR"]')).to_have_count(0)
+    expect(page.locator('#shippingCountry option[value="US"]')).to_have_count(1)
     fill_hosted_page(page, rate="Express")
     page.wait_for_url(re.compile(re.escape(live_shop.url) + r"/orders/[^/?]+\?session_id=cs_"))
     expect(page.get_by_test_id("order-status")).to_have_text(re.compile("Paid", re.I))
