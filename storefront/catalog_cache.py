@@ -2,9 +2,14 @@
 
 Every change to a product or price goes through the ORM session (seeding, syncing to
 Stripe, the stock a fulfilment takes, the back office): the session events below bump
-``catalog_version.version`` in the same transaction. A catalog page reads that one number
-(a primary-key lookup) and reuses what it built while the number stands, so any worker's
-change shows on every worker's next page, and nothing is rebuilt until then.
+``catalog_version.version`` in the same transaction. A catalog page reuses what it built
+while that number stands, and nothing is rebuilt until it moves.
+
+The number is read (a primary-key lookup) at most every ``CATALOG_VERSION_CHECK_MS``
+(1 s) per worker: on PostgreSQL that read is a round trip to the server, which cost
+as much as the rest of a cached page. So another worker's change shows on this worker's
+pages within that time; a change this worker made, as soon as it commits. Only what is
+shown waits: the cart, the checkout and Pay read prices and stock from the database.
 
 Only what depends on the catalog alone is cached (per currency and category or product);
 anything per visitor (CSRF token, cart, account) is rendered per request around it.
@@ -16,6 +21,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from itertools import chain
 from typing import Any, TypeVar
@@ -33,6 +39,7 @@ T = TypeVar("T")
 CATALOG_MODELS = (Product, Price)
 _TABLE = CatalogVersion.__table__
 _BUMPED = "catalog_version_bumped"
+_BUMPED_HERE = "catalog_version_bumped_here"  # the worker's cache store to refresh
 _VERSION_SQL = "SELECT version FROM catalog_version WHERE id = 1"
 _BUMP = update(_TABLE).where(_TABLE.c.id == 1).values(version=_TABLE.c.version + 1)
 
@@ -87,20 +94,33 @@ class VersionReader:
         self.connection = None
 
 
+# The clock the version checks are timed by (a test moves it).
+clock = time.monotonic
+
+
 def current_version() -> int | None:
-    """The catalog's version (read once per request); None if it cannot be read (then
-    nothing is cached)."""
+    """The catalog's version, as read in the last ``CATALOG_VERSION_CHECK_MS`` (once per
+    request at most); None if it cannot be read (then nothing is cached)."""
     if "catalog_version" not in g:
         store = _store()
-        if store["reader"] is None:
-            store["reader"] = VersionReader(db.engine)
-        g.catalog_version = store["reader"].read()
+        now = clock()
+        max_age = current_app.config["CATALOG_VERSION_CHECK_MS"] / 1000
+        if store["read_at"] is not None and now - store["read_at"] < max_age:
+            g.catalog_version = store["read"]
+        else:
+            if store["reader"] is None:
+                store["reader"] = VersionReader(db.engine)
+            version = store["reader"].read()
+            # A failed read is not kept: the next request reads again.
+            store["read"], store["read_at"] = version, (now if version is not None else None)
+            g.catalog_version = version
     return g.catalog_version
 
 
 def _store() -> dict[str, Any]:
     return current_app.extensions.setdefault(
-        "catalog_cache", {"version": None, "entries": {}, "reader": None}
+        "catalog_cache",
+        {"version": None, "entries": {}, "reader": None, "read": None, "read_at": None},
     )
 
 
@@ -135,6 +155,20 @@ def _bump(session: Session) -> None:
     session.info[_BUMPED] = True
     if has_app_context():
         g.pop("catalog_version", None)
+        session.info[_BUMPED_HERE] = _store()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    # This worker's own change: its next page reads the new version at once.
+    store = session.info.pop(_BUMPED_HERE, None)
+    if store is not None:
+        store["read_at"] = None
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, _previous: Any) -> None:
+    session.info.pop(_BUMPED_HERE, None)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -85,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "CARD_DECLINE_LIMIT": 5,
     "CARD_DECLINE_WINDOW_SECONDS": 3600,
     "CARD_DECLINE_COOLOFF_SECONDS": 3600,
+    # How often (ms) a worker reads the catalog's version to learn of changes made by other
+    # workers; its own changes show at once. 0: on every catalog page.
+    "CATALOG_VERSION_CHECK_MS": 1000,
 }
 
 INT_SETTINGS = {
@@ -104,6 +107,7 @@ INT_SETTINGS = {
     "CARD_DECLINE_LIMIT",
     "CARD_DECLINE_WINDOW_SECONDS",
     "CARD_DECLINE_COOLOFF_SECONDS",
+    "CATALOG_VERSION_CHECK_MS",
 }
 # Settings that must be at least 1 (a zero size limit would refuse every request).
 POSITIVE_SETTINGS = {

@@ -5,6 +5,7 @@ import re
 
 from sqlalchemy import event, select, update
 
+from storefront import catalog_cache
 from storefront.catalog import load_catalog_file, seed_catalog
 from storefront.extensions import db
 from storefront.fulfilment import fulfil_order
@@ -66,14 +67,56 @@ def test_each_currency_and_category_has_its_own_entry(client):
     assert "Ethiopia" in client.get("/").get_data(as_text=True)
 
 
-def test_stock_taken_by_another_worker_shows_on_the_next_page(tmp_path, app, client):
+class Clock:
+    """``catalog_cache.clock``, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stock_taken_by_another_worker_shows_within_the_check_interval(
+    tmp_path, app, client, monkeypatch
+):
     """Two apps on one database stand in for two gunicorn workers."""
+    clock = Clock()
+    monkeypatch.setattr(catalog_cache, "clock", clock)
+    assert app.config["CATALOG_VERSION_CHECK_MS"] == 1000  # the default
     # The same database (seeding it again changes nothing); tests/test_postgres.py runs
     # this on PostgreSQL too.
     other = make_app(tmp_path, DATABASE_URL=app.config["DATABASE_URL"])
     assert "8 in stock" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
     assert "Sold out" not in client.get("/").get_data(as_text=True)
     before = version(app)
+    take_all_grinders(other)
+    assert version(app) > before
+    # This worker has not looked at the version again yet: its pages are as they were...
+    clock.now += 0.9
+    assert "8 in stock" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
+    # ...until the interval is up: then the next page shows the other worker's change.
+    clock.now += 0.2
+    assert "Sold out" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
+    grid = client.get("/").get_data(as_text=True)
+    assert grid.count("Sold out") == 1
+    assert 'aria-label="Add to cart: Hand burr grinder"' not in grid
+    assert 'aria-label="Add to cart: Stoneware mug"' in grid
+
+
+def test_with_no_interval_another_workers_change_shows_on_the_next_page(tmp_path, app, client):
+    app.config["CATALOG_VERSION_CHECK_MS"] = 0
+    other = make_app(tmp_path, DATABASE_URL=app.config["DATABASE_URL"])
+    assert "8 in stock" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
+    assert "Sold out" not in client.get("/").get_data(as_text=True)
+    take_all_grinders(other)
+    assert "Sold out" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
+    grid = client.get("/").get_data(as_text=True)
+    assert grid.count("Sold out") == 1
+
+
+def take_all_grinders(other) -> None:
+    """Another worker sells and fulfils the last eight grinders."""
     with other.app_context():
         grinder = db.session.scalar(select(Product).where(Product.slug == "hand-burr-grinder"))
         price = db.session.scalar(select(Price).where(Price.lookup_key == "hand-burr-grinder-usd"))
@@ -86,12 +129,6 @@ def test_stock_taken_by_another_worker_shows_on_the_next_page(tmp_path, app, cli
         assert fulfil_order(order)  # update(Product) ... stock - 8
         db.session.remove()
         db.engine.dispose()
-    assert version(app) > before
-    assert "Sold out" in client.get("/products/hand-burr-grinder").get_data(as_text=True)
-    grid = client.get("/").get_data(as_text=True)
-    assert grid.count("Sold out") == 1
-    assert 'aria-label="Add to cart: Hand burr grinder"' not in grid
-    assert 'aria-label="Add to cart: Stoneware mug"' in grid
 
 
 def _item(order, product, price, quantity):
