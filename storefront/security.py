@@ -165,8 +165,10 @@ def stripe_page(
 
 # The JSON the shop takes is flat (a cart change, a Pay): nothing it reads is nested this deep.
 MAX_JSON_DEPTH = 32
-# A JSON string (skipped whole, brackets in it are text) or a bracket.
-_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A JSON string (skipped whole, brackets in it are text) or a bracket. A string left
+# open runs to the end of the text: every match attempt succeeds, so the scan is linear
+# (with a required closing quote, '"\\"\\"\\"...' made each quote scan to the end).
+_JSON_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 def nested_deeper_than(text: str, limit: int) -> bool:

@@ -233,6 +233,9 @@ def test_json_depth_is_read_without_parsing():
     assert nested_deeper_than("[" * 40 + "]" * 40, 32)
     assert not nested_deeper_than("[" * 32 + "]" * 32, 32)
     assert not nested_deeper_than("[]" * 1_000, 1)  # many, side by side
+    # A string left open runs to the end, as the parser reads it (which then refuses it).
+    assert not nested_deeper_than('"' + '\\"' * 8_000 + "[" * 40, 32)
+    assert nested_deeper_than("[" * 33 + '"' + '\\"' * 8_000, 32)
 
 
 def test_deeply_nested_json_to_the_checkout_pay_is_a_400(client):
