@@ -160,15 +160,12 @@ def _bump(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    # This worker's own change: its next page reads the new version at once.
+    # This worker's own change: its next page reads the new version at once. (Not
+    # forgotten on a rollback: a savepoint's rollback leaves the outer bump standing, and
+    # a bump rolled back entirely costs at most one early read after the next commit.)
     store = session.info.pop(_BUMPED_HERE, None)
     if store is not None:
         store["read_at"] = None
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _rolled_back(session: Session, _previous: Any) -> None:
-    session.info.pop(_BUMPED_HERE, None)
 
 
 @event.listens_for(Session, "after_transaction_end")

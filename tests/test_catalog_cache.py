@@ -195,3 +195,17 @@ def test_the_grid_is_one_form_whose_buttons_send_their_price(app, client):
     )
     assert response.status_code in (302, 303)
     assert 'data-testid="cart-count">1<' in client.get("/").get_data(as_text=True)
+
+
+def test_a_change_shows_at_once_here_though_a_savepoint_in_its_transaction_rolled_back(
+    app, client, monkeypatch
+):
+    monkeypatch.setattr(catalog_cache, "clock", Clock())  # no interval ends on its own
+    assert "Not sold in USD" not in client.get("/").get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(update(Price).values(active=False))
+        savepoint = db.session.begin_nested()
+        db.session.add(Order(email="a@example.com", currency="usd", amount_total=100))
+        savepoint.rollback()
+        db.session.commit()
+    assert "Not sold in USD" in client.get("/").get_data(as_text=True)
