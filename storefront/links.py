@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, has_request_context, request, url_for
+from flask import current_app, has_request_context, url_for
 from flask.globals import _cv_request
 
 from . import assets
@@ -44,41 +44,30 @@ def template_url_for(endpoint: str, **values: Any) -> str:
     apps with ``url_defaults`` callbacks go to ``url_for`` every time. Static files get
     their content hash as ``v`` (``assets``), so they may be cached for good.
     """
-    # The usual case first, a link already kept: one dict lookup, reaching the app and
-    # the request through the request context itself rather than two proxies (a page
-    # makes twenty links, and the proxies cost as much as the lookup).
-    ctx = _cv_request.get(None)
-    if ctx is not None:
-        try:
-            key = (ctx.request.script_root, endpoint, *sorted(values.items()))
-            url = ctx.app.extensions["template_urls"].get(key)
-        except (KeyError, TypeError):  # nothing kept yet; an unhashable value
-            url = None
-        if url is not None and not (endpoint == "static" and ctx.app.debug):
-            return url
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if (
+    ctx = _cv_request.get(None)  # the request context itself: cheaper than two proxies
+    if ctx is None:  # rendered outside a request: no mount point to keep a link under
+        return url_for(endpoint, **_versioned(endpoint, values))
+    app = ctx.app
+    # Kept under the values as the template gave them: a static file's URL is found here
+    # without hashing its path again. In debug mode a static file may change on disk, so
+    # its URL is rebuilt (``assets.version`` notices the change).
+    key = (ctx.request.script_root, endpoint, *sorted(values.items()))
+    kept: dict = app.extensions.setdefault("template_urls", {})
+    try:
+        url = kept.get(key)
+    except TypeError:  # an unhashable value
+        return url_for(endpoint, **_versioned(endpoint, values))
+    if url is not None and not (app.debug and endpoint == "static"):
+        return url
+    url = url_for(endpoint, **_versioned(endpoint, values))
+    if not (
         endpoint.startswith(".")
         or app.url_default_functions
         or any(name.startswith("_") for name in values)
     ):
-        return url_for(endpoint, **_versioned(endpoint, values))
-    # Kept under the values as the template gave them: a static file's URL is found here
-    # without hashing its path again. In debug mode a static file may change on disk, so
-    # its URL is rebuilt (``assets.version`` notices the change).
-    key = (request.script_root, endpoint, *sorted(values.items()))
-    kept: dict = app.extensions.setdefault("template_urls", {})
-    try:
-        if not (app.debug and endpoint == "static"):
-            return kept[key]
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable value
-        return url_for(endpoint, **_versioned(endpoint, values))
-    url = url_for(endpoint, **_versioned(endpoint, values))
-    if len(kept) >= TEMPLATE_URLS_KEPT:
-        kept.clear()
-    kept[key] = url
+        if len(kept) >= TEMPLATE_URLS_KEPT:
+            kept.clear()
+        kept[key] = url
     return url
 
 
