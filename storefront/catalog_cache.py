@@ -100,27 +100,30 @@ clock = time.monotonic
 
 def current_version() -> int | None:
     """The catalog's version, as read in the last ``CATALOG_VERSION_CHECK_MS`` (once per
-    request at most); None if it cannot be read (then nothing is cached)."""
+    request at most); None if it cannot be read (then nothing is cached). A version that
+    moved drops what was kept under the old one."""
     if "catalog_version" not in g:
         store = _store()
         now = clock()
         max_age = current_app.config["CATALOG_VERSION_CHECK_MS"] / 1000
-        if store["read_at"] is not None and now - store["read_at"] < max_age:
-            g.catalog_version = store["read"]
-        else:
+        if store["read_at"] is None or now - store["read_at"] >= max_age:
             if store["reader"] is None:
                 store["reader"] = VersionReader(db.engine)
             version = store["reader"].read()
-            # A failed read is not kept: the next request reads again.
-            store["read"], store["read_at"] = version, (now if version is not None else None)
-            g.catalog_version = version
+            if version is None:  # not kept: the next request reads again
+                store["read_at"] = None
+                g.catalog_version = None
+                return None
+            store["read_at"] = now
+            if store["version"] != version:
+                store["version"], store["entries"] = version, {}
+        g.catalog_version = store["version"]
     return g.catalog_version
 
 
 def _store() -> dict[str, Any]:
     return current_app.extensions.setdefault(
-        "catalog_cache",
-        {"version": None, "entries": {}, "reader": None, "read": None, "read_at": None},
+        "catalog_cache", {"version": None, "entries": {}, "reader": None, "read_at": None}
     )
 
 
@@ -131,13 +134,9 @@ def cached(key: tuple, build: Callable[[], T]) -> T:
     a None result is not kept. The version is read before ``build`` reads the catalog, so
     what is kept is never older than the version it is kept under.
     """
-    version = current_version()
-    if version is None:
+    if current_version() is None:
         return build()
-    store = _store()
-    if store["version"] != version:
-        store["version"], store["entries"] = version, {}
-    entries: dict[tuple, Any] = store["entries"]
+    entries: dict[tuple, Any] = _store()["entries"]
     if key in entries:
         return entries[key]
     value = build()
