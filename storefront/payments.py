@@ -772,17 +772,19 @@ class RefundInProgress(PaymentError):
     twice at once): that request makes the refund; this one does not know its answer."""
 
 
+# Stripe's refusals staff can act on: its own words are shown to them.
+_REFUND_REFUSALS = (
+    "amount_too_large",
+    "charge_already_refunded",
+    "charge_disputed",
+    "charge_not_refundable",
+)
+
+
 def _refund_refusal(err: stripe.StripeError) -> bool:
-    return (
-        isinstance(err, stripe.InvalidRequestError)
-        and err.code
-        in (
-            "amount_too_large",
-            "charge_already_refunded",
-            "charge_disputed",
-            "charge_not_refundable",
-        )
-    ) or _key_in_use(err)
+    """The refund errors ``create_refund`` answers itself (the rest: ``translate``)."""
+    refused = isinstance(err, stripe.InvalidRequestError) and err.code in _REFUND_REFUSALS
+    return refused or _key_in_use(err)
 
 
 def _key_in_use(err: stripe.StripeError) -> bool:

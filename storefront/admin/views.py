@@ -287,8 +287,10 @@ def refund(public_id: str):
         audit("refund", outcome="refused", order=order, detail=f"{money}: {err}")
         return _order_page(order, form, 400)
     except payments.PaymentError as err:
-        if isinstance(err, payments.RefundRefused | payments.RefundInProgress):
-            message, status = err.user_message, 409 if err.kind == "unavailable" else 400
+        if isinstance(err, payments.RefundInProgress):
+            message, status = err.user_message, 409
+        elif isinstance(err, payments.RefundRefused):
+            message, status = err.user_message, 400
         elif err.kind == "unavailable":
             # No answer (a timeout, Stripe's 5xx): the refund may have been made. The page
             # keeps this form's key, so sending it again cannot refund twice.
