@@ -23,3 +23,10 @@ def sign_in(client: FlaskClient, email: str) -> None:
     with client.session_transaction() as sess:
         sess[account.SESSION_KEY] = email
         sess[account.GENERATION_KEY] = generation
+
+
+def session_cookie(client: FlaskClient) -> str:
+    """The client's session cookie, to put in another client (another browser or device)."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value

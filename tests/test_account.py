@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from storefront import account
 from storefront.extensions import db
 from storefront.models import Customer, Order, OrderStatus, OutboxMessage, SignInToken, utcnow
-from tests.accounts import sign_in
+from tests.accounts import session_cookie, sign_in
 from tests.threads import run_in_app_threads
 
 EMAIL = "ada@example.com"
@@ -214,12 +214,6 @@ def test_sign_out(client, app):
     sign_in(client, EMAIL)
     client.post("/account/sign-out")
     assert "Email me a sign-in link" in client.get("/account/").get_data(as_text=True)
-
-
-def session_cookie(client) -> str:
-    cookie = client.get_cookie("session")
-    assert cookie is not None
-    return cookie.value
 
 
 def test_sign_out_ends_every_copy_of_the_session(client, app):

@@ -13,6 +13,7 @@ from storefront import payments
 from storefront.admin.models import AuditEntry, Refund
 from storefront.extensions import db
 from storefront.models import OrderStatus, OutboxMessage
+from tests.accounts import session_cookie
 from tests.admin_helpers import STAFF, feed, form_value, paid_order, sign_in
 from tests.webhook_helpers import get_order, stock
 
@@ -80,7 +81,7 @@ def test_partial_refund_double_submitted_refunds_once(shop, staff):
 def twin(shop, staff):
     """A second browser of the same staff member (the same session cookie)."""
     other = shop.test_client()
-    other.set_cookie("session", staff.get_cookie("session").value)
+    other.set_cookie("session", session_cookie(staff))
     return other
 
 
